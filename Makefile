@@ -1,0 +1,49 @@
+# Molt: the commands of the README. Each one installs missing Debian packages first
+# (scripts/install-deps, idempotent), then configures and builds with CMake.
+PREFIX ?= /usr/local
+BUILD  ?= build
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure test test-all demo bench install fuzz asan clean
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+# Everything, including the long campaigns (label `long`).
+test-all: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: all
+	examples/demo.sh $(BUILD)/bin/molt
+
+bench: all
+	bench/run.sh $(BUILD)
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The reader under AddressSanitizer and UndefinedBehaviorSanitizer, all tests.
+asan: deps
+	cmake --preset debug-asan
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j $(JOBS) -LE long
+
+# libFuzzer on the DWARF reader (clang), for FUZZ_SECONDS seconds.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_schema_reader
+	tests/fuzz/run-libfuzzer.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,30 @@
+// `molt schema FILE`: the schema as text or JSON.
+#include <iostream>
+
+#include "commands.h"
+#include "schema_cache.h"
+#include "schema_format.h"
+
+namespace molt::cli {
+
+int report_error(const std::string &what)
+{
+    std::cerr << "molt: error: " << what << "\n";
+    return exit_error;
+}
+
+int run_schema(const Options &options)
+{
+    auto schema = schema::load_schema(options.file, options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use);
+    if (!schema)
+        return report_error(schema.error().to_string());
+    if (options.json)
+        schema::write_schema_json(*schema, std::cout);
+    else
+        schema::write_schema_text(*schema, std::cout, options.stable ? schema::Addresses::Hide : schema::Addresses::Show);
+    for (const std::string &warning : schema->warnings)
+        std::cerr << "molt: warning: " << options.file << ": " << warning << "\n";
+    return exit_ok;
+}
+
+}  // namespace molt::cli

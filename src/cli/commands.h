@@ -1,0 +1,32 @@
+// The molt subcommands: one handler each, over the libraries. Handlers return the exit code.
+#pragma once
+
+#include <string>
+
+namespace molt::cli {
+
+// Exit codes, documented in `molt --help` and the README.
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_check_failed = 1;  // `check`: some change needs a transformer
+inline constexpr int exit_error = 2;         // bad input or usage: nothing was done
+
+struct Options {
+    std::string file;        // schema, old-types
+    std::string old_file;    // diff, check
+    std::string new_file;
+    bool json = false;
+    bool stable = false;
+    bool no_cache = false;
+    std::string prefix = "molt_old_";
+    std::string output;      // old-types: file to write instead of stdout
+};
+
+int run_schema(const Options &options);
+int run_diff(const Options &options);
+int run_check(const Options &options);
+int run_old_types(const Options &options);
+
+// Prints `molt: error: <what>` on stderr and returns exit_error.
+int report_error(const std::string &what);
+
+}  // namespace molt::cli

@@ -1,0 +1,82 @@
+// The molt command: parses the command line (CLI11) and dispatches to one handler per subcommand.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char *exit_codes =
+    "Exit codes: 0 success; 1 `check` found a change that needs a transformer; "
+    "2 error (bad arguments, unreadable file, no DWARF): nothing was done.";
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    using namespace molt::cli;
+    Options options;
+    CLI::App app{"molt: dynamic software updating for C programs.\n"
+                 "Reads what a version holds (globals, statics, functions, types) from its DWARF and tells\n"
+                 "what an update between two versions changes and whether it can be done automatically."};
+    app.footer(exit_codes);
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "molt 0.1.0");
+    auto add_cache_flag = [&](CLI::App *command) {
+        command->add_flag("--no-cache", options.no_cache,
+                          "Read the DWARF even when a cached schema for this build-id exists "
+                          "(cache: $MOLT_CACHE_DIR, else $XDG_CACHE_HOME/molt, else ~/.cache/molt)");
+    };
+
+    CLI::App *schema = app.add_subcommand("schema", "Print what Molt knows about a version: variables that hold "
+                                                    "state, functions with their parameters and locals, types");
+    schema->add_option("FILE", options.file, "Executable or shared object built with -g")->required();
+    schema->add_flag("--json", options.json, "Print JSON (ids, addresses, every type) instead of one fact per line");
+    schema->add_flag("--stable", options.stable, "Leave out addresses, so that two builds of one source compare equal");
+    add_cache_flag(schema);
+
+    CLI::App *diff = app.add_subcommand("diff", "Show what an update from OLD to NEW changes: variables, types "
+                                                "(member by member) and functions, each classified as identical, "
+                                                "convertible by default, or needing a transformer");
+    diff->add_option("OLD", options.old_file, "The running version")->required();
+    diff->add_option("NEW", options.new_file, "The version to update to")->required();
+    diff->add_flag("--json", options.json, "Print JSON");
+    add_cache_flag(diff);
+
+    CLI::App *check = app.add_subcommand("check", "Tell whether an update from OLD to NEW can be done without "
+                                                  "programmer-written transformers; exit 1 and list each change "
+                                                  "that needs one");
+    check->add_option("OLD", options.old_file, "The running version")->required();
+    check->add_option("NEW", options.new_file, "The version to update to")->required();
+    add_cache_flag(check);
+
+    CLI::App *old_types = app.add_subcommand("old-types", "Write FILE's types as a compilable C header, renamed "
+                                                          "with a prefix, for transformers that read old objects");
+    old_types->add_option("FILE", options.file, "The old version (executable or shared object built with -g)")->required();
+    old_types->add_option("--prefix", options.prefix, "Prefix for type, typedef and enumerator names")
+        ->capture_default_str();
+    old_types->add_option("-o,--output", options.output, "Write the header to this file instead of stdout");
+    add_cache_flag(old_types);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &help) {
+        return app.exit(help);
+    } catch (const CLI::CallForAllHelp &help) {
+        return app.exit(help);
+    } catch (const CLI::CallForVersion &version) {
+        return app.exit(version);
+    } catch (const CLI::ParseError &error) {
+        std::cerr << "molt: error: " << error.what() << "\n" << "Run `molt --help` for usage.\n";
+        return exit_error;
+    }
+
+    if (schema->parsed())
+        return run_schema(options);
+    if (diff->parsed())
+        return run_diff(options);
+    if (check->parsed())
+        return run_check(options);
+    return run_old_types(options);
+}

@@ -1,0 +1,1041 @@
+// DWARF to schema: walk every compile unit with libdw, collect raw types per DIE, then merge
+// structurally identical types across units and name what is left.
+#include "dwarf_reader.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "type_merge.h"
+
+namespace molt::schema {
+namespace {
+
+#if defined(__x86_64__)
+constexpr int host_machine = EM_X86_64;
+constexpr const char *host_machine_name = "x86-64";
+#elif defined(__aarch64__)
+constexpr int host_machine = EM_AARCH64;
+constexpr const char *host_machine_name = "aarch64";
+#else
+#error "Molt reads ELF files of the machine it runs on; add this machine's EM_ constant"
+#endif
+
+// Nesting bounds: DWARF from a compiler stays far below them; corrupt DWARF may not.
+constexpr int max_die_depth = 128;
+constexpr int max_type_depth = 512;
+
+// Thrown inside the reader when the DWARF cannot be trusted; read_schema turns it into an Error.
+struct CorruptDwarf : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string libdw_message() { return dwarf_errmsg(-1); }
+
+std::string base_name(std::string_view path)
+{
+    std::size_t slash = path.rfind('/');
+    return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+const char *machine_name(int machine)
+{
+    switch (machine) {
+    case EM_386: return "i386";
+    case EM_X86_64: return "x86-64";
+    case EM_AARCH64: return "aarch64";
+    case EM_ARM: return "arm";
+    case EM_RISCV: return "riscv";
+    case EM_PPC64: return "ppc64";
+    case EM_S390: return "s390";
+    default: return "another architecture";
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small libdw helpers that keep "found", "absent" and "error" apart.
+
+std::string attribute_string(Dwarf_Die *die, unsigned name)
+{
+    Dwarf_Attribute attr;
+    if (!dwarf_attr_integrate(die, name, &attr))
+        return {};
+    const char *text = dwarf_formstring(&attr);
+    return text ? text : "";
+}
+
+std::optional<Dwarf_Word> attribute_unsigned(Dwarf_Die *die, unsigned name)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word value;
+    if (!dwarf_attr_integrate(die, name, &attr) || dwarf_formudata(&attr, &value) != 0)
+        return std::nullopt;
+    return value;
+}
+
+std::optional<Dwarf_Sword> attribute_signed(Dwarf_Die *die, unsigned name)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Sword value;
+    if (!dwarf_attr_integrate(die, name, &attr) || dwarf_formsdata(&attr, &value) != 0)
+        return std::nullopt;
+    return value;
+}
+
+bool attribute_flag(Dwarf_Die *die, unsigned name)
+{
+    Dwarf_Attribute attr;
+    bool value = false;
+    if (!dwarf_attr_integrate(die, name, &attr) || dwarf_formflag(&attr, &value) != 0)
+        return false;
+    return value;
+}
+
+bool is_constant_form(unsigned form)
+{
+    switch (form) {
+    case DW_FORM_data1: case DW_FORM_data2: case DW_FORM_data4: case DW_FORM_data8:
+    case DW_FORM_udata: case DW_FORM_sdata: case DW_FORM_implicit_const:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// Calls `visit` on each child of `parent`. Sibling offsets must grow, or the walk could cycle
+// on a corrupt DW_AT_sibling.
+template <typename Visit>
+void for_each_child(Dwarf_Die *parent, Visit &&visit)
+{
+    Dwarf_Die child;
+    int status = dwarf_child(parent, &child);
+    if (status < 0)
+        throw CorruptDwarf("cannot read the children of DIE at offset " + std::to_string(dwarf_dieoffset(parent)) +
+                           ": " + libdw_message());
+    Dwarf_Off previous = dwarf_dieoffset(parent);
+    while (status == 0) {
+        Dwarf_Off offset = dwarf_dieoffset(&child);
+        if (offset <= previous)
+            throw CorruptDwarf("DIE siblings do not advance at offset " + std::to_string(offset));
+        previous = offset;
+        visit(&child);
+        status = dwarf_siblingof(&child, &child);
+        if (status < 0)
+            throw CorruptDwarf("cannot read DIE after offset " + std::to_string(offset) + ": " + libdw_message());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Base type names: gcc says "long unsigned int", clang "unsigned long". One spelling for both,
+// so a version built by one compiler diffs cleanly against a version built by the other.
+
+std::string canonical_base_name(const std::string &name, Encoding encoding)
+{
+    if (encoding != Encoding::Signed && encoding != Encoding::Unsigned)
+        return name;
+    int longs = 0;
+    bool is_unsigned = false, is_signed = false, is_short = false, is_char = false, is_int128 = false,
+         other = false;
+    std::size_t start = 0;
+    while (start < name.size()) {
+        std::size_t end = name.find(' ', start);
+        if (end == std::string::npos)
+            end = name.size();
+        std::string word = name.substr(start, end - start);
+        start = end + 1;
+        if (word == "long") ++longs;
+        else if (word == "unsigned") is_unsigned = true;
+        else if (word == "signed") is_signed = true;
+        else if (word == "short") is_short = true;
+        else if (word == "char") is_char = true;
+        else if (word == "__int128") is_int128 = true;
+        else if (word == "int" || word.empty()) continue;
+        else other = true;
+    }
+    if (other)
+        return name;  // char8_t, wchar_t and friends keep their own name
+    if (is_char)
+        return is_unsigned ? "unsigned char" : is_signed ? "signed char" : "char";
+    std::string core = is_int128 ? "__int128" : is_short ? "short" : longs == 1 ? "long" : longs >= 2 ? "long long" : "int";
+    return is_unsigned ? "unsigned " + core : core;
+}
+
+Encoding encoding_of(Dwarf_Word ate)
+{
+    switch (ate) {
+    case DW_ATE_signed: case DW_ATE_signed_char: return Encoding::Signed;
+    case DW_ATE_unsigned: case DW_ATE_unsigned_char: case DW_ATE_UTF: return Encoding::Unsigned;
+    case DW_ATE_boolean: return Encoding::Bool;
+    case DW_ATE_float: return Encoding::Float;
+    case DW_ATE_complex_float: return Encoding::Complex;
+    default: return Encoding::Other;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ELF side: checks before libdw is trusted, the build-id, and which addresses are writable.
+
+struct Section {
+    std::uint64_t address, size;
+    bool writable;
+};
+
+struct ElfFacts {
+    std::string build_id;
+    std::vector<Section> allocated_sections;
+    std::multimap<std::uint64_t, std::string> function_symbols;  // address -> name
+    std::multimap<std::uint64_t, std::string> object_symbols;    // address -> name
+};
+
+std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
+{
+    if (elf_kind(elf) != ELF_K_ELF)
+        return "not an ELF file";
+    GElf_Ehdr header;
+    if (!gelf_getehdr(elf, &header))
+        return "truncated or corrupt ELF header";
+    if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_machine != host_machine)
+        return std::string("built for ") + (header.e_ident[EI_CLASS] == ELFCLASS32 ? "a 32-bit " : "") +
+               machine_name(header.e_machine) + ", not for this machine (" + host_machine_name + ")";
+    if (header.e_type == ET_REL)
+        return "a relocatable object file (.o); give the linked executable or shared object";
+    if (header.e_type != ET_EXEC && header.e_type != ET_DYN)
+        return "not an executable or shared object";
+    std::size_t names_index;
+    if (elf_getshdrstrndx(elf, &names_index) != 0)
+        return "corrupt ELF section headers: " + std::string(elf_errmsg(-1));
+
+    bool has_debug_info = false;
+    Elf_Scn *scn = nullptr;
+    std::size_t count = 0;
+    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+        if (++count > 65536)
+            return "corrupt ELF: too many sections";
+        GElf_Shdr section;
+        if (!gelf_getshdr(scn, &section))
+            return "corrupt ELF section header";
+        const char *name = elf_strptr(elf, names_index, section.sh_name);
+        std::string_view section_name = name ? name : "";
+        if (section_name == ".gnu_debugaltlink")
+            return "uses a dwz alternate debug file (.gnu_debugaltlink), which Molt does not read; build without dwz";
+        if (section_name == ".debug_info" || section_name == ".debug_types" || section_name == ".zdebug_info")
+            has_debug_info = true;
+        if (section.sh_flags & SHF_ALLOC)
+            facts.allocated_sections.push_back({section.sh_addr, section.sh_size, (section.sh_flags & SHF_WRITE) != 0});
+        if (section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) {
+            Elf_Data *data = elf_getdata(scn, nullptr);
+            if (!data || section.sh_entsize == 0)
+                continue;
+            std::size_t symbols = section.sh_size / section.sh_entsize;
+            for (std::size_t i = 0; i < symbols; ++i) {
+                GElf_Sym symbol;
+                if (!gelf_getsym(data, static_cast<int>(i), &symbol))
+                    break;
+                int kind = GELF_ST_TYPE(symbol.st_info);
+                if ((kind != STT_FUNC && kind != STT_OBJECT) || symbol.st_value == 0)
+                    continue;
+                const char *symbol_name = elf_strptr(elf, section.sh_link, symbol.st_name);
+                if (symbol_name)
+                    (kind == STT_FUNC ? facts.function_symbols : facts.object_symbols)
+                        .emplace(symbol.st_value, symbol_name);
+            }
+        }
+    }
+    if (!has_debug_info)
+        return "no DWARF in the file: build with -g";
+
+    const void *id = nullptr;
+    ssize_t id_size = dwelf_elf_gnu_build_id(elf, &id);
+    static const char hex[] = "0123456789abcdef";
+    for (ssize_t i = 0; i < id_size && id; ++i) {
+        unsigned char byte = static_cast<const unsigned char *>(id)[i];
+        facts.build_id += hex[byte >> 4];
+        facts.build_id += hex[byte & 15];
+    }
+    return std::nullopt;
+}
+
+bool address_is_writable(const ElfFacts &facts, std::uint64_t address)
+{
+    for (const Section &section : facts.allocated_sections)
+        if (address >= section.address && address - section.address < section.size)
+            return section.writable;
+    return true;  // not in any section: assume state rather than hide it
+}
+
+// ---------------------------------------------------------------------------------------------
+// The walk over compile units.
+
+struct StaticLocation {
+    std::uint64_t address = 0;
+    bool thread_local_storage = false;
+};
+
+class Reader {
+public:
+    Reader(Dwarf *dwarf, const ElfFacts &facts) : m_dwarf(dwarf), m_facts(facts)
+    {
+        m_raw.types.emplace_back();  // raw type 0 is void
+    }
+
+    Schema read(const std::string &path)
+    {
+        walk_units();
+        Schema schema;
+        schema.path = path;
+        schema.build_id = m_facts.build_id;
+        for (const Variable &variable : m_variables)
+            m_raw.roots.push_back(variable.type);
+        for (const auto &[name, function] : m_functions) {
+            m_raw.roots.push_back(function.return_type);
+            for (const auto *list : {&function.params, &function.locals})
+                for (const Local &local : *list)
+                    m_raw.roots.push_back(local.type);
+        }
+        std::vector<TypeId> final_ids = merge_types(m_raw, schema.types);
+        for (Variable &variable : m_variables) {
+            variable.type = final_ids[variable.type];
+            schema.variables.push_back(std::move(variable));
+        }
+        for (auto &[name, function] : m_functions) {
+            function.return_type = final_ids[function.return_type];
+            for (auto *list : {&function.params, &function.locals})
+                for (Local &local : *list)
+                    local.type = final_ids[local.type];
+            schema.functions.push_back(std::move(function));
+        }
+        make_variable_names_unique(schema.variables);
+        std::sort(schema.variables.begin(), schema.variables.end(),
+                  [](const Variable &a, const Variable &b) { return a.qualified_name < b.qualified_name; });
+        schema.warnings.assign(m_warnings.begin(), m_warnings.end());
+        return schema;
+    }
+
+private:
+    // Units are named by their file's base name (`kvd.c`), so that builds from other
+    // directories match; by their path when two units share a base name.
+    void find_clashing_unit_names()
+    {
+        Dwarf_CU *unit = nullptr, *next = nullptr;
+        Dwarf_Half version;
+        std::uint8_t unit_type;
+        Dwarf_Die unit_die, sub_die;
+        std::map<std::string, std::set<std::string>> paths;
+        std::size_t units = 0;
+        while (dwarf_get_units(m_dwarf, unit, &next, &version, &unit_type, &unit_die, &sub_die) == 0 && ++units < 1000000) {
+            unit = next;
+            if (unit_type == DW_UT_compile) {
+                std::string path = unit_file_name(&unit_die);
+                paths[base_name(path)].insert(path);
+            }
+        }
+        for (const auto &[name, all] : paths)
+            if (all.size() > 1)
+                m_unit_path_needed.insert(name);
+    }
+
+    void walk_units()
+    {
+        find_clashing_unit_names();
+        Dwarf_CU *unit = nullptr, *next = nullptr;
+        Dwarf_Half version;
+        std::uint8_t unit_type;
+        Dwarf_Die unit_die, sub_die;
+        int status;
+        std::size_t units = 0;
+        while ((status = dwarf_get_units(m_dwarf, unit, &next, &version, &unit_type, &unit_die, &sub_die)) == 0) {
+            unit = next;
+            if (++units > 1000000)
+                throw CorruptDwarf("too many compile units");
+            if (unit_type == DW_UT_skeleton || unit_type == DW_UT_split_compile || unit_type == DW_UT_split_type ||
+                dwarf_hasattr(&unit_die, DW_AT_GNU_dwo_name) || dwarf_hasattr(&unit_die, DW_AT_dwo_name))
+                throw Unsupported("uses split DWARF (.dwo files), which Molt does not read; build without -gsplit-dwarf");
+            if (unit_type == DW_UT_partial)
+                throw Unsupported("has DWARF partial units (dwz), which Molt does not read; build without dwz");
+            if (unit_type == DW_UT_type)
+                continue;  // type units are read when something refers to them
+            walk_unit(&unit_die);
+        }
+        if (status < 0)
+            throw CorruptDwarf("cannot read the next compile unit: " + libdw_message());
+    }
+
+    void walk_unit(Dwarf_Die *unit_die)
+    {
+        m_unit_file = unit_file_name(unit_die);
+        if (m_unit_path_needed.count(base_name(m_unit_file)) == 0)
+            m_unit_file = base_name(m_unit_file);
+        Scope scope;
+        for_each_child(unit_die, [&](Dwarf_Die *child) { walk(child, scope, 1); });
+    }
+
+    // A CU's name as the compiler got it, relative to the compilation directory when under it.
+    static std::string unit_file_name(Dwarf_Die *unit_die)
+    {
+        std::string name = attribute_string(unit_die, DW_AT_name);
+        std::string directory = attribute_string(unit_die, DW_AT_comp_dir);
+        if (!directory.empty() && name.rfind(directory + "/", 0) == 0)
+            name = name.substr(directory.size() + 1);
+        while (name.rfind("./", 0) == 0)
+            name = name.substr(2);
+        return name.empty() ? "<unknown>" : name;
+    }
+
+    struct Scope {
+        std::string function;  // innermost enclosing function, for function statics
+    };
+
+    void walk(Dwarf_Die *die, const Scope &scope, int depth)
+    {
+        if (depth > max_die_depth)
+            throw CorruptDwarf("DIEs nested deeper than " + std::to_string(max_die_depth));
+        switch (dwarf_tag(die)) {
+        case DW_TAG_variable:
+            read_variable(die, scope);
+            return;
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine: {
+            if (dwarf_tag(die) == DW_TAG_subprogram)
+                read_function(die);
+            Scope inner{function_name(die, scope)};
+            for_each_child(die, [&](Dwarf_Die *child) { walk(child, inner, depth + 1); });
+            return;
+        }
+        case DW_TAG_lexical_block:
+            for_each_child(die, [&](Dwarf_Die *child) { walk(child, scope, depth + 1); });
+            return;
+        case DW_TAG_imported_unit:
+            throw Unsupported("imports DWARF partial units (dwz), which Molt does not read; build without dwz");
+        case DW_TAG_base_type:
+        case DW_TAG_structure_type:
+        case DW_TAG_union_type:
+        case DW_TAG_enumeration_type:
+        case DW_TAG_typedef:
+        case DW_TAG_class_type:
+            // Every aggregate, enum and typedef the unit defines is kept; base types only when
+            // used (compilers add their own, such as clang's __ARRAY_SIZE_TYPE__).
+            if (depth == 1 && dwarf_tag(die) != DW_TAG_base_type)
+                m_raw.roots.push_back(read_type(die, 0));
+            return;
+        default:
+            return;
+        }
+    }
+
+    // The name of a function DIE: its own, or through DW_AT_abstract_origin/specification (clang
+    // puts statics of inlined functions under a subprogram that has no name of its own).
+    std::string function_name(Dwarf_Die *die, const Scope &outer)
+    {
+        std::string name = attribute_string(die, DW_AT_name);
+        if (name.empty())
+            name = attribute_string(die, DW_AT_linkage_name);
+        if (name.empty() && dwarf_tag(die) == DW_TAG_subprogram && outer.function.empty())
+            return std::string(nameless_function);
+        return name.empty() ? outer.function : name;
+    }
+
+    // clang emits the statics of a function that was only ever inlined under a subprogram DIE
+    // without name or origin; its symbol for the static is `function.variable`.
+    std::string function_from_symbol(const Variable &variable) const
+    {
+        auto [begin, end] = m_facts.object_symbols.equal_range(variable.address);
+        std::string suffix = "." + variable.name;
+        for (auto it = begin; it != end; ++it) {
+            const std::string &symbol = it->second;
+            if (symbol.size() > suffix.size() && symbol.compare(symbol.size() - suffix.size(), suffix.size(), suffix) == 0)
+                return symbol.substr(0, symbol.size() - suffix.size());
+        }
+        return "<inlined>";
+    }
+
+    static constexpr std::string_view nameless_function = "\x01nameless";
+
+    // True when the optimizer split a static into pieces (clang's global SRA): no single
+    // object holds it, so it cannot be migrated as one.
+    static bool is_split_in_pieces(Dwarf_Die *die)
+    {
+        Dwarf_Attribute location;
+        Dwarf_Op *ops = nullptr;
+        std::size_t count = 0;
+        if (!dwarf_attr(die, DW_AT_location, &location) || dwarf_getlocation(&location, &ops, &count) != 0)
+            return false;
+        bool has_address = false, has_piece = false;
+        for (std::size_t i = 0; i < count; ++i) {
+            has_address |= ops[i].atom == DW_OP_addr || ops[i].atom == DW_OP_addrx;
+            has_piece |= ops[i].atom == DW_OP_piece || ops[i].atom == DW_OP_bit_piece;
+        }
+        return has_address && has_piece;
+    }
+
+    std::optional<StaticLocation> static_location(Dwarf_Die *die)
+    {
+        Dwarf_Attribute location;
+        if (!dwarf_attr(die, DW_AT_location, &location))
+            return std::nullopt;
+        Dwarf_Op *ops = nullptr;
+        std::size_t count = 0;
+        if (dwarf_getlocation(&location, &ops, &count) != 0 || count == 0)
+            return std::nullopt;  // a location list: an automatic variable
+        std::uint8_t first = ops[0].atom;
+        if (count == 1 && first == DW_OP_addr)
+            return StaticLocation{ops[0].number, false};
+        if (count == 1 && (first == DW_OP_addrx || first == DW_OP_GNU_addr_index)) {
+            // clang (DWARF 5): an index into .debug_addr, not an address.
+            Dwarf_Attribute indexed;
+            Dwarf_Addr address;
+            if (dwarf_getlocation_attr(&location, &ops[0], &indexed) != 0 || dwarf_formaddr(&indexed, &address) != 0) {
+                warn("cannot resolve a DW_OP_addrx address through .debug_addr: " + libdw_message());
+                return std::nullopt;
+            }
+            return StaticLocation{address, false};
+        }
+        if (count == 2 && (ops[1].atom == DW_OP_form_tls_address || ops[1].atom == DW_OP_GNU_push_tls_address))
+            return StaticLocation{ops[0].number, true};
+        return std::nullopt;
+    }
+
+    void read_variable(Dwarf_Die *die, const Scope &scope)
+    {
+        std::optional<StaticLocation> location = static_location(die);
+        if (!location) {
+            if (is_split_in_pieces(die))
+                warn("static `" + attribute_string(die, DW_AT_name) + "` in " + m_unit_file +
+                     " was split into pieces by the optimizer and is left out: take its address or make it volatile");
+            return;  // a declaration, or a local on the stack or in registers
+        }
+        Variable variable;
+        variable.name = attribute_string(die, DW_AT_name);  // integrates DW_AT_specification
+        if (variable.name.empty())
+            return;
+        variable.address = location->address;
+        variable.thread_local_storage = location->thread_local_storage;
+        if (!variable.thread_local_storage) {
+            // Inlined copies of a function repeat its statics: one object, one variable.
+            if (!m_static_addresses.insert(variable.address).second)
+                return;
+        }
+        variable.file = m_unit_file;
+        variable.function = scope.function == nameless_function ? function_from_symbol(variable) : scope.function;
+        variable.external = attribute_flag(die, DW_AT_external) && variable.function.empty();
+        variable.type = read_type_reference(die, 0);
+        variable.size = m_raw.size_of(variable.type);
+        variable.read_only = m_raw.is_const(variable.type) ||
+                             (!variable.thread_local_storage && !address_is_writable(m_facts, variable.address));
+        if (variable.external)
+            variable.qualified_name = variable.name;
+        else if (!variable.function.empty())
+            variable.qualified_name = m_unit_file + "/" + variable.function + "#" + variable.name;
+        else
+            variable.qualified_name = m_unit_file + "/" + variable.name;
+        m_variables.push_back(std::move(variable));
+    }
+
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> code_range(Dwarf_Die *die)
+    {
+        Dwarf_Addr low, high;
+        if (dwarf_lowpc(die, &low) == 0) {
+            if (dwarf_highpc(die, &high) != 0 || high < low)
+                high = low;
+            return std::make_pair(low, high - low);
+        }
+        // Functions split in parts (gcc's hot/cold) have DW_AT_ranges: entry plus total extent.
+        Dwarf_Addr base, start, end;
+        std::ptrdiff_t offset = 0;
+        std::uint64_t size = 0;
+        bool any = false;
+        int parts = 0;
+        while ((offset = dwarf_ranges(die, offset, &base, &start, &end)) > 0 && ++parts < 4096) {
+            size += end > start ? end - start : 0;
+            any = true;
+        }
+        Dwarf_Addr entry;
+        if (!any || dwarf_entrypc(die, &entry) != 0)
+            return std::nullopt;
+        return std::make_pair(entry, size);
+    }
+
+    void read_function(Dwarf_Die *die)
+    {
+        if (dwarf_hasattr(die, DW_AT_declaration))
+            return;
+        auto range = code_range(die);
+        if (!range)
+            return;  // an abstract instance: only its inlined copies have code
+        Function function;
+        function.name = attribute_string(die, DW_AT_name);
+        if (function.name.empty())
+            return;
+        function.file = m_unit_file;
+        function.address = range->first;
+        function.size = range->second;
+        function.external = attribute_flag(die, DW_AT_external);
+        function.qualified_name = function.external ? function.name : m_unit_file + "/" + function.name;
+        function.return_type = read_type_reference(die, 0);
+        read_params_and_locals(die, function, 0);
+        keep_function(std::move(function));
+    }
+
+    void read_params_and_locals(Dwarf_Die *scope, Function &function, int depth)
+    {
+        if (depth > max_die_depth)
+            throw CorruptDwarf("lexical blocks nested deeper than " + std::to_string(max_die_depth));
+        for_each_child(scope, [&](Dwarf_Die *child) {
+            switch (dwarf_tag(child)) {
+            case DW_TAG_formal_parameter:
+                if (depth == 0)
+                    function.params.push_back({attribute_string(child, DW_AT_name), read_type_reference(child, 0)});
+                break;
+            case DW_TAG_unspecified_parameters:
+                function.variadic = true;
+                break;
+            case DW_TAG_variable:
+                if (!static_location(child) && !dwarf_hasattr_integrate(child, DW_AT_external))
+                    function.locals.push_back({attribute_string(child, DW_AT_name), read_type_reference(child, 0)});
+                break;
+            case DW_TAG_lexical_block:
+                read_params_and_locals(child, function, depth + 1);
+                break;
+            default:
+                break;
+            }
+        });
+    }
+
+    // gcc's clones (foo.constprop.0, foo.isra.0, foo.part.0) carry the DWARF name `foo`; the
+    // function that keeps the name is the one whose address has the symbol `foo`.
+    void keep_function(Function function)
+    {
+        auto [it, inserted] = m_functions.try_emplace(function.qualified_name, function);
+        if (inserted)
+            return;
+        if (!has_symbol(it->second) && has_symbol(function))
+            it->second = std::move(function);
+    }
+
+    bool has_symbol(const Function &function) const
+    {
+        auto [begin, end] = m_facts.function_symbols.equal_range(function.address);
+        for (auto it = begin; it != end; ++it)
+            if (it->second == function.name)
+                return true;
+        return false;
+    }
+
+    // Two statics can share a qualified name (same name in two blocks of one function, or two
+    // inlined copies that the compiler kept apart): the later ones get `@2`, `@3`, by address.
+    static void make_variable_names_unique(std::vector<Variable> &variables)
+    {
+        std::sort(variables.begin(), variables.end(), [](const Variable &a, const Variable &b) {
+            return std::tie(a.qualified_name, a.address) < std::tie(b.qualified_name, b.address);
+        });
+        for (std::size_t i = 1, run = 1; i < variables.size(); ++i) {
+            std::string base = variables[i].qualified_name;
+            if (base == variables[i - 1].qualified_name.substr(0, base.size()) &&
+                (variables[i - 1].qualified_name == base ||
+                 variables[i - 1].qualified_name.rfind(base + "@", 0) == 0)) {
+                variables[i].qualified_name = base + "@" + std::to_string(++run);
+            } else {
+                run = 1;
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Types, one raw node per DIE; type_merge.cpp merges them across units afterwards.
+
+    TypeId read_type_reference(Dwarf_Die *die, int depth)
+    {
+        Dwarf_Attribute attr;
+        if (!dwarf_attr_integrate(die, DW_AT_type, &attr))
+            return void_type;
+        Dwarf_Die target;
+        if (!dwarf_formref_die(&attr, &target)) {
+            warn("unresolvable type reference (" + libdw_message() + "): treated as void");
+            return void_type;
+        }
+        return read_type(&target, depth + 1);
+    }
+
+    TypeId read_type(Dwarf_Die *die, int depth)
+    {
+        if (depth > max_type_depth)
+            throw CorruptDwarf("type references nested deeper than " + std::to_string(max_type_depth));
+        // gcc -fdebug-types-section leaves a stub with DW_AT_signature in the unit; the type
+        // itself is in a type unit.
+        Dwarf_Attribute signature;
+        Dwarf_Die in_type_unit;
+        if (dwarf_attr(die, DW_AT_signature, &signature) && dwarf_formref_die(&signature, &in_type_unit) &&
+            in_type_unit.addr != die->addr)
+            return read_type(&in_type_unit, depth + 1);
+        auto [it, inserted] = m_type_ids.try_emplace(die->addr, static_cast<TypeId>(m_raw.types.size()));
+        if (!inserted)
+            return it->second;
+        TypeId id = it->second;
+        m_raw.types.emplace_back();
+        m_raw.files.resize(m_raw.types.size());
+        const char *declared_in = dwarf_decl_file(die);
+        m_raw.files[id] = declared_in ? base_name(declared_in) : base_name(m_unit_file);
+        Type type = build_type(die, depth);
+        m_raw.types[id] = std::move(type);
+        return id;
+    }
+
+    Type build_type(Dwarf_Die *die, int depth)
+    {
+        Type type;
+        int tag = dwarf_tag(die);
+        type.name = attribute_string(die, DW_AT_name);
+        type.size = attribute_unsigned(die, DW_AT_byte_size).value_or(0);
+        switch (tag) {
+        case DW_TAG_base_type:
+            type.kind = TypeKind::Base;
+            type.encoding = encoding_of(attribute_unsigned(die, DW_AT_encoding).value_or(0));
+            type.name = canonical_base_name(type.name, type.encoding);
+            break;
+        case DW_TAG_structure_type:
+        case DW_TAG_class_type:
+        case DW_TAG_union_type:
+            type.kind = tag == DW_TAG_union_type ? TypeKind::Union : TypeKind::Struct;
+            type.declaration = attribute_flag(die, DW_AT_declaration);
+            if (!type.declaration)
+                read_members(die, type, depth);
+            break;
+        case DW_TAG_enumeration_type:
+            type.kind = TypeKind::Enum;
+            type.declaration = attribute_flag(die, DW_AT_declaration);
+            read_enumerators(die, type, depth);
+            break;
+        case DW_TAG_typedef:
+            type.kind = TypeKind::Typedef;
+            type.target = read_type_reference(die, depth);
+            break;
+        case DW_TAG_pointer_type:
+        case DW_TAG_reference_type:
+        case DW_TAG_rvalue_reference_type:
+            type.kind = TypeKind::Pointer;
+            type.target = read_type_reference(die, depth);
+            if (type.size == 0)
+                type.size = sizeof(void *);
+            type.name.clear();
+            break;
+        case DW_TAG_const_type:
+        case DW_TAG_volatile_type:
+        case DW_TAG_restrict_type:
+        case DW_TAG_atomic_type:
+            return qualified_type(die, depth);
+        case DW_TAG_array_type:
+            type.kind = TypeKind::Array;
+            type.target = read_type_reference(die, depth);
+            read_array_bounds(die, type);
+            break;
+        case DW_TAG_subroutine_type:
+            type.kind = TypeKind::Function;
+            type.target = read_type_reference(die, depth);
+            type.prototyped = attribute_flag(die, DW_AT_prototyped);
+            for_each_child(die, [&](Dwarf_Die *child) {
+                if (dwarf_tag(child) == DW_TAG_formal_parameter)
+                    type.params.push_back(read_type_reference(child, depth));
+                else if (dwarf_tag(child) == DW_TAG_unspecified_parameters)
+                    type.variadic = true;
+            });
+            break;
+        case DW_TAG_unspecified_type:
+            type.kind = TypeKind::Void;
+            break;
+        default:
+            warn("DWARF type tag 0x" + to_hex(tag) + " is not supported: treated as void");
+            type.kind = TypeKind::Void;
+            type.name.clear();
+            break;
+        }
+        return type;
+    }
+
+    static TypeKind qualifier_kind(int tag)
+    {
+        switch (tag) {
+        case DW_TAG_const_type: return TypeKind::Const;
+        case DW_TAG_volatile_type: return TypeKind::Volatile;
+        case DW_TAG_restrict_type: return TypeKind::Restrict;
+        case DW_TAG_atomic_type: return TypeKind::Atomic;
+        default: return TypeKind::Void;
+        }
+    }
+
+    // A chain of qualifiers in one canonical order (const outermost, then volatile, restrict,
+    // _Atomic): gcc writes `volatile const int`, clang `const volatile int`; both are one type.
+    Type qualified_type(Dwarf_Die *die, int depth)
+    {
+        constexpr TypeKind order[] = {TypeKind::Const, TypeKind::Volatile, TypeKind::Restrict, TypeKind::Atomic};
+        std::set<TypeKind> qualifiers;
+        Dwarf_Die current = *die;
+        TypeId base = void_type;
+        for (int i = 0;; ++i) {
+            TypeKind kind = qualifier_kind(dwarf_tag(&current));
+            if (kind == TypeKind::Void) {
+                base = read_type(&current, depth + i);
+                break;
+            }
+            qualifiers.insert(kind);
+            Dwarf_Attribute attr;
+            if (!dwarf_attr_integrate(&current, DW_AT_type, &attr))
+                break;  // `const void`
+            if (!dwarf_formref_die(&attr, &current) || i > max_type_depth)
+                throw CorruptDwarf("unresolvable or endless qualifier chain");
+        }
+        // gcc qualifies both an array and its element (`const char[6]`); C qualifies only the
+        // element, so the array itself is the type.
+        if (const Type &array = m_raw.types[base]; array.kind == TypeKind::Array) {
+            bool element_has_all = true;
+            for (TypeKind kind : qualifiers)
+                element_has_all &= has_qualifier(array.target, kind);
+            if (element_has_all)
+                return array;
+        }
+        TypeId inner = base;
+        Type outermost;
+        for (auto it = std::rbegin(order); it != std::rend(order); ++it) {
+            if (!qualifiers.count(*it))
+                continue;
+            Type node;
+            node.kind = *it;
+            node.target = inner;
+            if (*it == *std::find_if(std::begin(order), std::end(order), [&](TypeKind k) { return qualifiers.count(k); })) {
+                outermost = node;
+                break;
+            }
+            inner = static_cast<TypeId>(m_raw.types.size());
+            m_raw.types.push_back(node);
+            m_raw.files.resize(m_raw.types.size());
+        }
+        return outermost;
+    }
+
+    bool has_qualifier(TypeId id, TypeKind kind) const
+    {
+        for (int i = 0; i < 16; ++i) {
+            const Type &type = m_raw.types[id];
+            if (type.kind == kind)
+                return true;
+            if (type.kind != TypeKind::Const && type.kind != TypeKind::Volatile && type.kind != TypeKind::Restrict &&
+                type.kind != TypeKind::Atomic && type.kind != TypeKind::Array)
+                return false;
+            id = type.target;
+        }
+        return false;
+    }
+
+    void read_members(Dwarf_Die *die, Type &type, int depth)
+    {
+        for_each_child(die, [&](Dwarf_Die *child) {
+            if (dwarf_tag(child) != DW_TAG_member)
+                return;
+            Member member;
+            member.name = attribute_string(child, DW_AT_name);
+            member.type = read_type_reference(child, depth);
+            member.offset = member_offset(child);
+            if (auto bits = attribute_unsigned(child, DW_AT_bit_size)) {
+                member.bit_size = static_cast<std::uint32_t>(*bits);
+                member.bit_offset = bit_field_offset(child, member, m_raw.size_of(member.type));
+                member.offset = member.bit_offset / 8;
+            }
+            type.members.push_back(std::move(member));
+        });
+    }
+
+    // DW_AT_data_member_location is a constant (DWARF 3+) or an expression (DWARF 2 style,
+    // `DW_OP_plus_uconst N`). Union members have none: offset 0.
+    std::uint64_t member_offset(Dwarf_Die *member)
+    {
+        Dwarf_Attribute attr;
+        if (!dwarf_attr(member, DW_AT_data_member_location, &attr))
+            return 0;
+        Dwarf_Word value;
+        if (is_constant_form(dwarf_whatform(&attr)) && dwarf_formudata(&attr, &value) == 0)
+            return value;
+        Dwarf_Op *ops = nullptr;
+        std::size_t count = 0;
+        if (dwarf_getlocation(&attr, &ops, &count) == 0 && count == 1 &&
+            (ops[0].atom == DW_OP_plus_uconst || ops[0].atom == DW_OP_constu))
+            return ops[0].number;
+        warn("member location expression not understood: offset taken as 0");
+        return 0;
+    }
+
+    // DWARF 4+/5: DW_AT_data_bit_offset counts from the start of the aggregate.
+    // DWARF 2/3: DW_AT_bit_offset counts from the most significant bit of a storage unit of
+    // DW_AT_byte_size bytes placed at the member location; on a little-endian machine the
+    // first bit is therefore storage_bits - bit_offset - bit_size.
+    std::uint64_t bit_field_offset(Dwarf_Die *die, const Member &member, std::uint64_t type_size)
+    {
+        if (auto data_bit_offset = attribute_unsigned(die, DW_AT_data_bit_offset))
+            return *data_bit_offset;
+        auto big_endian_offset = attribute_signed(die, DW_AT_bit_offset);
+        if (!big_endian_offset)
+            return member.offset * 8;
+        std::uint64_t storage_bits = attribute_unsigned(die, DW_AT_byte_size).value_or(type_size) * 8;
+        std::int64_t within = static_cast<std::int64_t>(storage_bits) - *big_endian_offset - member.bit_size;
+        return static_cast<std::uint64_t>(static_cast<std::int64_t>(member.offset * 8) + within);
+    }
+
+    void read_enumerators(Dwarf_Die *die, Type &type, int depth)
+    {
+        TypeId underlying = read_type_reference(die, depth);
+        if (underlying != void_type)
+            type.enum_signed = m_raw.is_signed_integer(underlying);
+        bool any_negative = false;
+        for_each_child(die, [&](Dwarf_Die *child) {
+            if (dwarf_tag(child) != DW_TAG_enumerator)
+                return;
+            Enumerator enumerator;
+            enumerator.name = attribute_string(child, DW_AT_name);
+            Dwarf_Attribute attr;
+            Dwarf_Sword value = 0;
+            if (dwarf_attr(child, DW_AT_const_value, &attr)) {
+                // data1..data8 carry no sign: the underlying type tells (gcc writes 200 of an
+                // unsigned char enum as data1 0xc8). Without one, only sdata is signed: gcc
+                // writes negative values as sdata and others as dataN, clang uses sdata/udata.
+                unsigned form = dwarf_whatform(&attr);
+                bool read_unsigned = underlying != void_type ? !type.enum_signed : form != DW_FORM_sdata;
+                if (read_unsigned) {
+                    Dwarf_Word unsigned_value = 0;
+                    if (dwarf_formudata(&attr, &unsigned_value) == 0)
+                        value = static_cast<Dwarf_Sword>(unsigned_value);
+                } else if (dwarf_formsdata(&attr, &value) != 0) {
+                    value = 0;
+                }
+                any_negative |= value < 0 && !read_unsigned;
+            }
+            enumerator.value = value;
+            type.enumerators.push_back(std::move(enumerator));
+        });
+        if (underlying == void_type)
+            type.enum_signed = any_negative;
+    }
+
+    void read_array_bounds(Dwarf_Die *die, Type &type)
+    {
+        for_each_child(die, [&](Dwarf_Die *child) {
+            if (dwarf_tag(child) != DW_TAG_subrange_type && dwarf_tag(child) != DW_TAG_enumeration_type)
+                return;
+            if (auto count = attribute_unsigned(child, DW_AT_count)) {
+                // clang writes `count: -1` for a flexible array member.
+                type.counts.push_back(static_cast<std::int64_t>(*count) < 0 ? unknown_count : *count);
+                return;
+            }
+            auto upper = attribute_signed(child, DW_AT_upper_bound);
+            auto lower = attribute_signed(child, DW_AT_lower_bound).value_or(0);
+            if (!upper || *upper < lower - 1)
+                type.counts.push_back(unknown_count);
+            else
+                type.counts.push_back(static_cast<std::uint64_t>(*upper - lower + 1));
+        });
+        if (type.counts.empty())
+            type.counts.push_back(unknown_count);
+    }
+
+    static std::string to_hex(unsigned value)
+    {
+        char buffer[16];
+        std::snprintf(buffer, sizeof buffer, "%x", value);
+        return buffer;
+    }
+
+    void warn(std::string message) { m_warnings.insert(std::move(message)); }
+
+public:
+    struct Unsupported : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+private:
+    Dwarf *m_dwarf;
+    const ElfFacts &m_facts;
+    std::string m_unit_file;
+    std::set<std::string> m_unit_path_needed;
+    RawTypes m_raw;
+    std::unordered_map<const void *, TypeId> m_type_ids;  // DIE address (unique across sections) -> raw id
+    std::vector<Variable> m_variables;
+    std::set<std::uint64_t> m_static_addresses;
+    std::map<std::string, Function> m_functions;  // by qualified name, so output is sorted
+    std::set<std::string> m_warnings;
+};
+
+struct ElfHandle {
+    Elf *elf = nullptr;
+    Dwarf *dwarf = nullptr;
+    ~ElfHandle()
+    {
+        if (dwarf)
+            dwarf_end(dwarf);
+        if (elf)
+            elf_end(elf);
+    }
+};
+
+Result<Schema> read_from_elf(const std::string &name, Elf *elf)
+{
+    ElfHandle handle;
+    handle.elf = elf;
+    if (!elf)
+        return Error{name, "cannot read ELF: " + std::string(elf_errmsg(-1))};
+    ElfFacts facts;
+    if (auto problem = check_elf(elf, facts))
+        return Error{name, *problem};
+    handle.dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
+    if (!handle.dwarf) {
+        std::string reason = libdw_message();
+        if (reason.find("no DWARF") != std::string::npos)
+            return Error{name, "no DWARF in the file: build with -g"};
+        return Error{name, "corrupt DWARF: " + reason};
+    }
+    try {
+        Reader reader(handle.dwarf, facts);
+        return reader.read(name);
+    } catch (const Reader::Unsupported &unsupported) {
+        return Error{name, unsupported.what()};
+    } catch (const CorruptDwarf &corrupt) {
+        return Error{name, std::string("corrupt DWARF: ") + corrupt.what()};
+    } catch (const std::bad_alloc &) {
+        return Error{name, "corrupt DWARF: sizes too large to read"};
+    } catch (const std::length_error &) {
+        return Error{name, "corrupt DWARF: sizes too large to read"};
+    }
+}
+
+}  // namespace
+
+Result<Schema> read_schema(const std::string &path)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return Error{path, std::strerror(errno)};
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { close(fd); }
+    } closer{fd};
+    // ELF_C_READ (not MMAP): a file truncated under us then reads short instead of raising SIGBUS.
+    return read_from_elf(path, elf_begin(fd, ELF_C_READ, nullptr));
+}
+
+Result<Schema> read_schema_from_memory(const std::string &name, const void *data, std::size_t size)
+{
+    elf_version(EV_CURRENT);
+    // elf_memory wants a mutable buffer; it does not write to it with ELF_C_READ semantics.
+    return read_from_elf(name, elf_memory(static_cast<char *>(const_cast<void *>(data)), size));
+}
+
+}  // namespace molt::schema

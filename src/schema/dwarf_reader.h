@@ -1,0 +1,20 @@
+// Reading a version's schema from its ELF file and DWARF (elfutils libdw). Never prints.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "result.h"
+#include "schema.h"
+
+namespace molt::schema {
+
+// Reads the schema of an ELF executable (PIE or not) or shared object built with -g.
+// Refuses, with a one-line reason, what it cannot read faithfully: not ELF, truncated, another
+// architecture, no DWARF, split DWARF (.dwo), dwz alternate files, corrupt DWARF.
+Result<Schema> read_schema(const std::string &path);
+
+// The same from bytes in memory; `name` stands for the file in messages (used by the fuzzer).
+Result<Schema> read_schema_from_memory(const std::string &name, const void *data, std::size_t size);
+
+}  // namespace molt::schema

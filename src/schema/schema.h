@@ -1,0 +1,129 @@
+// The schema of one version: its state-holding variables, functions and types, read from DWARF.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace molt::schema {
+
+// Index into Schema::types. Type 0 is always `void`.
+using TypeId = std::uint32_t;
+inline constexpr TypeId void_type = 0;
+
+enum class TypeKind : std::uint8_t {
+    Void,
+    Base,
+    Struct,
+    Union,
+    Enum,
+    Typedef,
+    Array,
+    Pointer,
+    Const,
+    Volatile,
+    Restrict,
+    Atomic,
+    Function,  // a prototype: what a function pointer points to
+};
+
+// How the bits of a base type are read (DW_ATE_* folded into what matters to a conversion).
+enum class Encoding : std::uint8_t { Signed, Unsigned, Bool, Float, Complex, Other };
+
+// Array bound that DWARF does not give: a flexible array member or `extern int a[];`.
+inline constexpr std::uint64_t unknown_count = UINT64_MAX;
+
+struct Member {
+    std::string name;          // empty for an anonymous struct or union member
+    TypeId type = void_type;
+    std::uint64_t offset = 0;  // in bytes; for a bit-field, the byte holding its first bit
+    std::uint32_t bit_size = 0;       // 0 unless a bit-field
+    std::uint64_t bit_offset = 0;     // bit-fields only: first bit, counted from the start of the aggregate
+    bool is_bit_field() const { return bit_size != 0; }
+};
+
+struct Enumerator {
+    std::string name;
+    std::int64_t value = 0;  // enumerators above INT64_MAX are stored as their two's complement
+};
+
+struct Type {
+    TypeKind kind = TypeKind::Void;
+    std::string name;      // tag, typedef name or base type name; empty when anonymous
+    std::string file;      // set only when another type has the same name: tells them apart
+    std::uint64_t size = 0;
+    bool declaration = false;  // incomplete struct/union/enum (no definition anywhere)
+    Encoding encoding = Encoding::Other;  // base types
+    bool enum_signed = false;             // enums: whether the enumerator values are signed
+    TypeId target = void_type;            // typedef, qualifier, pointer, array element, function return
+    std::vector<std::uint64_t> counts;    // arrays: one per dimension, outermost first
+    std::vector<Member> members;          // struct, union
+    std::vector<Enumerator> enumerators;  // enum
+    std::vector<TypeId> params;           // function prototypes
+    bool variadic = false;
+    bool prototyped = true;
+};
+
+struct Variable {
+    std::string name;
+    std::string qualified_name;  // `name`, `file.c/name` or `file.c/function#name`
+    std::string file;            // compile unit, as named by the compiler
+    std::string function;        // for a function-local static: the function's name
+    TypeId type = void_type;
+    std::uint64_t address = 0;   // link-time address: add the load bias to find it at run time
+    std::uint64_t size = 0;
+    bool external = false;
+    bool read_only = false;      // in a non-writable section or const: not state
+    bool thread_local_storage = false;  // address is an offset in the TLS block
+};
+
+struct Local {
+    std::string name;
+    TypeId type = void_type;
+};
+
+struct Function {
+    std::string name;
+    std::string qualified_name;  // `name` or `file.c/name` for a static function
+    std::string file;
+    std::uint64_t address = 0;   // link-time entry address
+    std::uint64_t size = 0;
+    bool external = false;
+    TypeId return_type = void_type;
+    bool variadic = false;
+    std::vector<Local> params;
+    std::vector<Local> locals;   // automatic variables of every lexical block, in DWARF order
+};
+
+struct Schema {
+    std::string path;
+    std::string build_id;  // hex; empty when the file has none
+    std::vector<Type> types;
+    std::vector<Variable> variables;  // sorted by qualified name
+    std::vector<Function> functions;  // sorted by qualified name
+    std::vector<std::string> warnings;  // oddities the reader skipped over, once each
+
+    const Type &type(TypeId id) const { return types.at(id); }
+    const Variable *find_variable(std::string_view qualified_name) const;
+    const Function *find_function(std::string_view qualified_name) const;
+    const Local *find_local(std::string_view function, std::string_view local) const;
+};
+
+// Follows typedefs and const/volatile/restrict/_Atomic to the type that gives the layout.
+TypeId strip_typedefs_and_qualifiers(const Schema &schema, TypeId id);
+
+// `struct node`, `enum color`, `point_t`, `int`: the name a type is matched by between
+// versions. Prefixed with `file/` when the schema holds two different types of that name.
+std::string qualified_type_name(const Schema &schema, TypeId id);
+
+// The type written as C would spell it around `declarator` (empty for an abstract type):
+// `int (*)[3]`, `void (*handler)(int)`, `struct node *next`.
+std::string type_to_c(const Schema &schema, TypeId id, std::string_view declarator = {});
+
+// The natural alignment that a C compiler gives the type (used to rebuild layouts).
+std::uint64_t natural_alignment(const Schema &schema, TypeId id);
+
+}  // namespace molt::schema

@@ -1,0 +1,358 @@
+// Binary serialisation of schemas and the on-disk cache keyed by build-id.
+#include "schema_cache.h"
+
+#include <elfutils/libdwelf.h>
+#include <fcntl.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "dwarf_reader.h"
+
+namespace molt::schema {
+namespace {
+
+// Bump when the Schema structures or their meaning change: old entries are then ignored.
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-3\n";
+
+class Writer {
+public:
+    void u64(std::uint64_t value) { m_bytes.append(reinterpret_cast<const char *>(&value), sizeof value); }
+    void u32(std::uint32_t value) { m_bytes.append(reinterpret_cast<const char *>(&value), sizeof value); }
+    void u8(std::uint8_t value) { m_bytes.push_back(static_cast<char>(value)); }
+    void text(const std::string &value)
+    {
+        u32(static_cast<std::uint32_t>(value.size()));
+        m_bytes += value;
+    }
+    std::string take() { return std::move(m_bytes); }
+
+private:
+    std::string m_bytes;
+};
+
+// Reads what Writer wrote; every read is bounds-checked, a short or corrupt entry fails.
+class Reader {
+public:
+    explicit Reader(const std::string &bytes) : m_bytes(bytes) {}
+    bool failed() const { return m_failed; }
+    std::uint64_t u64() { return fixed<std::uint64_t>(); }
+    std::uint32_t u32() { return fixed<std::uint32_t>(); }
+    std::uint8_t u8() { return fixed<std::uint8_t>(); }
+    std::string text()
+    {
+        std::uint32_t size = u32();
+        if (m_failed || size > m_bytes.size() - m_position)
+            return fail<std::string>();
+        std::string value = m_bytes.substr(m_position, size);
+        m_position += size;
+        return value;
+    }
+    // A count of items that each take at least one byte: bounded by what is left.
+    std::uint32_t count()
+    {
+        std::uint32_t value = u32();
+        if (value > m_bytes.size() - m_position)
+            return fail<std::uint32_t>();
+        return value;
+    }
+
+private:
+    template <typename T>
+    T fixed()
+    {
+        if (m_failed || sizeof(T) > m_bytes.size() - m_position)
+            return fail<T>();
+        T value;
+        std::memcpy(&value, m_bytes.data() + m_position, sizeof value);
+        m_position += sizeof value;
+        return value;
+    }
+    template <typename T>
+    T fail()
+    {
+        m_failed = true;
+        return T{};
+    }
+    const std::string &m_bytes;
+    std::size_t m_position = 0;
+    bool m_failed = false;
+};
+
+void write_locals(Writer &out, const std::vector<Local> &locals)
+{
+    out.u32(static_cast<std::uint32_t>(locals.size()));
+    for (const Local &local : locals) {
+        out.text(local.name);
+        out.u32(local.type);
+    }
+}
+
+std::vector<Local> read_locals(Reader &in)
+{
+    std::vector<Local> locals(in.count());
+    for (Local &local : locals) {
+        local.name = in.text();
+        local.type = in.u32();
+    }
+    return locals;
+}
+
+bool ids_valid(const Schema &schema)
+{
+    auto valid = [&](TypeId id) { return id < schema.types.size(); };
+    for (const Type &type : schema.types) {
+        if (!valid(type.target))
+            return false;
+        for (const Member &member : type.members)
+            if (!valid(member.type))
+                return false;
+        for (TypeId param : type.params)
+            if (!valid(param))
+                return false;
+    }
+    for (const Variable &variable : schema.variables)
+        if (!valid(variable.type))
+            return false;
+    for (const Function &function : schema.functions) {
+        if (!valid(function.return_type))
+            return false;
+        for (const auto *list : {&function.params, &function.locals})
+            for (const Local &local : *list)
+                if (!valid(local.type))
+                    return false;
+    }
+    return !schema.types.empty();
+}
+
+std::string build_id_of(const std::string &path)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return {};
+    std::string hex_id;
+    if (Elf *elf = elf_begin(fd, ELF_C_READ, nullptr)) {
+        const void *id = nullptr;
+        ssize_t size = dwelf_elf_gnu_build_id(elf, &id);
+        static const char hex[] = "0123456789abcdef";
+        for (ssize_t i = 0; i < size && id; ++i) {
+            unsigned char byte = static_cast<const unsigned char *>(id)[i];
+            hex_id += hex[byte >> 4];
+            hex_id += hex[byte & 15];
+        }
+        elf_end(elf);
+    }
+    close(fd);
+    return hex_id;
+}
+
+std::optional<std::string> read_file(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return std::nullopt;
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return std::move(bytes).str();
+}
+
+void store(const std::string &directory, const std::string &file, const std::string &bytes)
+{
+    // mkdir -p, ignoring failures: an unwritable cache is only slower.
+    for (std::size_t slash = directory.find('/', 1);; slash = directory.find('/', slash + 1)) {
+        mkdir(directory.substr(0, slash).c_str(), 0700);
+        if (slash == std::string::npos)
+            break;
+    }
+    std::string temporary = file + ".tmp." + std::to_string(getpid());
+    {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        if (!out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+            return (void)std::remove(temporary.c_str());
+    }
+    if (std::rename(temporary.c_str(), file.c_str()) != 0)
+        std::remove(temporary.c_str());
+}
+
+}  // namespace
+
+std::string serialize_schema(const Schema &schema)
+{
+    Writer out;
+    for (char c : cache_magic)
+        out.u8(static_cast<std::uint8_t>(c));
+    out.text(schema.build_id);
+    out.u32(static_cast<std::uint32_t>(schema.types.size()));
+    for (const Type &type : schema.types) {
+        out.u8(static_cast<std::uint8_t>(type.kind));
+        out.text(type.name);
+        out.text(type.file);
+        out.u64(type.size);
+        out.u8(static_cast<std::uint8_t>(type.declaration | type.enum_signed << 1 | type.variadic << 2 | type.prototyped << 3));
+        out.u8(static_cast<std::uint8_t>(type.encoding));
+        out.u32(type.target);
+        out.u32(static_cast<std::uint32_t>(type.counts.size()));
+        for (std::uint64_t count : type.counts)
+            out.u64(count);
+        out.u32(static_cast<std::uint32_t>(type.members.size()));
+        for (const Member &member : type.members) {
+            out.text(member.name);
+            out.u32(member.type);
+            out.u64(member.offset);
+            out.u32(member.bit_size);
+            out.u64(member.bit_offset);
+        }
+        out.u32(static_cast<std::uint32_t>(type.enumerators.size()));
+        for (const Enumerator &enumerator : type.enumerators) {
+            out.text(enumerator.name);
+            out.u64(static_cast<std::uint64_t>(enumerator.value));
+        }
+        out.u32(static_cast<std::uint32_t>(type.params.size()));
+        for (TypeId param : type.params)
+            out.u32(param);
+    }
+    out.u32(static_cast<std::uint32_t>(schema.variables.size()));
+    for (const Variable &variable : schema.variables) {
+        out.text(variable.name);
+        out.text(variable.qualified_name);
+        out.text(variable.file);
+        out.text(variable.function);
+        out.u32(variable.type);
+        out.u64(variable.address);
+        out.u64(variable.size);
+        out.u8(static_cast<std::uint8_t>(variable.external | variable.read_only << 1 | variable.thread_local_storage << 2));
+    }
+    out.u32(static_cast<std::uint32_t>(schema.functions.size()));
+    for (const Function &function : schema.functions) {
+        out.text(function.name);
+        out.text(function.qualified_name);
+        out.text(function.file);
+        out.u64(function.address);
+        out.u64(function.size);
+        out.u8(static_cast<std::uint8_t>(function.external | function.variadic << 1));
+        out.u32(function.return_type);
+        write_locals(out, function.params);
+        write_locals(out, function.locals);
+    }
+    out.u32(static_cast<std::uint32_t>(schema.warnings.size()));
+    for (const std::string &warning : schema.warnings)
+        out.text(warning);
+    return out.take();
+}
+
+std::optional<Schema> deserialize_schema(const std::string &bytes)
+{
+    if (bytes.compare(0, cache_magic.size(), cache_magic) != 0)
+        return std::nullopt;
+    std::string body = bytes.substr(cache_magic.size());
+    Reader in(body);
+    Schema schema;
+    schema.build_id = in.text();
+    schema.types.resize(in.count());
+    for (Type &type : schema.types) {
+        type.kind = static_cast<TypeKind>(in.u8());
+        type.name = in.text();
+        type.file = in.text();
+        type.size = in.u64();
+        std::uint8_t flags = in.u8();
+        type.declaration = flags & 1;
+        type.enum_signed = flags & 2;
+        type.variadic = flags & 4;
+        type.prototyped = flags & 8;
+        type.encoding = static_cast<Encoding>(in.u8());
+        type.target = in.u32();
+        type.counts.resize(in.count());
+        for (std::uint64_t &count : type.counts)
+            count = in.u64();
+        type.members.resize(in.count());
+        for (Member &member : type.members) {
+            member.name = in.text();
+            member.type = in.u32();
+            member.offset = in.u64();
+            member.bit_size = in.u32();
+            member.bit_offset = in.u64();
+        }
+        type.enumerators.resize(in.count());
+        for (Enumerator &enumerator : type.enumerators) {
+            enumerator.name = in.text();
+            enumerator.value = static_cast<std::int64_t>(in.u64());
+        }
+        type.params.resize(in.count());
+        for (TypeId &param : type.params)
+            param = in.u32();
+        if (in.failed() || type.kind > TypeKind::Function || type.encoding > Encoding::Other)
+            return std::nullopt;
+    }
+    schema.variables.resize(in.count());
+    for (Variable &variable : schema.variables) {
+        variable.name = in.text();
+        variable.qualified_name = in.text();
+        variable.file = in.text();
+        variable.function = in.text();
+        variable.type = in.u32();
+        variable.address = in.u64();
+        variable.size = in.u64();
+        std::uint8_t flags = in.u8();
+        variable.external = flags & 1;
+        variable.read_only = flags & 2;
+        variable.thread_local_storage = flags & 4;
+    }
+    schema.functions.resize(in.count());
+    for (Function &function : schema.functions) {
+        function.name = in.text();
+        function.qualified_name = in.text();
+        function.file = in.text();
+        function.address = in.u64();
+        function.size = in.u64();
+        std::uint8_t flags = in.u8();
+        function.external = flags & 1;
+        function.variadic = flags & 2;
+        function.return_type = in.u32();
+        function.params = read_locals(in);
+        function.locals = read_locals(in);
+    }
+    schema.warnings.resize(in.count());
+    for (std::string &warning : schema.warnings)
+        warning = in.text();
+    if (in.failed() || !ids_valid(schema))
+        return std::nullopt;
+    return schema;
+}
+
+std::optional<std::string> cache_directory()
+{
+    if (const char *directory = std::getenv("MOLT_CACHE_DIR"); directory && *directory)
+        return std::string(directory);
+    if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+        return std::string(xdg) + "/molt";
+    if (const char *home = std::getenv("HOME"); home && *home)
+        return std::string(home) + "/.cache/molt";
+    return std::nullopt;
+}
+
+Result<Schema> load_schema(const std::string &path, CacheUse use)
+{
+    std::optional<std::string> directory = use == CacheUse::Use ? cache_directory() : std::nullopt;
+    std::string build_id = directory ? build_id_of(path) : std::string();
+    std::string entry = build_id.empty() ? std::string() : *directory + "/" + build_id + ".schema";
+    if (!entry.empty()) {
+        if (auto bytes = read_file(entry)) {
+            if (auto cached = deserialize_schema(*bytes); cached && cached->build_id == build_id) {
+                cached->path = path;
+                return std::move(*cached);
+            }
+        }
+    }
+    Result<Schema> schema = read_schema(path);
+    if (schema && !entry.empty() && schema->build_id == build_id)
+        store(*directory, entry, serialize_schema(*schema));
+    return schema;
+}
+
+}  // namespace molt::schema
