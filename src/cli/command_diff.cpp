@@ -1,5 +1,71 @@
+// `molt diff OLD NEW` and `molt check OLD NEW`.
+#include <iostream>
+
 #include "commands.h"
+#include "diff.h"
+#include "diff_format.h"
+#include "schema_cache.h"
+
 namespace molt::cli {
-int run_diff(const Options &) { return report_error("diff: not built yet"); }
-int run_check(const Options &) { return report_error("check: not built yet"); }
+namespace {
+
+struct Pair {
+    schema::Schema old_schema, new_schema;
+};
+
+Result<Pair> load_both(const Options &options)
+{
+    schema::CacheUse use = options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use;
+    auto old_schema = schema::load_schema(options.old_file, use);
+    if (!old_schema)
+        return old_schema.error();
+    auto new_schema = schema::load_schema(options.new_file, use);
+    if (!new_schema)
+        return new_schema.error();
+    return Pair{std::move(*old_schema), std::move(*new_schema)};
 }
+
+}  // namespace
+
+int run_diff(const Options &options)
+{
+    auto schemas = load_both(options);
+    if (!schemas)
+        return report_error(schemas.error().to_string());
+    schema::SchemaDiff diff = schema::diff_schemas(schemas->old_schema, schemas->new_schema);
+    if (options.json)
+        schema::write_diff_json(diff, std::cout);
+    else
+        schema::write_diff_text(diff, std::cout);
+    return exit_ok;
+}
+
+int run_check(const Options &options)
+{
+    auto schemas = load_both(options);
+    if (!schemas)
+        return report_error(schemas.error().to_string());
+    schema::SchemaDiff diff = schema::diff_schemas(schemas->old_schema, schemas->new_schema);
+    if (diff.needs_transformer.empty()) {
+        std::size_t convertible = 0;
+        for (const auto &change : diff.variables)
+            convertible += !change.read_only && change.verdict == schema::Verdict::Convertible;
+        for (const auto &change : diff.types)
+            convertible += change.verdict == schema::Verdict::Convertible;
+        std::cout << "ok: " << options.old_file << " -> " << options.new_file
+                  << ": every change is identical or convertible by default (" << convertible
+                  << " variables and types converted)\n";
+        for (const auto &change : diff.variables)
+            if (change.status == schema::Status::Removed && !change.read_only)
+                std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
+        return exit_ok;
+    }
+    for (const schema::Finding &finding : diff.needs_transformer)
+        std::cout << finding.to_string() << "\n";
+    std::cout << diff.needs_transformer.size() << (diff.needs_transformer.size() == 1 ? " change needs" : " changes need")
+              << " a transformer: " << options.old_file << " -> " << options.new_file
+              << " cannot be done by default rules alone\n";
+    return exit_check_failed;
+}
+
+}  // namespace molt::cli

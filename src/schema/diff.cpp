@@ -1,0 +1,661 @@
+// The schema diff: match variables, types and functions by name, then classify each change.
+#include "diff.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+namespace molt::schema {
+namespace {
+
+using Pair = std::pair<TypeId, TypeId>;
+
+struct Comparison {
+    Verdict verdict = Verdict::Identical;
+    std::string reason;
+};
+
+bool is_integer(const Type &type)
+{
+    return type.kind == TypeKind::Base &&
+           (type.encoding == Encoding::Signed || type.encoding == Encoding::Unsigned || type.encoding == Encoding::Bool);
+}
+
+bool is_signed(const Type &type) { return type.encoding == Encoding::Signed; }
+
+const char *kind_noun(TypeKind kind)
+{
+    switch (kind) {
+    case TypeKind::Void: return "void";
+    case TypeKind::Base: return "a scalar";
+    case TypeKind::Struct: return "a struct";
+    case TypeKind::Union: return "a union";
+    case TypeKind::Enum: return "an enum";
+    case TypeKind::Array: return "an array";
+    case TypeKind::Pointer: return "a pointer";
+    case TypeKind::Function: return "a function";
+    default: return "a type";
+    }
+}
+
+// Compares types of the old schema with types of the new one.
+class Comparer {
+public:
+    Comparer(const Schema &old_schema, const Schema &new_schema) : m_old(old_schema), m_new(new_schema) {}
+
+    // Same layout and meaning, so that the bits can be copied. Recursive types are compared
+    // coinductively: a pair met again while being compared is assumed identical; true results
+    // are kept only when the outermost comparison confirms the assumptions.
+    bool identical(TypeId a, TypeId b)
+    {
+        m_assumed.clear();
+        m_tentative.clear();
+        bool result = same(a, b, 0);
+        if (result)
+            m_identical.insert(m_tentative.begin(), m_tentative.end());
+        return result;
+    }
+
+    Comparison compare(TypeId a, TypeId b, const std::string &where)
+    {
+        if (identical(a, b))
+            return {};
+        TypeId stripped_a = strip_typedefs_and_qualifiers(m_old, a);
+        TypeId stripped_b = strip_typedefs_and_qualifiers(m_new, b);
+        Pair key{stripped_a, stripped_b};
+        if (auto it = m_compared.find(key); it != m_compared.end())
+            return it->second;
+        if (m_in_progress.count(key))
+            return {Verdict::Convertible, "the pointee is converted"};  // a cycle: known to differ
+        m_in_progress.insert(key);
+        Comparison result = classify(a, b, where);
+        m_in_progress.erase(key);
+        m_compared[key] = result;
+        return result;
+    }
+
+    // The members of two structs that changed (added, removed, moved, retyped, resized).
+    std::vector<MemberChange> member_changes(TypeId a, TypeId b, const std::string &where)
+    {
+        const Type &old_type = m_old.type(strip_typedefs_and_qualifiers(m_old, a));
+        const Type &new_type = m_new.type(strip_typedefs_and_qualifiers(m_new, b));
+        std::map<std::string, const Member *> old_members = members_by_key(old_type);
+        std::map<std::string, const Member *> new_members = members_by_key(new_type);
+        std::vector<MemberChange> changes;
+        for (const Member &member : new_type.members) {
+            std::string key = member_key(new_type, member);
+            auto found = old_members.find(key);
+            if (found == old_members.end()) {
+                MemberChange added = describe(nullptr, &member);
+                added.status = Status::Added;
+                added.verdict = Verdict::Convertible;
+                added.reason = "new member: zeroed";
+                changes.push_back(std::move(added));
+                continue;
+            }
+            MemberChange change = compare_member(*found->second, member, where);
+            if (change.status != Status::Unchanged)
+                changes.push_back(std::move(change));
+        }
+        for (const Member &member : old_type.members) {
+            if (new_members.count(member_key(old_type, member)))
+                continue;
+            MemberChange removed = describe(&member, nullptr);
+            removed.status = Status::Removed;
+            removed.verdict = Verdict::Convertible;
+            removed.reason = "member removed: its value is dropped";
+            changes.push_back(std::move(removed));
+        }
+        return changes;
+    }
+
+    std::vector<Finding> take_findings() { return std::move(m_findings); }
+
+private:
+    bool same(TypeId a, TypeId b, int depth)
+    {
+        a = strip_typedefs_and_qualifiers(m_old, a);
+        b = strip_typedefs_and_qualifiers(m_new, b);
+        Pair key{a, b};
+        if (m_identical.count(key) || m_assumed.count(key))
+            return true;
+        if (m_different.count(key) || depth > 256)
+            return false;
+        m_assumed.insert(key);
+        bool result = same_shape(m_old.type(a), m_new.type(b), depth);
+        if (result)
+            m_tentative.push_back(key);
+        else
+            m_different.insert(key);  // false holds whatever was assumed
+        return result;
+    }
+
+    bool same_shape(const Type &a, const Type &b, int depth)
+    {
+        if (a.kind != b.kind)
+            return false;
+        switch (a.kind) {
+        case TypeKind::Void:
+            return true;
+        case TypeKind::Base:
+            return a.size == b.size && a.encoding == b.encoding;
+        case TypeKind::Enum:
+            return a.size == b.size && sorted_enumerators(a) == sorted_enumerators(b);
+        case TypeKind::Struct:
+        case TypeKind::Union:
+            if (a.name != b.name || a.declaration != b.declaration || a.size != b.size ||
+                a.members.size() != b.members.size())
+                return false;
+            for (std::size_t i = 0; i < a.members.size(); ++i) {
+                const Member &x = a.members[i], &y = b.members[i];
+                if (x.name != y.name || x.offset != y.offset || x.bit_size != y.bit_size ||
+                    x.bit_offset != y.bit_offset || !same(x.type, y.type, depth + 1))
+                    return false;
+            }
+            return true;
+        case TypeKind::Array:
+            return a.counts == b.counts && same(a.target, b.target, depth + 1);
+        case TypeKind::Pointer:
+            return same(a.target, b.target, depth + 1);
+        case TypeKind::Function:
+            if (a.params.size() != b.params.size() || a.variadic != b.variadic || !same(a.target, b.target, depth + 1))
+                return false;
+            for (std::size_t i = 0; i < a.params.size(); ++i)
+                if (!same(a.params[i], b.params[i], depth + 1))
+                    return false;
+            return true;
+        default:
+            return false;
+        }
+    }
+
+    static std::vector<std::pair<std::string, std::int64_t>> sorted_enumerators(const Type &type)
+    {
+        std::vector<std::pair<std::string, std::int64_t>> list;
+        for (const Enumerator &enumerator : type.enumerators)
+            list.emplace_back(enumerator.name, enumerator.value);
+        std::sort(list.begin(), list.end());
+        return list;
+    }
+
+    Comparison needs_transformer(TypeId a, TypeId b, const std::string &where, std::string reason)
+    {
+        record(where, type_to_c(m_old, a), type_to_c(m_new, b), reason);
+        return {Verdict::NeedsTransformer, std::move(reason)};
+    }
+
+    void record(const std::string &where, std::string old_type, std::string new_type, const std::string &reason)
+    {
+        if (m_finding_places.insert(where).second)
+            m_findings.push_back({where, std::move(old_type), std::move(new_type), reason});
+    }
+
+    Comparison classify(TypeId original_a, TypeId original_b, const std::string &where)
+    {
+        TypeId a = strip_typedefs_and_qualifiers(m_old, original_a);
+        TypeId b = strip_typedefs_and_qualifiers(m_new, original_b);
+        const Type &x = m_old.type(a);
+        const Type &y = m_new.type(b);
+        if (x.kind != y.kind) {
+            if (x.kind == TypeKind::Enum && is_integer(y))
+                return {Verdict::Convertible, "enum to integer: the value is kept (range checked)"};
+            return needs_transformer(original_a, original_b, where,
+                                     std::string(kind_noun(x.kind)) + " became " + kind_noun(y.kind));
+        }
+        switch (x.kind) {
+        case TypeKind::Base:
+            return classify_base(x, y, original_a, original_b, where);
+        case TypeKind::Enum:
+            for (const Enumerator &enumerator : x.enumerators) {
+                bool kept = std::any_of(y.enumerators.begin(), y.enumerators.end(),
+                                        [&](const Enumerator &other) { return other.name == enumerator.name; });
+                if (!kept)
+                    return needs_transformer(original_a, original_b, where,
+                                             "enumerator " + enumerator.name + " was removed");
+            }
+            return {Verdict::Convertible, "enumerators matched by name"};
+        case TypeKind::Struct: {
+            if (x.name != y.name)
+                return needs_transformer(original_a, original_b, where,
+                                         qualified_type_name(m_old, a) + " became " + qualified_type_name(m_new, b));
+            if (x.declaration || y.declaration)
+                return needs_transformer(original_a, original_b, where, "the struct's definition is missing in one version");
+            std::string inner = x.name.empty() ? where : qualified_type_name(m_old, a);
+            Comparison result{Verdict::Convertible, "members converted by name"};
+            for (const MemberChange &change : member_changes(a, b, inner))
+                result.verdict = std::max(result.verdict, change.verdict);
+            return result;
+        }
+        case TypeKind::Union:
+            return needs_transformer(original_a, original_b, where, "the union's layout changed");
+        case TypeKind::Array:
+            return classify_array(x, y, original_a, original_b, where);
+        case TypeKind::Pointer:
+            return classify_pointer(x, y, original_a, original_b, where);
+        case TypeKind::Function:
+            return needs_transformer(original_a, original_b, where, "the function prototype changed");
+        default:
+            return needs_transformer(original_a, original_b, where, "the type changed");
+        }
+    }
+
+    Comparison classify_base(const Type &x, const Type &y, TypeId a, TypeId b, const std::string &where)
+    {
+        if (is_integer(x) && is_integer(y)) {
+            if (is_signed(x) != is_signed(y))
+                return {Verdict::Convertible, "signedness changed: range checked at update time"};
+            if (y.size > x.size)
+                return {Verdict::Convertible, "integer widened"};
+            if (y.size < x.size)
+                return {Verdict::Convertible, "integer narrowed: range checked at update time"};
+            return {Verdict::Convertible, "integer kind changed"};
+        }
+        if (x.encoding == Encoding::Float && y.encoding == Encoding::Float && y.size > x.size)
+            return {Verdict::Convertible, "floating point widened"};
+        if (x.encoding == Encoding::Float && y.encoding == Encoding::Float)
+            return needs_transformer(a, b, where, "floating point narrowed");
+        return needs_transformer(a, b, where, "the scalar type changed");
+    }
+
+    Comparison classify_array(const Type &x, const Type &y, TypeId a, TypeId b, const std::string &where)
+    {
+        if (x.counts.size() != y.counts.size())
+            return needs_transformer(a, b, where, "the number of array dimensions changed");
+        Comparison element = compare(x.target, y.target, where + "[]");
+        Comparison result{std::max(element.verdict, Verdict::Convertible), element.reason};
+        bool grown = false, shrunk = false;
+        for (std::size_t i = 0; i < x.counts.size(); ++i) {
+            if (x.counts[i] == unknown_count || y.counts[i] == unknown_count) {
+                if (x.counts[i] != y.counts[i])
+                    return needs_transformer(a, b, where, "a flexible array became a fixed one, or the reverse");
+                continue;
+            }
+            grown |= y.counts[i] > x.counts[i];
+            shrunk |= y.counts[i] < x.counts[i];
+        }
+        std::string bounds = grown && shrunk ? "array reshaped: new elements zeroed, dropped ones checked to be zero"
+                             : grown        ? "array grown: new elements zeroed"
+                             : shrunk       ? "array shrunk: dropped elements checked to be zero"
+                                            : "";
+        if (!bounds.empty())
+            result.reason = result.reason.empty() ? bounds : bounds + "; elements: " + result.reason;
+        else
+            result.reason = "elements converted: " + result.reason;
+        return result;
+    }
+
+    Comparison classify_pointer(const Type &x, const Type &y, TypeId a, TypeId b, const std::string &where)
+    {
+        const Type &old_pointee = m_old.type(strip_typedefs_and_qualifiers(m_old, x.target));
+        const Type &new_pointee = m_new.type(strip_typedefs_and_qualifiers(m_new, y.target));
+        if (old_pointee.kind == TypeKind::Void)
+            return needs_transformer(a, b, where, "a void pointer became a typed pointer: Molt cannot tell what it points to");
+        if (new_pointee.kind == TypeKind::Void)
+            return {Verdict::Convertible, "became a void pointer: the pointee is kept as it is"};
+        if (old_pointee.kind == TypeKind::Function && new_pointee.kind == TypeKind::Function)
+            return needs_transformer(a, b, where, "the function-pointer prototype changed");
+        // Findings about a named pointee are reported under its own name.
+        TypeId pointee = strip_typedefs_and_qualifiers(m_old, x.target);
+        std::string inner = old_pointee.name.empty() ? where + "->" : qualified_type_name(m_old, pointee);
+        Comparison pointee_change = compare(x.target, y.target, inner);
+        if (pointee_change.verdict == Verdict::NeedsTransformer)
+            return {Verdict::NeedsTransformer, "the pointee needs a transformer"};
+        return {Verdict::Convertible, "the pointee is converted"};
+    }
+
+    MemberChange describe(const Member *old_member, const Member *new_member) const
+    {
+        MemberChange change;
+        change.name = (new_member ? new_member : old_member)->name;
+        if (change.name.empty())
+            change.name = "<anonymous>";
+        if (old_member) {
+            change.old_type = type_to_c(m_old, old_member->type);
+            change.old_offset = old_member->offset;
+            change.old_size = old_member->is_bit_field() ? 0 : type_size(m_old, old_member->type);
+        }
+        if (new_member) {
+            change.new_type = type_to_c(m_new, new_member->type);
+            change.new_offset = new_member->offset;
+            change.new_size = new_member->is_bit_field() ? 0 : type_size(m_new, new_member->type);
+        }
+        return change;
+    }
+
+    static std::uint64_t type_size(const Schema &schema, TypeId id)
+    {
+        return schema.type(strip_typedefs_and_qualifiers(schema, id)).size;
+    }
+
+    MemberChange compare_member(const Member &old_member, const Member &new_member, const std::string &where)
+    {
+        MemberChange change = describe(&old_member, &new_member);
+        std::string place = where + "." + change.name;
+        change.moved = old_member.offset != new_member.offset ||
+                       (old_member.is_bit_field() && old_member.bit_offset != new_member.bit_offset);
+        change.resized = change.old_size != change.new_size || old_member.bit_size != new_member.bit_size;
+        Comparison comparison;
+        if (old_member.is_bit_field() || new_member.is_bit_field())
+            comparison = compare_bit_field(old_member, new_member, place);
+        else
+            comparison = compare(old_member.type, new_member.type, place);
+        change.retyped = !identical(old_member.type, new_member.type);
+        change.verdict = comparison.verdict;
+        change.reason = comparison.reason;
+        if (change.moved && change.verdict == Verdict::Identical) {
+            change.verdict = Verdict::Convertible;
+            change.reason = "moved: copied to its new offset";
+        }
+        if (change.moved || change.retyped || change.resized || change.verdict != Verdict::Identical)
+            change.status = Status::Changed;
+        return change;
+    }
+
+    Comparison compare_bit_field(const Member &old_member, const Member &new_member, const std::string &where)
+    {
+        const Type &x = m_old.type(strip_typedefs_and_qualifiers(m_old, old_member.type));
+        const Type &y = m_new.type(strip_typedefs_and_qualifiers(m_new, new_member.type));
+        bool x_integral = is_integer(x) || x.kind == TypeKind::Enum;
+        bool y_integral = is_integer(y) || y.kind == TypeKind::Enum;
+        if (!x_integral || !y_integral)
+            return needs_transformer(old_member.type, new_member.type, where, "a bit-field changed into a non-integer");
+        std::uint64_t old_bits = old_member.is_bit_field() ? old_member.bit_size : x.size * 8;
+        std::uint64_t new_bits = new_member.is_bit_field() ? new_member.bit_size : y.size * 8;
+        if (old_bits == new_bits && identical(old_member.type, new_member.type))
+            return {};
+        if (is_signed(x) != is_signed(y))
+            return {Verdict::Convertible, "bit-field signedness changed: range checked at update time"};
+        if (new_bits > old_bits)
+            return {Verdict::Convertible, "bit-field widened"};
+        if (new_bits < old_bits)
+            return {Verdict::Convertible, "bit-field narrowed: range checked at update time"};
+        return {Verdict::Convertible, "bit-field type changed"};
+    }
+
+    // Members match by name; anonymous struct/union members by their rank among anonymous ones.
+    static std::string member_key(const Type &aggregate, const Member &member)
+    {
+        if (!member.name.empty())
+            return member.name;
+        int rank = 0;
+        for (const Member &other : aggregate.members) {
+            if (&other == &member)
+                break;
+            rank += other.name.empty();
+        }
+        return "\x01anonymous" + std::to_string(rank);
+    }
+
+    static std::map<std::string, const Member *> members_by_key(const Type &aggregate)
+    {
+        std::map<std::string, const Member *> members;
+        for (const Member &member : aggregate.members)
+            members.emplace(member_key(aggregate, member), &member);
+        return members;
+    }
+
+    const Schema &m_old;
+    const Schema &m_new;
+    std::set<Pair> m_identical, m_different, m_assumed;
+    std::vector<Pair> m_tentative;
+    std::map<Pair, Comparison> m_compared;
+    std::set<Pair> m_in_progress;
+    std::vector<Finding> m_findings;
+    std::set<std::string> m_finding_places;
+};
+
+// Statics are qualified by their file. When a single-file program is renamed (kvd.c ->
+// kvd2.c), or exactly one file disappears while one appears, its statics still match.
+std::map<std::string, std::string> match_renamed_units(const Schema &old_schema, const Schema &new_schema)
+{
+    auto units = [](const Schema &schema) {
+        std::set<std::string> files;
+        for (const Variable &variable : schema.variables)
+            files.insert(variable.file);
+        for (const Function &function : schema.functions)
+            files.insert(function.file);
+        return files;
+    };
+    std::set<std::string> old_units = units(old_schema), new_units = units(new_schema);
+    std::vector<std::string> only_old, only_new;
+    std::set_difference(old_units.begin(), old_units.end(), new_units.begin(), new_units.end(), std::back_inserter(only_old));
+    std::set_difference(new_units.begin(), new_units.end(), old_units.begin(), old_units.end(), std::back_inserter(only_new));
+    if (only_old.size() == 1 && only_new.size() == 1)
+        return {{only_old[0], only_new[0]}};
+    return {};
+}
+
+std::string renamed(const std::string &qualified_name, const std::map<std::string, std::string> &unit_renames)
+{
+    for (const auto &[from, to] : unit_renames)
+        if (qualified_name.rfind(from + "/", 0) == 0)
+            return to + qualified_name.substr(from.size());
+    return qualified_name;
+}
+
+void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
+                    const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
+{
+    std::set<std::string> matched_new;
+    for (const Variable &old_variable : old_schema.variables) {
+        VariableChange change;
+        change.name = old_variable.qualified_name;
+        change.old_type = type_to_c(old_schema, old_variable.type);
+        change.read_only = old_variable.read_only;
+        std::string new_name = renamed(old_variable.qualified_name, unit_renames);
+        const Variable *new_variable = new_schema.find_variable(new_name);
+        if (!new_variable) {
+            change.status = Status::Removed;
+            change.verdict = Verdict::Convertible;
+            change.reason = old_variable.read_only ? "removed (read-only: not state)"
+                                                   : "removed: its value is dropped (warned at update time if not zero)";
+            diff.variables.push_back(std::move(change));
+            continue;
+        }
+        matched_new.insert(new_name);
+        if (new_name != old_variable.qualified_name)
+            change.new_name = new_name;
+        change.new_type = type_to_c(new_schema, new_variable->type);
+        change.read_only = old_variable.read_only || new_variable->read_only;
+        if (change.read_only) {
+            change.reason = "read-only: not state, never migrated";
+        } else {
+            Comparison comparison = comparer.compare(old_variable.type, new_variable->type, "variable " + change.name);
+            change.verdict = comparison.verdict;
+            change.reason = comparison.reason;
+            if (old_variable.thread_local_storage != new_variable->thread_local_storage) {
+                change.verdict = Verdict::NeedsTransformer;
+                change.reason = "thread-local storage changed";
+            }
+        }
+        change.status = change.verdict == Verdict::Identical && change.old_type == change.new_type ? Status::Unchanged
+                                                                                                    : Status::Changed;
+        diff.variables.push_back(std::move(change));
+    }
+    for (const Variable &new_variable : new_schema.variables) {
+        if (matched_new.count(new_variable.qualified_name))
+            continue;
+        VariableChange change;
+        change.status = Status::Added;
+        change.name = new_variable.qualified_name;
+        change.new_type = type_to_c(new_schema, new_variable.type);
+        change.read_only = new_variable.read_only;
+        change.verdict = Verdict::Convertible;
+        change.reason = "new: starts with its initial value";
+        diff.variables.push_back(std::move(change));
+    }
+    // A removed and an added variable of identical type in the same scope may be a rename.
+    for (const VariableChange &removed : diff.variables) {
+        if (removed.status != Status::Removed || removed.read_only)
+            continue;
+        const Variable *old_variable = old_schema.find_variable(removed.name);
+        for (const VariableChange &added : diff.variables) {
+            if (added.status != Status::Added || added.read_only)
+                continue;
+            const Variable *new_variable = new_schema.find_variable(added.name);
+            bool same_scope = renamed(old_variable->file, unit_renames) == new_variable->file &&
+                              old_variable->function == new_variable->function &&
+                              old_variable->external == new_variable->external;
+            if (same_scope && comparer.identical(old_variable->type, new_variable->type))
+                diff.renames.push_back({removed.name, added.name, removed.old_type});
+        }
+    }
+}
+
+bool is_named_type(const Type &type)
+{
+    switch (type.kind) {
+    case TypeKind::Struct: case TypeKind::Union: case TypeKind::Enum: case TypeKind::Typedef:
+        return !type.name.empty();
+    default:
+        return false;
+    }
+}
+
+std::map<std::string, TypeId> named_types(const Schema &schema)
+{
+    std::map<std::string, TypeId> names;
+    for (TypeId id = 0; id < schema.types.size(); ++id)
+        if (is_named_type(schema.types[id]))
+            names.emplace(qualified_type_name(schema, id), id);
+    return names;
+}
+
+void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
+                const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
+{
+    std::map<std::string, TypeId> old_types = named_types(old_schema), new_types = named_types(new_schema);
+    std::set<std::string> matched_new;
+    for (const auto &[name, old_id] : old_types) {
+        auto found = new_types.find(name);
+        if (found == new_types.end())
+            found = new_types.find(renamed(name, unit_renames));
+        const Type &old_type = old_schema.type(old_id);
+        TypeChange change;
+        change.name = name;
+        change.old_size = old_type.size;
+        if (found == new_types.end()) {
+            change.status = Status::Removed;
+            change.reason = "no longer defined";
+            diff.types.push_back(std::move(change));
+            continue;
+        }
+        matched_new.insert(found->first);
+        if (comparer.identical(old_id, found->second))
+            continue;
+        // A typedef of a named struct changes with the struct: reported once, under the struct.
+        if (old_type.kind == TypeKind::Typedef) {
+            const Type &target = old_schema.type(strip_typedefs_and_qualifiers(old_schema, old_id));
+            if (is_named_type(target))
+                continue;
+        }
+        change.new_size = new_schema.type(found->second).size;
+        Comparison comparison = comparer.compare(old_id, found->second, name);
+        change.verdict = comparison.verdict;
+        change.reason = comparison.reason;
+        if (old_type.kind == TypeKind::Struct && new_schema.type(found->second).kind == TypeKind::Struct &&
+            old_type.name == new_schema.type(found->second).name)
+            change.members = comparer.member_changes(old_id, found->second, name);
+        diff.types.push_back(std::move(change));
+    }
+    for (const auto &[name, new_id] : new_types) {
+        if (matched_new.count(name))
+            continue;
+        TypeChange change;
+        change.status = Status::Added;
+        change.name = name;
+        change.new_size = new_schema.type(new_id).size;
+        change.reason = "new type";
+        diff.types.push_back(std::move(change));
+    }
+}
+
+std::string signature(const Schema &schema, const Function &function)
+{
+    std::string params;
+    for (const Local &param : function.params)
+        params += (params.empty() ? "" : ", ") + type_to_c(schema, param.type, param.name);
+    if (function.variadic)
+        params += params.empty() ? "..." : ", ...";
+    return type_to_c(schema, function.return_type) + " " + function.name + "(" + (params.empty() ? "void" : params) + ")";
+}
+
+void diff_functions(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
+                    const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
+{
+    std::set<std::string> matched_new;
+    for (const Function &old_function : old_schema.functions) {
+        FunctionChange change;
+        change.name = old_function.qualified_name;
+        change.old_signature = signature(old_schema, old_function);
+        const Function *new_function = new_schema.find_function(renamed(old_function.qualified_name, unit_renames));
+        if (!new_function) {
+            change.status = Status::Removed;
+            diff.functions.push_back(std::move(change));
+            continue;
+        }
+        matched_new.insert(new_function->qualified_name);
+        change.new_signature = signature(new_schema, *new_function);
+        bool same_signature = comparer.identical(old_function.return_type, new_function->return_type) &&
+                              old_function.params.size() == new_function->params.size() &&
+                              old_function.variadic == new_function->variadic;
+        for (std::size_t i = 0; same_signature && i < old_function.params.size(); ++i)
+            same_signature = comparer.identical(old_function.params[i].type, new_function->params[i].type);
+        change.status = same_signature ? Status::Unchanged : Status::Changed;
+        diff.functions.push_back(std::move(change));
+    }
+    for (const Function &new_function : new_schema.functions) {
+        if (matched_new.count(new_function.qualified_name))
+            continue;
+        diff.functions.push_back({Status::Added, new_function.qualified_name, "", signature(new_schema, new_function)});
+    }
+}
+
+}  // namespace
+
+const char *verdict_word(Verdict verdict)
+{
+    switch (verdict) {
+    case Verdict::Identical: return "identical";
+    case Verdict::Convertible: return "convertible";
+    case Verdict::NeedsTransformer: return "needs a transformer";
+    }
+    return "?";
+}
+
+std::string Finding::to_string() const
+{
+    if (old_type == new_type)  // the change is inside the type: the reason says what it is
+        return where + ": needs a transformer (" + reason + ")";
+    return where + ": " + old_type + " -> " + new_type + ": needs a transformer (" + reason + ")";
+}
+
+Verdict SchemaDiff::verdict() const
+{
+    Verdict result = Verdict::Identical;
+    for (const VariableChange &change : variables)
+        if (!change.read_only)
+            result = std::max(result, change.verdict);
+    for (const TypeChange &change : types)
+        result = std::max(result, change.verdict);
+    if (!needs_transformer.empty())
+        result = Verdict::NeedsTransformer;
+    return result;
+}
+
+SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
+{
+    SchemaDiff diff;
+    Comparer comparer(old_schema, new_schema);
+    std::map<std::string, std::string> unit_renames = match_renamed_units(old_schema, new_schema);
+    for (const auto &[from, to] : unit_renames)
+        diff.unit_renames.push_back(from + " -> " + to);
+    diff_types(old_schema, new_schema, comparer, unit_renames, diff);
+    diff_variables(old_schema, new_schema, comparer, unit_renames, diff);
+    diff_functions(old_schema, new_schema, comparer, unit_renames, diff);
+    diff.needs_transformer = comparer.take_findings();
+    return diff;
+}
+
+}  // namespace molt::schema

@@ -1,0 +1,84 @@
+// What an update from one version to another changes, and how each change can be carried out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "schema.h"
+
+namespace molt::schema {
+
+// Ordered: combining two changes takes the larger.
+enum class Verdict : std::uint8_t {
+    Identical,         // copied as is
+    Convertible,       // converted by Molt's default rules
+    NeedsTransformer,  // a programmer must write a transformer
+};
+
+const char *verdict_word(Verdict verdict);
+
+enum class Status : std::uint8_t { Unchanged, Changed, Added, Removed };
+
+struct MemberChange {
+    Status status = Status::Unchanged;
+    std::string name;
+    std::string old_type, new_type;  // C spelling in each version
+    std::uint64_t old_offset = 0, new_offset = 0;
+    std::uint64_t old_size = 0, new_size = 0;
+    bool moved = false, retyped = false, resized = false;
+    Verdict verdict = Verdict::Identical;
+    std::string reason;
+};
+
+struct TypeChange {
+    Status status = Status::Changed;  // Changed, Added or Removed
+    std::string name;                 // qualified type name (`struct entry`, `a.c/struct node`)
+    std::uint64_t old_size = 0, new_size = 0;
+    Verdict verdict = Verdict::Identical;
+    std::string reason;
+    std::vector<MemberChange> members;  // only the members that changed
+};
+
+struct VariableChange {
+    Status status = Status::Unchanged;
+    std::string name;      // qualified name in the old version (the new one for Added)
+    std::string new_name;  // qualified name in the new version when it differs (file renamed)
+    std::string old_type, new_type;
+    Verdict verdict = Verdict::Identical;
+    std::string reason;
+    bool read_only = false;  // not state: never migrated
+};
+
+struct RenameCandidate {
+    std::string old_name, new_name, type;
+};
+
+struct FunctionChange {
+    Status status = Status::Unchanged;
+    std::string name;
+    std::string old_signature, new_signature;
+};
+
+// A change that needs a transformer, in a line a programmer can act on:
+// `struct entry.value: int -> char *: needs a transformer (a scalar became a pointer)`.
+struct Finding {
+    std::string where;  // `struct entry.value`, `variable counter`
+    std::string old_type, new_type;
+    std::string reason;
+    std::string to_string() const;
+};
+
+struct SchemaDiff {
+    std::vector<VariableChange> variables;  // every variable of either version
+    std::vector<RenameCandidate> renames;
+    std::vector<TypeChange> types;          // named types that changed, appeared or disappeared
+    std::vector<FunctionChange> functions;  // every function of either version
+    std::vector<Finding> needs_transformer; // what `molt check` lists
+    std::vector<std::string> unit_renames;  // `kvd.c -> kvd2.c` when statics were matched across a file rename
+    Verdict verdict() const;
+};
+
+SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema);
+
+}  // namespace molt::schema

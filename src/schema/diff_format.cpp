@@ -1,0 +1,160 @@
+// Text and JSON forms of a schema diff.
+#include "diff_format.h"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <nlohmann/json.hpp>
+
+namespace molt::schema {
+namespace {
+
+const char *status_word(Status status)
+{
+    switch (status) {
+    case Status::Unchanged: return "unchanged";
+    case Status::Changed: return "changed";
+    case Status::Added: return "added";
+    case Status::Removed: return "removed";
+    }
+    return "?";
+}
+
+// One-character marks, as in a patch: + added, - removed, ~ changed, = unchanged.
+char status_mark(Status status)
+{
+    switch (status) {
+    case Status::Unchanged: return '=';
+    case Status::Changed: return '~';
+    case Status::Added: return '+';
+    case Status::Removed: return '-';
+    }
+    return '?';
+}
+
+std::string type_transition(const std::string &old_type, const std::string &new_type)
+{
+    if (old_type.empty())
+        return new_type;
+    if (new_type.empty() || new_type == old_type)
+        return old_type;
+    return old_type + " -> " + new_type;
+}
+
+void write_member(const MemberChange &member, std::ostream &out)
+{
+    std::string details = type_transition(member.old_type, member.new_type);
+    if (member.status == Status::Changed && member.moved)
+        details += fmt::format(", offset {} -> {}", member.old_offset, member.new_offset);
+    else if (member.status == Status::Added)
+        details += fmt::format(", offset {}", member.new_offset);
+    fmt::print(out, "    {} member {}: {}: {}", status_mark(member.status), member.name, details, verdict_word(member.verdict));
+    if (!member.reason.empty())
+        fmt::print(out, " ({})", member.reason);
+    fmt::print(out, "\n");
+}
+
+}  // namespace
+
+void write_diff_text(const SchemaDiff &diff, std::ostream &out)
+{
+    for (const std::string &rename : diff.unit_renames)
+        fmt::print(out, "statics matched across a renamed file: {}\n", rename);
+
+    std::size_t unchanged = 0;
+    fmt::print(out, "variables:\n");
+    for (const VariableChange &change : diff.variables) {
+        if (change.status == Status::Unchanged) {
+            ++unchanged;
+            continue;
+        }
+        std::string name = change.new_name.empty() ? change.name : change.name + " (now " + change.new_name + ")";
+        fmt::print(out, "  {} {}: {}: {}", status_mark(change.status), name,
+                   type_transition(change.old_type, change.new_type),
+                   change.read_only ? "not state" : verdict_word(change.verdict));
+        if (!change.reason.empty())
+            fmt::print(out, " ({})", change.reason);
+        fmt::print(out, "\n");
+    }
+    fmt::print(out, "  {} unchanged\n", unchanged);
+    for (const RenameCandidate &rename : diff.renames)
+        fmt::print(out, "  ? {} -> {}: renamed? (same type {}; a transformer can carry the value over)\n",
+                   rename.old_name, rename.new_name, rename.type);
+
+    fmt::print(out, "types:\n");
+    for (const TypeChange &change : diff.types) {
+        fmt::print(out, "  {} {}", status_mark(change.status), change.name);
+        if (change.status == Status::Changed) {
+            if (change.old_size != change.new_size)
+                fmt::print(out, " (size {} -> {})", change.old_size, change.new_size);
+            fmt::print(out, ": {}", verdict_word(change.verdict));
+            if (!change.reason.empty() && change.members.empty())
+                fmt::print(out, " ({})", change.reason);
+        } else {
+            fmt::print(out, ": {}", change.reason);
+        }
+        fmt::print(out, "\n");
+        for (const MemberChange &member : change.members)
+            write_member(member, out);
+    }
+    if (diff.types.empty())
+        fmt::print(out, "  no named type changed\n");
+
+    unchanged = 0;
+    fmt::print(out, "functions:\n");
+    for (const FunctionChange &change : diff.functions) {
+        if (change.status == Status::Unchanged) {
+            ++unchanged;
+            continue;
+        }
+        fmt::print(out, "  {} {}: {}\n", status_mark(change.status), change.name,
+                   type_transition(change.old_signature, change.new_signature));
+    }
+    fmt::print(out, "  {} unchanged\n", unchanged);
+
+    fmt::print(out, "verdict: {}\n", verdict_word(diff.verdict()));
+    for (const Finding &finding : diff.needs_transformer)
+        fmt::print(out, "  {}\n", finding.to_string());
+}
+
+void write_diff_json(const SchemaDiff &diff, std::ostream &out)
+{
+    using nlohmann::json;
+    json variables = json::array();
+    for (const VariableChange &change : diff.variables)
+        variables.push_back({{"name", change.name}, {"new_name", change.new_name.empty() ? change.name : change.new_name},
+                             {"status", status_word(change.status)}, {"old_type", change.old_type},
+                             {"new_type", change.new_type}, {"verdict", verdict_word(change.verdict)},
+                             {"reason", change.reason}, {"read_only", change.read_only}});
+    json types = json::array();
+    for (const TypeChange &change : diff.types) {
+        json members = json::array();
+        for (const MemberChange &member : change.members)
+            members.push_back({{"name", member.name}, {"status", status_word(member.status)},
+                               {"old_type", member.old_type}, {"new_type", member.new_type},
+                               {"old_offset", member.old_offset}, {"new_offset", member.new_offset},
+                               {"old_size", member.old_size}, {"new_size", member.new_size},
+                               {"moved", member.moved}, {"retyped", member.retyped}, {"resized", member.resized},
+                               {"verdict", verdict_word(member.verdict)}, {"reason", member.reason}});
+        types.push_back({{"name", change.name}, {"status", status_word(change.status)},
+                         {"old_size", change.old_size}, {"new_size", change.new_size},
+                         {"verdict", verdict_word(change.verdict)}, {"reason", change.reason}, {"members", members}});
+    }
+    json functions = json::array();
+    for (const FunctionChange &change : diff.functions)
+        functions.push_back({{"name", change.name}, {"status", status_word(change.status)},
+                             {"old_signature", change.old_signature}, {"new_signature", change.new_signature}});
+    json renames = json::array();
+    for (const RenameCandidate &rename : diff.renames)
+        renames.push_back({{"old_name", rename.old_name}, {"new_name", rename.new_name}, {"type", rename.type}});
+    json findings = json::array();
+    for (const Finding &finding : diff.needs_transformer)
+        findings.push_back({{"where", finding.where}, {"old_type", finding.old_type}, {"new_type", finding.new_type},
+                            {"reason", finding.reason}, {"message", finding.to_string()}});
+    json document = {{"verdict", verdict_word(diff.verdict())}, {"unit_renames", diff.unit_renames},
+                     {"variables", variables}, {"rename_candidates", renames}, {"types", types},
+                     {"functions", functions}, {"needs_transformer", findings}};
+    out << document.dump(2) << "\n";
+}
+
+}  // namespace molt::schema
