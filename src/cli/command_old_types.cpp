@@ -1,4 +1,35 @@
+// `molt old-types FILE`: FILE's types as a C header for transformers.
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "c_header.h"
 #include "commands.h"
+#include "schema_cache.h"
+
 namespace molt::cli {
-int run_old_types(const Options &) { return report_error("old-types: not built yet"); }
+
+int run_old_types(const Options &options)
+{
+    if (options.prefix.empty() || !(std::isalpha(static_cast<unsigned char>(options.prefix[0])) || options.prefix[0] == '_'))
+        return report_error("--prefix must start a C identifier (a letter or _), got \"" + options.prefix + "\"");
+    for (char c : options.prefix)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+            return report_error("--prefix must be a C identifier part (letters, digits, _), got \"" + options.prefix + "\"");
+    auto schema = schema::load_schema(options.file, options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use);
+    if (!schema)
+        return report_error(schema.error().to_string());
+    std::ostringstream header;
+    schema::write_c_header(*schema, {options.prefix}, header);
+    if (options.output.empty()) {
+        std::cout << header.str();
+        return exit_ok;
+    }
+    std::ofstream out(options.output, std::ios::trunc);
+    if (!out || !(out << header.str()) || !out.flush())
+        return report_error(options.output + ": cannot write: " + std::strerror(errno));
+    return exit_ok;
 }
+
+}  // namespace molt::cli
