@@ -1,0 +1,206 @@
+// Diff classification: one version pair per kind of change (tests/fixtures/diff/cases.c),
+// built by gcc -O0 and clang -O2. Breaks when a change is put in the wrong class, when
+// `molt check` would list the wrong line, or when the member-level report is wrong.
+#include <gtest/gtest.h>
+
+#include "diff.h"
+#include "dwarf_reader.h"
+#include "fixture_build.h"
+
+namespace molt::testing {
+namespace {
+
+using schema::Status;
+using schema::Verdict;
+
+struct Case {
+    std::string name;
+    Verdict verdict;          // of the whole update
+    std::string finding;      // a line `molt check` must print (empty: none at all)
+    std::string variable;     // a variable whose change is checked
+    Status variable_status;
+    std::string reason_part;  // part of that variable's reason
+};
+
+const Case cases[] = {
+    {"identical", Verdict::Identical, "", "head", Status::Unchanged, ""},
+    {"int_widened", Verdict::Convertible, "", "counter", Status::Changed, "widened"},
+    {"int_narrowed", Verdict::Convertible, "", "counter", Status::Changed, "narrowed: range checked"},
+    {"sign_changed", Verdict::Convertible, "", "counter", Status::Changed, "signedness changed"},
+    {"float_to_double", Verdict::Convertible, "", "ratio", Status::Changed, "floating point widened"},
+    {"double_to_float", Verdict::NeedsTransformer, "variable ratio: double -> float: needs a transformer", "ratio",
+     Status::Changed, "narrowed"},
+    {"enum_by_name", Verdict::Convertible, "", "paint", Status::Changed, "enumerators matched by name"},
+    {"enum_removed", Verdict::NeedsTransformer, "enum color: needs a transformer (enumerator BLUE was removed)", "paint",
+     Status::Changed, "BLUE"},
+    {"array_grown", Verdict::Convertible, "", "slots", Status::Changed, "array grown: new elements zeroed"},
+    {"array_shrunk", Verdict::Convertible, "", "slots", Status::Changed, "array shrunk"},
+    {"member_added", Verdict::Convertible, "", "table", Status::Changed, "members converted by name"},
+    {"member_removed", Verdict::Convertible, "", "table", Status::Changed, "members converted by name"},
+    {"member_moved", Verdict::Convertible, "", "table", Status::Changed, "members converted by name"},
+    {"member_retyped", Verdict::Convertible, "", "table", Status::Changed, "members converted by name"},
+    {"nested_struct", Verdict::Convertible, "", "server", Status::Changed, "members converted by name"},
+    {"pointer_to_changed", Verdict::Convertible, "", "head", Status::Changed, "the pointee is converted"},
+    {"scalar_to_pointer", Verdict::NeedsTransformer, "struct entry.value: int -> char *: needs a transformer", "head",
+     Status::Changed, "pointee needs a transformer"},
+    {"struct_became_another", Verdict::NeedsTransformer,
+     "variable catalog: struct list -> struct tree: needs a transformer", "catalog", Status::Changed, "became"},
+    {"union_layout", Verdict::NeedsTransformer, "union value: needs a transformer (the union's layout changed)", "cell",
+     Status::Changed, "union"},
+    {"function_pointer_prototype", Verdict::NeedsTransformer,
+     "handler_fn: needs a transformer (the function-pointer prototype changed)", "handler", Status::Changed,
+     "prototype"},
+    {"variable_added_removed", Verdict::Convertible, "", "old_only", Status::Removed, "dropped"},
+    {"bit_field_widened", Verdict::Convertible, "", "flags", Status::Changed, "members converted by name"},
+};
+
+const Toolchain toolchains[] = {{"gcc", "-O0", "gcc_O0"}, {"clang", "-O2", "clang_O2"}};
+
+class DiffCase : public ::testing::TestWithParam<std::tuple<Case, Toolchain>> {};
+
+schema::SchemaDiff diff_case(const std::string &name, const Toolchain &toolchain)
+{
+    std::string old_binary = build({"diff/cases.c"}, toolchain, "-DCASE_" + name + " -DV=1");
+    std::string new_binary = build({"diff/cases.c"}, toolchain, "-DCASE_" + name + " -DV=2");
+    auto old_schema = schema::read_schema(old_binary);
+    auto new_schema = schema::read_schema(new_binary);
+    EXPECT_TRUE(old_schema.ok() && new_schema.ok());
+    return schema::diff_schemas(*old_schema, *new_schema);
+}
+
+TEST_P(DiffCase, Classification)
+{
+    const auto &[expected, toolchain] = GetParam();
+    schema::SchemaDiff diff = diff_case(expected.name, toolchain);
+    EXPECT_EQ(schema::verdict_word(diff.verdict()), std::string(schema::verdict_word(expected.verdict)));
+    if (expected.finding.empty()) {
+        EXPECT_TRUE(diff.needs_transformer.empty()) << diff.needs_transformer.front().to_string();
+    } else {
+        ASSERT_EQ(diff.needs_transformer.size(), 1u);
+        EXPECT_EQ(diff.needs_transformer[0].to_string().substr(0, expected.finding.size()), expected.finding);
+    }
+    const schema::VariableChange *change = nullptr;
+    for (const auto &candidate : diff.variables)
+        if (candidate.name == expected.variable)
+            change = &candidate;
+    ASSERT_NE(change, nullptr) << "no change listed for variable " << expected.variable;
+    EXPECT_EQ(static_cast<int>(change->status), static_cast<int>(expected.variable_status));
+    EXPECT_NE(change->reason.find(expected.reason_part), std::string::npos) << change->reason;
+}
+
+INSTANTIATE_TEST_SUITE_P(OneKindEach, DiffCase, ::testing::Combine(::testing::ValuesIn(cases), ::testing::ValuesIn(toolchains)),
+                         [](const auto &info) { return std::get<0>(info.param).name + "_" + std::get<1>(info.param).label; });
+
+const schema::TypeChange &type_change(const schema::SchemaDiff &diff, const std::string &name)
+{
+    for (const auto &change : diff.types)
+        if (change.name == name)
+            return change;
+    ADD_FAILURE() << "no change listed for " << name;
+    static schema::TypeChange none;
+    return none;
+}
+
+const schema::MemberChange *member(const schema::TypeChange &change, const std::string &name)
+{
+    for (const auto &candidate : change.members)
+        if (candidate.name == name)
+            return &candidate;
+    return nullptr;
+}
+
+TEST(DiffMembers, AddedMemberIsZeroedAtItsOffset)
+{
+    auto diff = diff_case("member_added", toolchains[0]);
+    const auto &entry = type_change(diff, "struct entry");
+    EXPECT_EQ(entry.old_size, 16u);
+    EXPECT_EQ(entry.new_size, 24u);
+    ASSERT_EQ(entry.members.size(), 1u);
+    EXPECT_EQ(entry.members[0].status, Status::Added);
+    EXPECT_EQ(entry.members[0].name, "hits");
+    EXPECT_EQ(entry.members[0].new_offset, 16u);
+}
+
+TEST(DiffMembers, MovedMembersKeepTheirTypeAndReportOffsets)
+{
+    auto diff = diff_case("member_moved", toolchains[0]);
+    const auto &entry = type_change(diff, "struct entry");
+    const auto *key = member(entry, "key");
+    ASSERT_NE(key, nullptr);
+    EXPECT_TRUE(key->moved);
+    EXPECT_FALSE(key->retyped);
+    EXPECT_EQ(key->old_offset, 0u);
+    EXPECT_EQ(key->new_offset, 8u);
+}
+
+TEST(DiffMembers, RetypedMemberIsWidenedMovedAndResized)
+{
+    auto diff = diff_case("member_retyped", toolchains[1]);
+    const auto *value = member(type_change(diff, "struct entry"), "value");
+    ASSERT_NE(value, nullptr);
+    EXPECT_TRUE(value->retyped && value->moved && value->resized);
+    EXPECT_EQ(value->old_type, "int");
+    EXPECT_EQ(value->new_type, "long long");
+    EXPECT_EQ(value->verdict, Verdict::Convertible);
+}
+
+TEST(DiffMembers, RemovedMemberIsReported)
+{
+    auto diff = diff_case("member_removed", toolchains[0]);
+    const auto *hits = member(type_change(diff, "struct entry"), "hits");
+    ASSERT_NE(hits, nullptr);
+    EXPECT_EQ(hits->status, Status::Removed);
+}
+
+TEST(DiffMembers, BitFieldWidthChangeIsConvertible)
+{
+    auto diff = diff_case("bit_field_widened", toolchains[1]);
+    const auto *mode = member(type_change(diff, "struct flags"), "mode");
+    ASSERT_NE(mode, nullptr);
+    EXPECT_TRUE(mode->resized);
+    EXPECT_NE(mode->reason.find("bit-field widened"), std::string::npos);
+}
+
+TEST(DiffVariables, RemovedAndAddedOfOneTypeAreRenameCandidates)
+{
+    auto diff = diff_case("variable_added_removed", toolchains[0]);
+    ASSERT_EQ(diff.renames.size(), 1u);
+    EXPECT_EQ(diff.renames[0].old_name, "old_only");
+    EXPECT_EQ(diff.renames[0].new_name, "new_only");
+}
+
+// A single-file program renamed between versions (kvd.c -> kvd2.c): its statics still match.
+TEST(DiffVariables, StaticsMatchAcrossARenamedFile)
+{
+    std::string directory = scratch_directory();
+    write_text(directory + "/kvd.c", read_text(fixture("diff/cases.c")));
+    write_text(directory + "/kvd2.c", read_text(fixture("diff/cases.c")));
+    std::string old_binary = directory + "/renamed-v1", new_binary = directory + "/renamed-v2";
+    int status = 0;
+    run("cd " + directory + " && gcc -g -DCASE_static_in_renamed_file kvd.c -o " + old_binary + " && " +
+            "gcc -g -DCASE_static_in_renamed_file kvd2.c -o " + new_binary, &status);
+    ASSERT_EQ(status, 0);
+    auto diff = schema::diff_schemas(*schema::read_schema(old_binary), *schema::read_schema(new_binary));
+    ASSERT_EQ(diff.unit_renames.size(), 1u);
+    EXPECT_EQ(diff.unit_renames[0], "kvd.c -> kvd2.c");
+    bool matched = false;
+    for (const auto &change : diff.variables)
+        if (change.name == "kvd.c/requests") {
+            matched = true;
+            EXPECT_EQ(change.new_name, "kvd2.c/requests");
+            EXPECT_EQ(change.status, Status::Unchanged);
+        }
+    EXPECT_TRUE(matched);
+}
+
+TEST(DiffTypes, RecursiveTypeComparisonTerminatesAndFindsTheChange)
+{
+    auto diff = diff_case("pointer_to_changed", toolchains[1]);
+    const auto *next = member(type_change(diff, "struct entry"), "next");
+    ASSERT_NE(next, nullptr);
+    EXPECT_TRUE(next->moved);
+    EXPECT_EQ(next->verdict, Verdict::Convertible);
+}
+
+}  // namespace
+}  // namespace molt::testing
