@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <set>
 
 #include "commands.h"
 
@@ -59,6 +60,12 @@ int main(int argc, char **argv)
     old_types->add_option("-o,--output", options.output, "Write the header to this file instead of stdout");
     add_cache_flag(old_types);
 
+    const std::set<std::string> commands = {"schema", "diff", "check", "old-types"};
+    if (argc > 1 && argv[1][0] != '-' && !commands.count(argv[1])) {
+        std::cerr << "molt: error: unknown command '" << argv[1] << "' (commands: schema, diff, check, old-types)\n"
+                  << "Run `molt --help` for usage.\n";
+        return exit_error;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp &help) {

@@ -201,8 +201,13 @@ struct ElfFacts {
 
 std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
 {
-    if (elf_kind(elf) != ELF_K_ELF)
+    if (elf_kind(elf) != ELF_K_ELF) {
+        std::size_t size = 0;
+        const char *bytes = elf_rawfile(elf, &size);
+        if (bytes && size >= 4 && std::memcmp(bytes, ELFMAG, SELFMAG) == 0)
+            return "truncated: the file ends inside its ELF header";
         return "not an ELF file";
+    }
     GElf_Ehdr header;
     if (!gelf_getehdr(elf, &header))
         return "truncated or corrupt ELF header";
@@ -213,9 +218,17 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
         return "a relocatable object file (.o); give the linked executable or shared object";
     if (header.e_type != ET_EXEC && header.e_type != ET_DYN)
         return "not an executable or shared object";
+    std::size_t file_size = 0;
+    elf_rawfile(elf, &file_size);
+    if (header.e_shoff > file_size ||
+        static_cast<std::uint64_t>(header.e_shnum) * header.e_shentsize > file_size - header.e_shoff)
+        return "truncated: the section headers lie past the end of the file (" + std::to_string(file_size) + " bytes)";
     std::size_t names_index;
     if (elf_getshdrstrndx(elf, &names_index) != 0)
         return "corrupt ELF section headers: " + std::string(elf_errmsg(-1));
+    std::size_t sections = 0;
+    if (header.e_shoff == 0 || elf_getshdrnum(elf, &sections) != 0 || sections == 0)
+        return "no section headers: no DWARF to read";
 
     bool has_debug_info = false;
     Elf_Scn *scn = nullptr;
@@ -232,6 +245,8 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
             return "uses a dwz alternate debug file (.gnu_debugaltlink), which Molt does not read; build without dwz";
         if (section_name == ".debug_info" || section_name == ".debug_types" || section_name == ".zdebug_info")
             has_debug_info = true;
+        if (section.sh_type != SHT_NOBITS && (section.sh_offset > file_size || section.sh_size > file_size - section.sh_offset))
+            return "truncated: section " + std::string(section_name) + " lies past the end of the file";
         if (section.sh_flags & SHF_ALLOC)
             facts.allocated_sections.push_back({section.sh_addr, section.sh_size, (section.sh_flags & SHF_WRITE) != 0});
         if (section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) {
