@@ -154,7 +154,7 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
     json document = {{"verdict", verdict_word(diff.verdict())}, {"unit_renames", diff.unit_renames},
                      {"variables", variables}, {"rename_candidates", renames}, {"types", types},
                      {"functions", functions}, {"needs_transformer", findings}};
-    out << document.dump(2) << "\n";
+    out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // names from DWARF may be invalid UTF-8
 }
 
 }  // namespace molt::schema

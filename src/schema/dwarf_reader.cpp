@@ -36,6 +36,7 @@ constexpr const char *host_machine_name = "aarch64";
 // Nesting bounds: DWARF from a compiler stays far below them; corrupt DWARF may not.
 constexpr int max_die_depth = 128;
 constexpr int max_type_depth = 512;
+constexpr std::size_t max_value_nesting = 256;  // structs in structs in arrays...: real code stays far below
 
 // Thrown inside the reader when the DWARF cannot be trusted; read_schema turns it into an Error.
 struct CorruptDwarf : std::runtime_error {
@@ -320,6 +321,8 @@ public:
                     m_raw.roots.push_back(local.type);
         }
         std::vector<TypeId> final_ids = merge_types(m_raw, schema.types);
+        if (std::string problem = check_value_nesting(schema.types, max_value_nesting); !problem.empty())
+            throw CorruptDwarf(problem);
         for (Variable &variable : m_variables) {
             variable.type = final_ids[variable.type];
             schema.variables.push_back(std::move(variable));

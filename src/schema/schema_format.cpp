@@ -225,7 +225,7 @@ void write_schema_json(const Schema &schema, std::ostream &out)
                              {"locals", locals_json(function.locals)}});
     json document = {{"path", schema.path}, {"build_id", schema.build_id}, {"variables", variables},
                      {"functions", functions}, {"types", types}, {"warnings", schema.warnings}};
-    out << document.dump(2) << "\n";
+    out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // names from DWARF may be invalid UTF-8
 }
 
 }  // namespace molt::schema

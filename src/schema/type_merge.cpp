@@ -150,24 +150,25 @@ void qualify_clashing_names(std::vector<Type> &merged, const std::vector<std::st
 
 std::uint64_t RawTypes::size_of(TypeId id) const
 {
-    for (int i = 0; i < max_chain; ++i) {
+    // Iterative, with a bound: called while reading, before the nesting check has run.
+    std::uint64_t elements = 1;
+    for (int i = 0; i < max_chain * 8; ++i) {
         const Type &type = types[id];
         switch (type.kind) {
         case TypeKind::Typedef: case TypeKind::Const: case TypeKind::Volatile:
         case TypeKind::Restrict: case TypeKind::Atomic:
             id = type.target;
             continue;
-        case TypeKind::Array: {
-            std::uint64_t total = size_of(type.target);
+        case TypeKind::Array:
             for (std::uint64_t count : type.counts) {
-                if (count == unknown_count || (count && total > UINT64_MAX / count))
+                if (count == unknown_count || (count && elements > UINT64_MAX / count))
                     return 0;
-                total *= count;
+                elements *= count;
             }
-            return total;
-        }
+            id = type.target;
+            continue;
         default:
-            return type.size;
+            return elements && type.size > UINT64_MAX / elements ? 0 : type.size * elements;
         }
     }
     return 0;
@@ -195,6 +196,69 @@ bool RawTypes::is_signed_integer(TypeId id) const
     for (int i = 0; i < max_chain && types[id].kind == TypeKind::Typedef; ++i)
         id = types[id].target;
     return types[id].kind == TypeKind::Base && types[id].encoding == Encoding::Signed;
+}
+
+std::string check_value_nesting(const std::vector<Type> &types, std::size_t max_depth)
+{
+    auto children = [&types](TypeId id) {
+        std::vector<TypeId> inside;
+        const Type &type = types[id];
+        switch (type.kind) {
+        case TypeKind::Struct: case TypeKind::Union:
+            for (const Member &member : type.members)
+                inside.push_back(member.type);
+            break;
+        case TypeKind::Array: case TypeKind::Typedef: case TypeKind::Const: case TypeKind::Volatile:
+        case TypeKind::Restrict: case TypeKind::Atomic:
+            inside.push_back(type.target);
+            break;
+        default:
+            break;
+        }
+        return inside;
+    };
+    // Iterative depth-first search (no recursion: the input is what we distrust).
+    enum : std::uint8_t { unseen, open, done };
+    std::vector<std::uint8_t> state(types.size(), unseen);
+    std::vector<std::size_t> depth(types.size(), 1);  // longest by-value chain from a type
+    for (TypeId root = 0; root < types.size(); ++root) {
+        if (state[root] != unseen)
+            continue;
+        std::vector<std::pair<TypeId, std::vector<TypeId>>> stack;
+        stack.emplace_back(root, children(root));
+        state[root] = open;
+        while (!stack.empty()) {
+            auto &[id, pending] = stack.back();
+            if (pending.empty()) {
+                state[id] = done;
+                TypeId finished = id;
+                stack.pop_back();
+                if (!stack.empty()) {
+                    TypeId parent = stack.back().first;
+                    depth[parent] = std::max(depth[parent], depth[finished] + 1);
+                    if (depth[parent] > max_depth)
+                        return "types nested by value deeper than " + std::to_string(max_depth);
+                }
+                continue;
+            }
+            TypeId next = pending.back();
+            pending.pop_back();
+            if (next >= types.size())
+                return "a type refers to a type that does not exist";
+            if (state[next] == open)
+                return "type " + (types[next].name.empty() ? std::string("<anonymous>") : types[next].name) +
+                       " contains itself by value";
+            if (state[next] == done) {
+                depth[id] = std::max(depth[id], depth[next] + 1);
+                if (depth[id] > max_depth)
+                    return "types nested by value deeper than " + std::to_string(max_depth);
+                continue;
+            }
+            state[next] = open;
+            stack.emplace_back(next, children(next));
+        }
+    }
+    return {};
 }
 
 std::vector<TypeId> merge_types(RawTypes &raw, std::vector<Type> &merged)

@@ -27,4 +27,10 @@ struct RawTypes {
 // reachable from `raw.roots` (compiler artefacts such as clang's __ARRAY_SIZE_TYPE__) are dropped.
 std::vector<TypeId> merge_types(RawTypes &raw, std::vector<Type> &merged);
 
+// Types nest by value (a struct holds its members, an array its elements, a typedef its
+// target) in a finite, acyclic way in any real program. Returns why `types` break that (a type
+// that contains itself, or nesting deeper than `max_depth`), or an empty string. Code that
+// walks types by value recursively relies on this check.
+std::string check_value_nesting(const std::vector<Type> &types, std::size_t max_depth);
+
 }  // namespace molt::schema
