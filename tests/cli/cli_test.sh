@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `molt`: exit codes, error lines, --help, each subcommand on real
+# fixture builds. Usage: cli_test.sh MOLT_BINARY SOURCE_DIR
+# Breaks when an exit code, an error format or a documented option stops doing what --help says.
+set -u
+molt=$(realpath "$1")
+fixtures=$(realpath "$2")/tests/fixtures
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export MOLT_CACHE_DIR=$work/cache
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect STATUS COMMAND...: runs COMMAND, keeps stdout/stderr in $out/$err, checks the status.
+expect() {
+  local want=$1; shift
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  out=$(cat "$work/out"); err=$(cat "$work/err")
+  [ "$got" -eq "$want" ] || fail "exit $got (wanted $want): $* | stderr: $err"
+}
+contains() { case "$1" in *"$2"*) ;; *) fail "missing '$2' in: $(echo "$1" | head -5)";; esac; }
+
+cd "$work"
+gcc -g -O0 -DCASE_scalar_to_pointer -DV=1 "$fixtures/diff/cases.c" -o v1
+gcc -g -O0 -DCASE_scalar_to_pointer -DV=2 "$fixtures/diff/cases.c" -o v2
+gcc -g -O0 -DCASE_member_added -DV=1 "$fixtures/diff/cases.c" -o a1
+clang -g -O2 -DCASE_member_added -DV=2 "$fixtures/diff/cases.c" -o a2
+gcc -O0 "$fixtures/diff/cases.c" -DCASE_identical -o nodebug
+gcc -g -O2 "$fixtures/schema/types.c" -o types
+
+# --help tells every command and the exit codes; each subcommand has its own help.
+expect 0 "$molt" --help
+for word in schema diff check old-types "Exit codes"; do contains "$out" "$word"; done
+for command in schema diff check old-types; do
+  expect 0 "$molt" "$command" --help
+  contains "$out" "--no-cache"
+done
+expect 0 "$molt" --version
+contains "$out" "molt 0.1.0"
+
+# Usage errors: exit 2 and a line that says what is wrong.
+expect 2 "$molt"
+contains "$err" "molt: error:"
+expect 2 "$molt" frobnicate
+contains "$err" "molt: error: unknown command 'frobnicate'"
+expect 2 "$molt" diff v1
+contains "$err" "molt: error:"
+expect 2 "$molt" schema v1 --bogus
+contains "$err" "molt: error:"
+
+# Bad input: exit 2, one line `molt: error: FILE: reason`.
+expect 2 "$molt" schema does-not-exist
+[ "$err" = "molt: error: does-not-exist: No such file or directory" ] || fail "missing-file message: $err"
+expect 2 "$molt" schema nodebug
+[ "$err" = "molt: error: nodebug: no DWARF in the file: build with -g" ] || fail "no-DWARF message: $err"
+printf 'not elf' > text.bin
+expect 2 "$molt" diff text.bin v1
+[ "$err" = "molt: error: text.bin: not an ELF file" ] || fail "not-ELF message: $err"
+expect 2 "$molt" check v1 nodebug
+contains "$err" "nodebug: no DWARF"
+
+# schema: stable output has no addresses and is the same from the cache as from DWARF.
+expect 0 "$molt" schema --stable --no-cache v1
+stable=$out
+case "$stable" in *address=*) fail "--stable printed addresses";; esac
+contains "$stable" "variable head: struct entry * size=8"
+expect 0 "$molt" schema --stable v1
+expect 0 "$molt" schema --stable v1
+[ "$out" = "$stable" ] || fail "cached schema differs from the DWARF one"
+ls "$MOLT_CACHE_DIR"/*.schema >/dev/null 2>&1 || fail "no cache entry written"
+expect 0 "$molt" schema v1
+contains "$out" "address=0x"
+expect 0 "$molt" schema --json v1
+contains "$out" '"variables"'
+contains "$out" '"build_id"'
+
+# diff: grouped report and verdict; JSON.
+expect 0 "$molt" diff a1 a2
+contains "$out" "variables:"
+contains "$out" "+ member hits: unsigned long, offset 16: convertible (new member: zeroed)"
+contains "$out" "verdict: convertible"
+expect 0 "$molt" diff --json v1 v2
+contains "$out" '"verdict": "needs a transformer"'
+
+# check: exit 0 when default rules suffice, 1 with an actionable line otherwise.
+expect 0 "$molt" check a1 a2
+contains "$out" "ok: a1 -> a2"
+expect 1 "$molt" check v1 v2
+contains "$out" "struct entry.value: int -> char *: needs a transformer (a scalar became a pointer)"
+contains "$out" "1 change needs a transformer"
+
+# old-types: to stdout or a file, prefix checked, header compiles.
+expect 0 "$molt" old-types types -o types_old.h
+[ -z "$out" ] || fail "old-types -o also wrote to stdout"
+printf '#include "types_old.h"\nint main(void) { return 0; }\n' > use.c
+gcc -std=c11 -c use.c -o /dev/null || fail "old-types header does not compile"
+expect 0 "$molt" old-types --prefix v1_ types
+contains "$out" "struct v1_everything {"
+expect 2 "$molt" old-types --prefix '1bad' types
+contains "$err" "--prefix must start a C identifier"
+expect 2 "$molt" old-types types -o /proc/cannot/write.h
+contains "$err" "molt: error: /proc/cannot/write.h: cannot write"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "cli_test: all passed"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make install` gives a working tree: the tool runs, molt.pc and find_package(Molt) find the
+# header. Usage: install_test.sh BUILD_DIR. Breaks when an installed piece is missing or wrong.
+set -euo pipefail
+build=$(realpath "$1")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+"$prefix/bin/molt" --version | grep -q "molt 0.1.0"
+test -f "$prefix/include/molt/molt.h"
+
+# pkg-config
+cat > "$work/use.c" <<'C'
+#include <molt/molt.h>
+#if !MOLT_VERSION_AT_LEAST(0, 1)
+#error "wrong molt.h"
+#endif
+int main(void) { return 0; }
+C
+flags=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/x86_64-linux-gnu/pkgconfig" pkg-config --cflags molt)
+cc $flags "$work/use.c" -o "$work/use-pc"
+
+# find_package(Molt)
+mkdir -p "$work/consumer"
+cat > "$work/consumer/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(consumer C)
+find_package(Molt 0.1 REQUIRED)
+add_executable(use ../use.c)
+target_link_libraries(use PRIVATE Molt::headers)
+if(NOT EXISTS "${MOLT_EXECUTABLE}")
+  message(FATAL_ERROR "MOLT_EXECUTABLE does not exist: ${MOLT_EXECUTABLE}")
+endif()
+CMAKE
+cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/consumer/build" >/dev/null
+echo "install_test: passed"
