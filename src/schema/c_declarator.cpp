@@ -44,8 +44,17 @@ std::string declaration(const Schema &schema, TypeId id, std::string declarator,
                            : type.kind == TypeKind::Volatile ? "volatile"
                            : type.kind == TypeKind::Restrict ? "restrict"
                                                              : "_Atomic";
-        // A qualified pointer puts the qualifier after the star: `char *const p`.
-        if (schema.type(type.target).kind == TypeKind::Pointer)
+        // A qualified pointer puts the qualifier after the star: `char *const p`; look through
+        // the rest of the qualifier chain (`char *const volatile p`).
+        TypeId below = type.target;
+        for (int i = 0; i < max_declarator_depth; ++i) {
+            TypeKind kind = schema.type(below).kind;
+            if (kind != TypeKind::Const && kind != TypeKind::Volatile && kind != TypeKind::Restrict &&
+                kind != TypeKind::Atomic)
+                break;
+            below = schema.type(below).target;
+        }
+        if (schema.type(below).kind == TypeKind::Pointer)
             return declaration(schema, type.target,
                                declarator.empty() ? std::string(word) : std::string(word) + " " + declarator,
                                namer, depth + 1);

@@ -123,8 +123,14 @@ private:
             return base_spelling(type);
         case TypeKind::Struct:
         case TypeKind::Union:
-            if (type.name.empty())
-                return aggregate_body(id, indent);
+            if (type.name.empty()) {
+                if (m_inline_depth > max_depth)  // anonymous types pointing at each other: corrupt input
+                    return "char /* anonymous type nested too deeply */";
+                ++m_inline_depth;
+                std::string body = aggregate_body(id, indent);
+                --m_inline_depth;
+                return body;
+            }
             return std::string(type.kind == TypeKind::Struct ? "struct " : "union ") + emitted_name(id);
         case TypeKind::Enum:
             if (type.name.empty())
@@ -438,6 +444,7 @@ private:
     std::map<std::string, TypeId> m_anonymous_enums;  // first enumerator -> type
     std::set<TypeId> m_emitted;
     std::string m_out;
+    int m_inline_depth = 0;
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The schema diff: match variables, types and functions by name, then classify each change.
 #include "diff.h"
 
+#include "type_merge.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -39,23 +41,71 @@ const char *kind_noun(TypeKind kind)
     }
 }
 
+constexpr std::size_t max_comparison_depth = 512;
+
+bool is_named_tagged(const Type &type)
+{
+    return (type.kind == TypeKind::Struct || type.kind == TypeKind::Union || type.kind == TypeKind::Enum) &&
+           !type.name.empty();
+}
+
+// Which types of two schemas have the same layout and meaning (so that the bits can be
+// copied), for all pairs at once: both type graphs go through one partition refinement, with
+// typedefs and qualifiers seen through (they do not change the bits) and names kept only where
+// they matter (struct, union tags). No recursion, whatever the length of pointer chains.
+class LayoutIdentity {
+public:
+    LayoutIdentity(const Schema &old_schema, const Schema &new_schema)
+        : m_old(old_schema), m_new(new_schema), m_new_offset(static_cast<TypeId>(old_schema.types.size()))
+    {
+        std::vector<Type> combined;
+        combined.reserve(old_schema.types.size() + new_schema.types.size());
+        add(old_schema, 0, combined);
+        add(new_schema, m_new_offset, combined);
+        m_classes = structural_classes(combined);
+    }
+
+    bool identical(TypeId a, TypeId b) const
+    {
+        return m_classes[strip_typedefs_and_qualifiers(m_old, a)] ==
+               m_classes[m_new_offset + strip_typedefs_and_qualifiers(m_new, b)];
+    }
+
+private:
+    static void add(const Schema &schema, TypeId offset, std::vector<Type> &combined)
+    {
+        for (TypeId id = 0; id < schema.types.size(); ++id) {
+            Type type = schema.type(strip_typedefs_and_qualifiers(schema, id));
+            auto strip = [&](TypeId &ref) { ref = offset + strip_typedefs_and_qualifiers(schema, ref); };
+            strip(type.target);
+            for (Member &member : type.members)
+                strip(member.type);
+            for (TypeId &param : type.params)
+                strip(param);
+            if (type.kind == TypeKind::Base || type.kind == TypeKind::Enum)
+                type.name.clear();  // `long` and `long long` of one size are the same bits
+            std::sort(type.enumerators.begin(), type.enumerators.end(), [](const Enumerator &x, const Enumerator &y) {
+                return std::tie(x.name, x.value) < std::tie(y.name, y.value);
+            });
+            type.prototyped = true;
+            type.file.clear();
+            combined.push_back(std::move(type));
+        }
+    }
+
+    const Schema &m_old;
+    const Schema &m_new;
+    TypeId m_new_offset;
+    std::vector<std::uint32_t> m_classes;
+};
+
 // Compares types of the old schema with types of the new one.
 class Comparer {
 public:
     Comparer(const Schema &old_schema, const Schema &new_schema) : m_old(old_schema), m_new(new_schema) {}
 
-    // Same layout and meaning, so that the bits can be copied. Recursive types are compared
-    // coinductively: a pair met again while being compared is assumed identical; true results
-    // are kept only when the outermost comparison confirms the assumptions.
-    bool identical(TypeId a, TypeId b)
-    {
-        m_assumed.clear();
-        m_tentative.clear();
-        bool result = same(a, b, 0);
-        if (result)
-            m_identical.insert(m_tentative.begin(), m_tentative.end());
-        return result;
-    }
+    // Same layout and meaning, so that the bits can be copied.
+    bool identical(TypeId a, TypeId b) const { return m_identity.identical(a, b); }
 
     Comparison compare(TypeId a, TypeId b, const std::string &where)
     {
@@ -68,6 +118,8 @@ public:
             return it->second;
         if (m_in_progress.count(key))
             return {Verdict::Convertible, "the pointee is converted"};  // a cycle: known to differ
+        if (m_in_progress.size() > max_comparison_depth)  // only corrupt input nests this deep
+            return needs_transformer(a, b, where, "types nested too deeply to compare");
         m_in_progress.insert(key);
         Comparison result = classify(a, b, where);
         m_in_progress.erase(key);
@@ -113,72 +165,6 @@ public:
     std::vector<Finding> take_findings() { return std::move(m_findings); }
 
 private:
-    bool same(TypeId a, TypeId b, int depth)
-    {
-        a = strip_typedefs_and_qualifiers(m_old, a);
-        b = strip_typedefs_and_qualifiers(m_new, b);
-        Pair key{a, b};
-        if (m_identical.count(key) || m_assumed.count(key))
-            return true;
-        if (m_different.count(key) || depth > 256)
-            return false;
-        m_assumed.insert(key);
-        bool result = same_shape(m_old.type(a), m_new.type(b), depth);
-        if (result)
-            m_tentative.push_back(key);
-        else
-            m_different.insert(key);  // false holds whatever was assumed
-        return result;
-    }
-
-    bool same_shape(const Type &a, const Type &b, int depth)
-    {
-        if (a.kind != b.kind)
-            return false;
-        switch (a.kind) {
-        case TypeKind::Void:
-            return true;
-        case TypeKind::Base:
-            return a.size == b.size && a.encoding == b.encoding;
-        case TypeKind::Enum:
-            return a.size == b.size && sorted_enumerators(a) == sorted_enumerators(b);
-        case TypeKind::Struct:
-        case TypeKind::Union:
-            if (a.name != b.name || a.declaration != b.declaration || a.size != b.size ||
-                a.members.size() != b.members.size())
-                return false;
-            for (std::size_t i = 0; i < a.members.size(); ++i) {
-                const Member &x = a.members[i], &y = b.members[i];
-                if (x.name != y.name || x.offset != y.offset || x.bit_size != y.bit_size ||
-                    x.bit_offset != y.bit_offset || !same(x.type, y.type, depth + 1))
-                    return false;
-            }
-            return true;
-        case TypeKind::Array:
-            return a.counts == b.counts && same(a.target, b.target, depth + 1);
-        case TypeKind::Pointer:
-            return same(a.target, b.target, depth + 1);
-        case TypeKind::Function:
-            if (a.params.size() != b.params.size() || a.variadic != b.variadic || !same(a.target, b.target, depth + 1))
-                return false;
-            for (std::size_t i = 0; i < a.params.size(); ++i)
-                if (!same(a.params[i], b.params[i], depth + 1))
-                    return false;
-            return true;
-        default:
-            return false;
-        }
-    }
-
-    static std::vector<std::pair<std::string, std::int64_t>> sorted_enumerators(const Type &type)
-    {
-        std::vector<std::pair<std::string, std::int64_t>> list;
-        for (const Enumerator &enumerator : type.enumerators)
-            list.emplace_back(enumerator.name, enumerator.value);
-        std::sort(list.begin(), list.end());
-        return list;
-    }
-
     Comparison needs_transformer(TypeId a, TypeId b, const std::string &where, std::string reason)
     {
         record(where, type_to_c(m_old, a), type_to_c(m_new, b), reason);
@@ -234,7 +220,9 @@ private:
         case TypeKind::Pointer:
             return classify_pointer(x, y, original_a, original_b, where);
         case TypeKind::Function:
-            return needs_transformer(original_a, original_b, where, "the function prototype changed");
+            if (!nominally_same(a, b, 0))
+                return needs_transformer(original_a, original_b, where, "the function prototype changed");
+            return {Verdict::Convertible, "the types it refers to are converted"};
         default:
             return needs_transformer(original_a, original_b, where, "the type changed");
         }
@@ -293,15 +281,61 @@ private:
             return needs_transformer(a, b, where, "a void pointer became a typed pointer: Molt cannot tell what it points to");
         if (new_pointee.kind == TypeKind::Void)
             return {Verdict::Convertible, "became a void pointer: the pointee is kept as it is"};
-        if (old_pointee.kind == TypeKind::Function && new_pointee.kind == TypeKind::Function)
-            return needs_transformer(a, b, where, "the function-pointer prototype changed");
-        // Findings about a named pointee are reported under its own name.
-        TypeId pointee = strip_typedefs_and_qualifiers(m_old, x.target);
-        std::string inner = old_pointee.name.empty() ? where + "->" : qualified_type_name(m_old, pointee);
-        Comparison pointee_change = compare(x.target, y.target, inner);
+        if (old_pointee.kind == TypeKind::Function && new_pointee.kind == TypeKind::Function) {
+            if (!nominally_same(x.target, y.target, 0))
+                return needs_transformer(a, b, where, "the function-pointer prototype changed");
+            return {Verdict::Convertible, "remapped to the new version's function of the same name"};
+        }
+        // A named pointee is compared on its own (diff_types, before the variables), so its
+        // verdict is looked up rather than recomputed: no recursion along pointer chains.
+        TypeId old_id = strip_typedefs_and_qualifiers(m_old, x.target);
+        TypeId new_id = strip_typedefs_and_qualifiers(m_new, y.target);
+        if (is_named_tagged(old_pointee)) {
+            if (old_pointee.kind != new_pointee.kind || old_pointee.name != new_pointee.name)
+                return needs_transformer(a, b, where,
+                                         "the pointee " + qualified_type_name(m_old, old_id) + " became " +
+                                             qualified_type_name(m_new, new_id));
+            auto known = m_compared.find({old_id, new_id});
+            if (known != m_compared.end() && known->second.verdict == Verdict::NeedsTransformer)
+                return {Verdict::NeedsTransformer, "the pointee needs a transformer"};
+            return {Verdict::Convertible, "the pointee is converted"};
+        }
+        Comparison pointee_change = compare(x.target, y.target, where + "->");
         if (pointee_change.verdict == Verdict::NeedsTransformer)
             return {Verdict::NeedsTransformer, "the pointee needs a transformer"};
         return {Verdict::Convertible, "the pointee is converted"};
+    }
+
+    // Prototypes are compared by what the C source says, not by layout: `int (*)(struct s *)`
+    // stays the same prototype when struct s gains a member (the function is remapped by name).
+    bool nominally_same(TypeId a, TypeId b, int depth) const
+    {
+        if (identical(a, b))
+            return true;
+        if (depth > 16)
+            return false;
+        const Type &x = m_old.type(strip_typedefs_and_qualifiers(m_old, a));
+        const Type &y = m_new.type(strip_typedefs_and_qualifiers(m_new, b));
+        if (x.kind != y.kind)
+            return false;
+        switch (x.kind) {
+        case TypeKind::Struct: case TypeKind::Union: case TypeKind::Enum:
+            return !x.name.empty() && x.name == y.name;
+        case TypeKind::Pointer:
+            return nominally_same(x.target, y.target, depth + 1);
+        case TypeKind::Array:
+            return x.counts == y.counts && nominally_same(x.target, y.target, depth + 1);
+        case TypeKind::Function:
+            if (x.params.size() != y.params.size() || x.variadic != y.variadic ||
+                !nominally_same(x.target, y.target, depth + 1))
+                return false;
+            for (std::size_t i = 0; i < x.params.size(); ++i)
+                if (!nominally_same(x.params[i], y.params[i], depth + 1))
+                    return false;
+            return true;
+        default:
+            return false;  // base types: identical() already said no
+        }
     }
 
     MemberChange describe(const Member *old_member, const Member *new_member) const
@@ -397,8 +431,7 @@ private:
 
     const Schema &m_old;
     const Schema &m_new;
-    std::set<Pair> m_identical, m_different, m_assumed;
-    std::vector<Pair> m_tentative;
+    LayoutIdentity m_identity{m_old, m_new};
     std::map<Pair, Comparison> m_compared;
     std::set<Pair> m_in_progress;
     std::vector<Finding> m_findings;

@@ -35,7 +35,7 @@ constexpr const char *host_machine_name = "aarch64";
 
 // Nesting bounds: DWARF from a compiler stays far below them; corrupt DWARF may not.
 constexpr int max_die_depth = 128;
-constexpr int max_type_depth = 512;
+constexpr int max_qualifier_chain = 64;
 constexpr std::size_t max_value_nesting = 256;  // structs in structs in arrays...: real code stays far below
 
 // Thrown inside the reader when the DWARF cannot be trusted; read_schema turns it into an Error.
@@ -82,15 +82,6 @@ std::optional<Dwarf_Word> attribute_unsigned(Dwarf_Die *die, unsigned name)
     Dwarf_Attribute attr;
     Dwarf_Word value;
     if (!dwarf_attr_integrate(die, name, &attr) || dwarf_formudata(&attr, &value) != 0)
-        return std::nullopt;
-    return value;
-}
-
-std::optional<Dwarf_Sword> attribute_signed(Dwarf_Die *die, unsigned name)
-{
-    Dwarf_Attribute attr;
-    Dwarf_Sword value;
-    if (!dwarf_attr_integrate(die, name, &attr) || dwarf_formsdata(&attr, &value) != 0)
         return std::nullopt;
     return value;
 }
@@ -283,12 +274,12 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
     return std::nullopt;
 }
 
-bool address_is_writable(const ElfFacts &facts, std::uint64_t address)
+const Section *section_holding(const ElfFacts &facts, std::uint64_t address)
 {
     for (const Section &section : facts.allocated_sections)
         if (address >= section.address && address - section.address < section.size)
-            return section.writable;
-    return true;  // not in any section: assume state rather than hide it
+            return &section;
+    return nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,6 +300,11 @@ public:
     Schema read(const std::string &path)
     {
         walk_units();
+        read_pending_types();
+        for (Variable &variable : m_variables) {
+            variable.size = m_raw.size_of(variable.type);
+            variable.read_only |= m_raw.is_const(variable.type);
+        }
         Schema schema;
         schema.path = path;
         schema.build_id = m_facts.build_id;
@@ -445,7 +441,7 @@ private:
             // Every aggregate, enum and typedef the unit defines is kept; base types only when
             // used (compilers add their own, such as clang's __ARRAY_SIZE_TYPE__).
             if (depth == 1 && dwarf_tag(die) != DW_TAG_base_type)
-                m_raw.roots.push_back(read_type(die, 0));
+                m_raw.roots.push_back(read_type(die));
             return;
         default:
             return;
@@ -539,18 +535,19 @@ private:
             return;
         variable.address = location->address;
         variable.thread_local_storage = location->thread_local_storage;
-        if (!variable.thread_local_storage) {
-            // Inlined copies of a function repeat its statics: one object, one variable.
-            if (!m_static_addresses.insert(variable.address).second)
-                return;
-        }
+        const Section *section = section_holding(m_facts, variable.address);
+        if (!variable.thread_local_storage && (!section || variable.address == 0))
+            return;  // removed by the linker (--gc-sections leaves address 0): not in this file
+        // Inlined copies of a function repeat its statics: one object, one variable.
+        auto &seen = variable.thread_local_storage ? m_thread_local_offsets : m_static_addresses;
+        if (!seen.insert(variable.address).second)
+            return;
         variable.file = m_unit_file;
         variable.function = scope.function == nameless_function ? function_from_symbol(variable) : scope.function;
         variable.external = attribute_flag(die, DW_AT_external) && variable.function.empty();
-        variable.type = read_type_reference(die, 0);
-        variable.size = m_raw.size_of(variable.type);
-        variable.read_only = m_raw.is_const(variable.type) ||
-                             (!variable.thread_local_storage && !address_is_writable(m_facts, variable.address));
+        variable.type = read_type_reference(die);
+        // size and const-ness come once the types are read (Reader::read)
+        variable.read_only = !variable.thread_local_storage && !section->writable;
         if (variable.external)
             variable.qualified_name = variable.name;
         else if (!variable.function.empty())
@@ -589,8 +586,8 @@ private:
         if (dwarf_hasattr(die, DW_AT_declaration))
             return;
         auto range = code_range(die);
-        if (!range)
-            return;  // an abstract instance: only its inlined copies have code
+        if (!range || range->first == 0 || !section_holding(m_facts, range->first))
+            return;  // an abstract instance (only inlined copies have code), or removed by the linker
         Function function;
         function.name = attribute_string(die, DW_AT_name);
         if (function.name.empty())
@@ -600,7 +597,7 @@ private:
         function.size = range->second;
         function.external = attribute_flag(die, DW_AT_external);
         function.qualified_name = function.external ? function.name : m_unit_file + "/" + function.name;
-        function.return_type = read_type_reference(die, 0);
+        function.return_type = read_type_reference(die);
         read_params_and_locals(die, function, 0);
         keep_function(std::move(function));
     }
@@ -613,14 +610,14 @@ private:
             switch (dwarf_tag(child)) {
             case DW_TAG_formal_parameter:
                 if (depth == 0)
-                    function.params.push_back({attribute_string(child, DW_AT_name), read_type_reference(child, 0)});
+                    function.params.push_back({attribute_string(child, DW_AT_name), read_type_reference(child)});
                 break;
             case DW_TAG_unspecified_parameters:
                 function.variadic = true;
                 break;
             case DW_TAG_variable:
                 if (!static_location(child) && !dwarf_hasattr_integrate(child, DW_AT_external))
-                    function.locals.push_back({attribute_string(child, DW_AT_name), read_type_reference(child, 0)});
+                    function.locals.push_back({attribute_string(child, DW_AT_name), read_type_reference(child)});
                 break;
             case DW_TAG_lexical_block:
                 read_params_and_locals(child, function, depth + 1);
@@ -673,7 +670,7 @@ private:
     // -----------------------------------------------------------------------------------------
     // Types, one raw node per DIE; type_merge.cpp merges them across units afterwards.
 
-    TypeId read_type_reference(Dwarf_Die *die, int depth)
+    TypeId read_type_reference(Dwarf_Die *die)
     {
         Dwarf_Attribute attr;
         if (!dwarf_attr_integrate(die, DW_AT_type, &attr))
@@ -683,20 +680,23 @@ private:
             warn("unresolvable type reference (" + libdw_message() + "): treated as void");
             return void_type;
         }
-        return read_type(&target, depth + 1);
+        return read_type(&target);
     }
 
-    TypeId read_type(Dwarf_Die *die, int depth)
+    // Gives the type DIE its raw id; its contents are read later from the worklist, so that
+    // long chains of types (struct a -> struct b * -> ...) never deepen the stack.
+    TypeId read_type(Dwarf_Die *die)
     {
-        if (depth > max_type_depth)
-            throw CorruptDwarf("type references nested deeper than " + std::to_string(max_type_depth));
         // gcc -fdebug-types-section leaves a stub with DW_AT_signature in the unit; the type
         // itself is in a type unit.
-        Dwarf_Attribute signature;
         Dwarf_Die in_type_unit;
-        if (dwarf_attr(die, DW_AT_signature, &signature) && dwarf_formref_die(&signature, &in_type_unit) &&
-            in_type_unit.addr != die->addr)
-            return read_type(&in_type_unit, depth + 1);
+        for (int i = 0; i < 8; ++i) {
+            Dwarf_Attribute signature;
+            if (!dwarf_attr(die, DW_AT_signature, &signature) || !dwarf_formref_die(&signature, &in_type_unit) ||
+                in_type_unit.addr == die->addr)
+                break;
+            die = &in_type_unit;
+        }
         auto [it, inserted] = m_type_ids.try_emplace(die->addr, static_cast<TypeId>(m_raw.types.size()));
         if (!inserted)
             return it->second;
@@ -705,12 +705,22 @@ private:
         m_raw.files.resize(m_raw.types.size());
         const char *declared_in = dwarf_decl_file(die);
         m_raw.files[id] = declared_in ? base_name(declared_in) : base_name(m_unit_file);
-        Type type = build_type(die, depth);
-        m_raw.types[id] = std::move(type);
+        m_pending_types.emplace_back(*die, id);
         return id;
     }
 
-    Type build_type(Dwarf_Die *die, int depth)
+    void read_pending_types()
+    {
+        while (!m_pending_types.empty()) {
+            auto [die, id] = m_pending_types.back();
+            m_pending_types.pop_back();
+            Type type = build_type(&die);
+            m_raw.types[id] = std::move(type);
+        }
+        normalise_qualified_arrays();
+    }
+
+    Type build_type(Dwarf_Die *die)
     {
         Type type;
         int tag = dwarf_tag(die);
@@ -728,22 +738,22 @@ private:
             type.kind = tag == DW_TAG_union_type ? TypeKind::Union : TypeKind::Struct;
             type.declaration = attribute_flag(die, DW_AT_declaration);
             if (!type.declaration)
-                read_members(die, type, depth);
+                read_members(die, type);
             break;
         case DW_TAG_enumeration_type:
             type.kind = TypeKind::Enum;
             type.declaration = attribute_flag(die, DW_AT_declaration);
-            read_enumerators(die, type, depth);
+            read_enumerators(die, type);
             break;
         case DW_TAG_typedef:
             type.kind = TypeKind::Typedef;
-            type.target = read_type_reference(die, depth);
+            type.target = read_type_reference(die);
             break;
         case DW_TAG_pointer_type:
         case DW_TAG_reference_type:
         case DW_TAG_rvalue_reference_type:
             type.kind = TypeKind::Pointer;
-            type.target = read_type_reference(die, depth);
+            type.target = read_type_reference(die);
             if (type.size == 0)
                 type.size = sizeof(void *);
             type.name.clear();
@@ -752,19 +762,19 @@ private:
         case DW_TAG_volatile_type:
         case DW_TAG_restrict_type:
         case DW_TAG_atomic_type:
-            return qualified_type(die, depth);
+            return qualified_type(die);
         case DW_TAG_array_type:
             type.kind = TypeKind::Array;
-            type.target = read_type_reference(die, depth);
+            type.target = read_type_reference(die);
             read_array_bounds(die, type);
             break;
         case DW_TAG_subroutine_type:
             type.kind = TypeKind::Function;
-            type.target = read_type_reference(die, depth);
+            type.target = read_type_reference(die);
             type.prototyped = attribute_flag(die, DW_AT_prototyped);
             for_each_child(die, [&](Dwarf_Die *child) {
                 if (dwarf_tag(child) == DW_TAG_formal_parameter)
-                    type.params.push_back(read_type_reference(child, depth));
+                    type.params.push_back(read_type_reference(child));
                 else if (dwarf_tag(child) == DW_TAG_unspecified_parameters)
                     type.variadic = true;
             });
@@ -794,7 +804,7 @@ private:
 
     // A chain of qualifiers in one canonical order (const outermost, then volatile, restrict,
     // _Atomic): gcc writes `volatile const int`, clang `const volatile int`; both are one type.
-    Type qualified_type(Dwarf_Die *die, int depth)
+    Type qualified_type(Dwarf_Die *die)
     {
         constexpr TypeKind order[] = {TypeKind::Const, TypeKind::Volatile, TypeKind::Restrict, TypeKind::Atomic};
         std::set<TypeKind> qualifiers;
@@ -803,42 +813,63 @@ private:
         for (int i = 0;; ++i) {
             TypeKind kind = qualifier_kind(dwarf_tag(&current));
             if (kind == TypeKind::Void) {
-                base = read_type(&current, depth + i);
+                base = read_type(&current);
                 break;
             }
             qualifiers.insert(kind);
             Dwarf_Attribute attr;
             if (!dwarf_attr_integrate(&current, DW_AT_type, &attr))
                 break;  // `const void`
-            if (!dwarf_formref_die(&attr, &current) || i > max_type_depth)
+            if (!dwarf_formref_die(&attr, &current) || i > max_qualifier_chain)
                 throw CorruptDwarf("unresolvable or endless qualifier chain");
         }
-        // gcc qualifies both an array and its element (`const char[6]`); C qualifies only the
-        // element, so the array itself is the type.
-        if (const Type &array = m_raw.types[base]; array.kind == TypeKind::Array) {
-            bool element_has_all = true;
-            for (TypeKind kind : qualifiers)
-                element_has_all &= has_qualifier(array.target, kind);
-            if (element_has_all)
-                return array;
-        }
         TypeId inner = base;
-        Type outermost;
         for (auto it = std::rbegin(order); it != std::rend(order); ++it) {
             if (!qualifiers.count(*it))
                 continue;
             Type node;
             node.kind = *it;
             node.target = inner;
-            if (*it == *std::find_if(std::begin(order), std::end(order), [&](TypeKind k) { return qualifiers.count(k); })) {
-                outermost = node;
-                break;
-            }
+            if (*it == *std::find_if(std::begin(order), std::end(order), [&](TypeKind k) { return qualifiers.count(k); }))
+                return node;  // the outermost qualifier is this DIE's own type
             inner = static_cast<TypeId>(m_raw.types.size());
             m_raw.types.push_back(node);
             m_raw.files.resize(m_raw.types.size());
         }
-        return outermost;
+        return Type{};  // cannot happen: the DIE itself is a qualifier
+    }
+
+    // gcc qualifies both an array and its element (`const char[6]`); C qualifies only the
+    // element, so such a qualifier is the array itself. Run once every type is read.
+    void normalise_qualified_arrays()
+    {
+        for (Type &type : m_raw.types) {
+            if (qualifier_kind_of(type.kind) == TypeKind::Void)
+                continue;
+            std::set<TypeKind> qualifiers;
+            TypeId id = void_type;
+            const Type *current = &type;
+            for (int i = 0; i < max_qualifier_chain && qualifier_kind_of(current->kind) != TypeKind::Void; ++i) {
+                qualifiers.insert(current->kind);
+                id = current->target;
+                current = &m_raw.types[id];
+            }
+            if (current->kind != TypeKind::Array)
+                continue;
+            bool element_has_all = true;
+            for (TypeKind kind : qualifiers)
+                element_has_all &= has_qualifier(current->target, kind);
+            if (element_has_all)
+                type = *current;
+        }
+    }
+
+    static TypeKind qualifier_kind_of(TypeKind kind)
+    {
+        return kind == TypeKind::Const || kind == TypeKind::Volatile || kind == TypeKind::Restrict ||
+                       kind == TypeKind::Atomic
+                   ? kind
+                   : TypeKind::Void;
     }
 
     bool has_qualifier(TypeId id, TypeKind kind) const
@@ -855,18 +886,18 @@ private:
         return false;
     }
 
-    void read_members(Dwarf_Die *die, Type &type, int depth)
+    void read_members(Dwarf_Die *die, Type &type)
     {
         for_each_child(die, [&](Dwarf_Die *child) {
             if (dwarf_tag(child) != DW_TAG_member)
                 return;
             Member member;
             member.name = attribute_string(child, DW_AT_name);
-            member.type = read_type_reference(child, depth);
+            member.type = read_type_reference(child);
             member.offset = member_offset(child);
             if (auto bits = attribute_unsigned(child, DW_AT_bit_size)) {
                 member.bit_size = static_cast<std::uint32_t>(*bits);
-                member.bit_offset = bit_field_offset(child, member, m_raw.size_of(member.type));
+                member.bit_offset = bit_field_offset(child, member);
                 member.offset = member.bit_offset / 8;
             }
             type.members.push_back(std::move(member));
@@ -896,23 +927,55 @@ private:
     // DWARF 2/3: DW_AT_bit_offset counts from the most significant bit of a storage unit of
     // DW_AT_byte_size bytes placed at the member location; on a little-endian machine the
     // first bit is therefore storage_bits - bit_offset - bit_size.
-    std::uint64_t bit_field_offset(Dwarf_Die *die, const Member &member, std::uint64_t type_size)
+    std::uint64_t bit_field_offset(Dwarf_Die *die, const Member &member)
     {
         if (auto data_bit_offset = attribute_unsigned(die, DW_AT_data_bit_offset))
             return *data_bit_offset;
-        auto big_endian_offset = attribute_signed(die, DW_AT_bit_offset);
-        if (!big_endian_offset)
-            return member.offset * 8;
-        std::uint64_t storage_bits = attribute_unsigned(die, DW_AT_byte_size).value_or(type_size) * 8;
-        std::int64_t within = static_cast<std::int64_t>(storage_bits) - *big_endian_offset - member.bit_size;
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(member.offset * 8) + within);
+        auto big_endian_offset = attribute_unsigned(die, DW_AT_bit_offset);
+        std::uint64_t storage_bits = attribute_unsigned(die, DW_AT_byte_size).value_or(type_size_from_die(die)) * 8;
+        if (!big_endian_offset || storage_bits > 64 * 8 || *big_endian_offset + member.bit_size > storage_bits ||
+            member.offset > UINT32_MAX)
+            return member.offset * 8;  // absent or nonsensical: the bit-field starts at its byte
+        return member.offset * 8 + (storage_bits - *big_endian_offset - member.bit_size);
     }
 
-    void read_enumerators(Dwarf_Die *die, Type &type, int depth)
+    // The byte size of a DIE's type, read from the DIEs (through typedefs and qualifiers):
+    // the raw type may not be read yet.
+    static std::uint64_t type_size_from_die(Dwarf_Die *die)
     {
-        TypeId underlying = read_type_reference(die, depth);
-        if (underlying != void_type)
-            type.enum_signed = m_raw.is_signed_integer(underlying);
+        Dwarf_Die current = *die;
+        for (int i = 0; i < max_qualifier_chain; ++i) {
+            Dwarf_Attribute attr;
+            if (!dwarf_attr_integrate(&current, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &current))
+                return 0;
+            if (auto size = attribute_unsigned(&current, DW_AT_byte_size))
+                return *size;
+        }
+        return 0;
+    }
+
+    // An enum's underlying type (DW_AT_type, DWARF 3+) tells whether its values are signed.
+    static std::optional<bool> underlying_is_signed(Dwarf_Die *die)
+    {
+        Dwarf_Die current = *die;
+        for (int i = 0; i < max_qualifier_chain; ++i) {
+            Dwarf_Attribute attr;
+            if (!dwarf_attr_integrate(&current, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &current))
+                return std::nullopt;
+            if (dwarf_tag(&current) == DW_TAG_base_type) {
+                auto encoding = attribute_unsigned(&current, DW_AT_encoding).value_or(0);
+                return encoding == DW_ATE_signed || encoding == DW_ATE_signed_char;
+            }
+        }
+        return std::nullopt;
+    }
+
+    void read_enumerators(Dwarf_Die *die, Type &type)
+    {
+        std::optional<bool> underlying_signed = underlying_is_signed(die);
+        bool has_underlying = underlying_signed.has_value();
+        if (has_underlying)
+            type.enum_signed = *underlying_signed;
         bool any_negative = false;
         for_each_child(die, [&](Dwarf_Die *child) {
             if (dwarf_tag(child) != DW_TAG_enumerator)
@@ -926,7 +989,7 @@ private:
                 // unsigned char enum as data1 0xc8). Without one, only sdata is signed: gcc
                 // writes negative values as sdata and others as dataN, clang uses sdata/udata.
                 unsigned form = dwarf_whatform(&attr);
-                bool read_unsigned = underlying != void_type ? !type.enum_signed : form != DW_FORM_sdata;
+                bool read_unsigned = has_underlying ? !type.enum_signed : form != DW_FORM_sdata;
                 if (read_unsigned) {
                     Dwarf_Word unsigned_value = 0;
                     if (dwarf_formudata(&attr, &unsigned_value) == 0)
@@ -939,8 +1002,25 @@ private:
             enumerator.value = value;
             type.enumerators.push_back(std::move(enumerator));
         });
-        if (underlying == void_type)
+        if (!has_underlying)
             type.enum_signed = any_negative;
+    }
+
+    // Bounds are unsigned unless written as DW_FORM_sdata: gcc writes `char buf[256]` as
+    // upper_bound data1 255, which a signed read would take for -1.
+    static std::optional<std::int64_t> bound(Dwarf_Die *die, unsigned name)
+    {
+        Dwarf_Attribute attr;
+        if (!dwarf_attr(die, name, &attr))
+            return std::nullopt;
+        if (dwarf_whatform(&attr) == DW_FORM_sdata) {
+            Dwarf_Sword value;
+            return dwarf_formsdata(&attr, &value) == 0 ? std::optional<std::int64_t>(value) : std::nullopt;
+        }
+        Dwarf_Word value;
+        if (dwarf_formudata(&attr, &value) != 0 || value > static_cast<Dwarf_Word>(INT64_MAX))
+            return std::nullopt;
+        return static_cast<std::int64_t>(value);
     }
 
     void read_array_bounds(Dwarf_Die *die, Type &type)
@@ -948,17 +1028,19 @@ private:
         for_each_child(die, [&](Dwarf_Die *child) {
             if (dwarf_tag(child) != DW_TAG_subrange_type && dwarf_tag(child) != DW_TAG_enumeration_type)
                 return;
-            if (auto count = attribute_unsigned(child, DW_AT_count)) {
-                // clang writes `count: -1` for a flexible array member.
-                type.counts.push_back(static_cast<std::int64_t>(*count) < 0 ? unknown_count : *count);
+            if (dwarf_hasattr(child, DW_AT_count)) {
+                // clang writes `count: -1` (sdata) for a flexible array member.
+                auto count = bound(child, DW_AT_count);
+                type.counts.push_back(count && *count >= 0 ? static_cast<std::uint64_t>(*count) : unknown_count);
                 return;
             }
-            auto upper = attribute_signed(child, DW_AT_upper_bound);
-            auto lower = attribute_signed(child, DW_AT_lower_bound).value_or(0);
-            if (!upper || *upper < lower - 1)
+            auto upper = bound(child, DW_AT_upper_bound);
+            std::int64_t lower = bound(child, DW_AT_lower_bound).value_or(0);
+            // `extern int a[];` has no upper bound; gcc's flexible members use upper_bound -1.
+            if (!upper || lower < 0 || *upper < lower)
                 type.counts.push_back(unknown_count);
             else
-                type.counts.push_back(static_cast<std::uint64_t>(*upper - lower + 1));
+                type.counts.push_back(static_cast<std::uint64_t>(*upper - lower) + 1);
         });
         if (type.counts.empty())
             type.counts.push_back(unknown_count);
@@ -985,8 +1067,9 @@ private:
     std::set<std::string> m_unit_path_needed;
     RawTypes m_raw;
     std::unordered_map<const void *, TypeId> m_type_ids;  // DIE address (unique across sections) -> raw id
+    std::vector<std::pair<Dwarf_Die, TypeId>> m_pending_types;  // given an id, not read yet
     std::vector<Variable> m_variables;
-    std::set<std::uint64_t> m_static_addresses;
+    std::set<std::uint64_t> m_static_addresses, m_thread_local_offsets;
     std::map<std::string, Function> m_functions;  // by qualified name, so output is sorted
     std::set<std::string> m_warnings;
 };

@@ -93,6 +93,9 @@ std::uint64_t natural_alignment(const Schema &schema, TypeId id)
     const Type &type = schema.type(id);
     switch (type.kind) {
     case TypeKind::Base:
+        if (type.encoding == Encoding::Complex)  // _Complex double: two doubles, aligned as one
+            return std::clamp<std::uint64_t>(type.size / 2, 1, 16);
+        return std::clamp<std::uint64_t>(type.size, 1, 16);
     case TypeKind::Enum:
     case TypeKind::Pointer:
         return std::clamp<std::uint64_t>(type.size, 1, 16);

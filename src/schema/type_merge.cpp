@@ -53,6 +53,16 @@ std::string shape_of(const Type &type)
 }
 
 template <typename Visit>
+void for_each_reference(const Type &type, Visit &&visit)
+{
+    visit(type.target);
+    for (const Member &member : type.members)
+        visit(member.type);
+    for (TypeId param : type.params)
+        visit(param);
+}
+
+template <typename Visit>
 void for_each_reference(Type &type, Visit &&visit)
 {
     visit(type.target);
@@ -63,7 +73,7 @@ void for_each_reference(Type &type, Visit &&visit)
 }
 
 // Assigns class ids to raw types: same class = same shape and same classes referred to.
-std::vector<std::uint32_t> refine(std::vector<Type> &types)
+std::vector<std::uint32_t> refine(const std::vector<Type> &types)
 {
     std::vector<std::uint32_t> classes(types.size());
     std::unordered_map<std::string, std::uint32_t> by_shape;
@@ -197,6 +207,8 @@ bool RawTypes::is_signed_integer(TypeId id) const
         id = types[id].target;
     return types[id].kind == TypeKind::Base && types[id].encoding == Encoding::Signed;
 }
+
+std::vector<std::uint32_t> structural_classes(const std::vector<Type> &types) { return refine(types); }
 
 std::string check_value_nesting(const std::vector<Type> &types, std::size_t max_depth)
 {

@@ -27,6 +27,11 @@ struct RawTypes {
 // reachable from `raw.roots` (compiler artefacts such as clang's __ARRAY_SIZE_TYPE__) are dropped.
 std::vector<TypeId> merge_types(RawTypes &raw, std::vector<Type> &merged);
 
+// Classes of structurally identical types: same shape (kind, name, size, members, ...) and
+// references to types of the same classes, computed as the coarsest stable partition so that
+// recursive types compare without recursion.
+std::vector<std::uint32_t> structural_classes(const std::vector<Type> &types);
+
 // Types nest by value (a struct holds its members, an array its elements, a typedef its
 // target) in a finite, acyclic way in any real program. Returns why `types` break that (a type
 // that contains itself, or nesting deeper than `max_depth`), or an empty string. Code that
