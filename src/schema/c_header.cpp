@@ -41,12 +41,6 @@ std::string integer_spelling(std::uint64_t size, bool is_signed)
 
 std::string base_spelling(const Type &type)
 {
-    if (type.encoding == Encoding::Complex) {
-        std::string name = type.name;
-        if (auto at = name.find("complex "); at != std::string::npos)
-            name = name.substr(at + 8);
-        return "_Complex " + name;
-    }
     return type.name.empty() ? integer_spelling(type.size, type.encoding == Encoding::Signed) : type.name;
 }
 
@@ -167,15 +161,18 @@ private:
         case TypeKind::Struct:
         case TypeKind::Union:
             if (type.name.empty()) {
-                for (const Member &member : type.members)  // written inline: its members count
-                    dependencies(member.type, by_value, needs, depth + 1);
+                // Written inline, even behind a pointer or a typedef: its members are by value.
+                for (const Member &member : type.members)
+                    dependencies(member.type, true, needs, depth + 1);
             } else if (by_value) {
                 needs.insert(id);
             }
             return;
-        case TypeKind::Const: case TypeKind::Volatile: case TypeKind::Restrict:
-        case TypeKind::Atomic: case TypeKind::Array:
+        case TypeKind::Const: case TypeKind::Volatile: case TypeKind::Restrict: case TypeKind::Atomic:
             dependencies(type.target, by_value, needs, depth + 1);
+            return;
+        case TypeKind::Array:  // C has no arrays of incomplete types, not even behind a pointer
+            dependencies(type.target, true, needs, depth + 1);
             return;
         case TypeKind::Pointer:
             dependencies(type.target, false, needs, depth + 1);
@@ -306,35 +303,41 @@ private:
         if (!type.name.empty())
             text += " " + emitted_name(id);
         text += " {\n";
-        Layout layout = plan_layout(type);
+        bool packed = is_packed(id);
         std::uint64_t cursor_bits = 0;
         int padding = 0;
         auto add_padding = [&](std::uint64_t bytes) {
             text += fmt::format("{}char __molt_padding{}[{}];\n", pad, padding++, bytes);
         };
         for (const Member &member : type.members) {
-            std::string name = member.name;
+            std::string declaration = pad + declare(member.type, member.name, indent + 4);
+            if (member.is_bit_field())
+                declaration += fmt::format(" : {}", member.bit_size);
             if (type.kind == TypeKind::Struct) {
                 if (member.is_bit_field()) {
                     if (member.bit_offset > cursor_bits)
                         text += bit_gap(member, cursor_bits, pad, padding);
                     cursor_bits = member.bit_offset + member.bit_size;
-                    text += pad + declare(member.type, name, indent + 4) + fmt::format(" : {};\n", member.bit_size);
-                    continue;
+                } else {
+                    // Explicit padding wherever the version has a gap: exact whatever the
+                    // alignment the compiler gives the emitted types.
+                    std::uint64_t cursor = (cursor_bits + 7) / 8;
+                    if (member.offset > cursor)
+                        add_padding(member.offset - cursor);
+                    cursor_bits = (member.offset + member_size(member)) * 8;
                 }
-                std::uint64_t cursor = (cursor_bits + 7) / 8;
-                std::uint64_t natural = round_up(cursor, layout.packed ? 1 : natural_alignment(m_schema, member.type));
-                if (member.offset > natural)
-                    add_padding(member.offset - cursor);
-                cursor_bits = (member.offset + member_size(member)) * 8;
             }
-            text += pad + declare(member.type, name, indent + 4) + ";\n";
+            text += declaration + ";\n";
         }
-        std::uint64_t end = type.kind == TypeKind::Struct ? (cursor_bits + 7) / 8 : layout.largest_member;
-        if (type.size > round_up(end, layout.packed ? 1 : layout.alignment))
-            add_padding(type.size - end);
+        if (type.kind == TypeKind::Struct) {
+            std::uint64_t end = (cursor_bits + 7) / 8;
+            if (type.size > end && type.size > round_up(end, packed ? 1 : emitted_alignment(id)))
+                add_padding(type.size - end);
+        } else if (type.size > round_up(largest_member(type), packed ? 1 : emitted_alignment(id))) {
+            add_padding(type.size);  // a union member as large as the union
+        }
         text += std::string(static_cast<std::size_t>(indent), ' ') + "}";
-        if (layout.packed)
+        if (packed)
             text += " __attribute__((packed))";
         return text;
     }
@@ -366,35 +369,57 @@ private:
         return m_schema.type(strip_typedefs_and_qualifiers(m_schema, member.type)).size;
     }
 
-    struct Layout {
+    std::uint64_t largest_member(const Type &type) const
+    {
+        std::uint64_t largest = 0;
+        for (const Member &member : type.members)
+            largest = std::max(largest, member.is_bit_field() ? (member.bit_offset + member.bit_size + 7) / 8
+                                                              : member_size(member));
+        return largest;
+    }
+
+    // The alignment the emitted type will have: natural, except that a packed aggregate has 1.
+    std::uint64_t emitted_alignment(TypeId id)
+    {
+        id = strip_typedefs_and_qualifiers(m_schema, id);
+        const Type &type = m_schema.type(id);
+        if (type.kind == TypeKind::Array)
+            return emitted_alignment(type.target);
+        if (!is_aggregate(type.kind))
+            return natural_alignment(m_schema, id);
+        if (auto known = m_alignments.find(id); known != m_alignments.end())
+            return known->second;
+        std::uint64_t alignment = 1;
+        for (const Member &member : type.members)
+            alignment = std::max(alignment, emitted_alignment(member.type));
+        if (is_packed(id))
+            alignment = 1;
+        m_alignments[id] = alignment;
+        return alignment;
+    }
+
+    // The compiler packed the aggregate when a member sits below its alignment, a bit-field
+    // straddles a unit of its type, or the size is not a multiple of the alignment.
+    bool is_packed(TypeId id)
+    {
+        if (auto known = m_packed.find(id); known != m_packed.end())
+            return known->second;
+        const Type &type = m_schema.type(id);
         bool packed = false;
         std::uint64_t alignment = 1;
-        std::uint64_t largest_member = 0;
-    };
-
-    // The compiler packed the aggregate when a member sits below its natural alignment or the
-    // size is not a multiple of the natural alignment.
-    Layout plan_layout(const Type &type) const
-    {
-        Layout layout;
         for (const Member &member : type.members) {
-            std::uint64_t alignment = natural_alignment(m_schema, member.type);
-            layout.alignment = std::max(layout.alignment, alignment);
+            std::uint64_t member_alignment = emitted_alignment(member.type);
+            alignment = std::max(alignment, member_alignment);
             if (!member.is_bit_field()) {
-                layout.largest_member = std::max(layout.largest_member, member_size(member));
-                if (member.offset % alignment != 0)
-                    layout.packed = true;
+                packed |= member.offset % member_alignment != 0;
             } else {
-                layout.largest_member = std::max(layout.largest_member, (member.bit_offset + member.bit_size + 7) / 8);
-                // A bit-field straddling a unit of its type only happens in packed structs.
                 std::uint64_t unit_bits = member_size(member) * 8;
-                if (unit_bits && member.bit_offset / unit_bits != (member.bit_offset + member.bit_size - 1) / unit_bits)
-                    layout.packed = true;
+                packed |= unit_bits && member.bit_offset / unit_bits != (member.bit_offset + member.bit_size - 1) / unit_bits;
             }
         }
-        if (type.size % layout.alignment != 0)
-            layout.packed = true;
-        return layout;
+        packed |= type.size % alignment != 0;
+        m_packed[id] = packed;
+        return packed;
     }
 
     // ---- layout checks ------------------------------------------------------------------------
@@ -443,6 +468,8 @@ private:
     std::map<std::string, TypeId> m_named;            // spelling (`struct molt_old_node`) -> type, sorted
     std::map<std::string, TypeId> m_anonymous_enums;  // first enumerator -> type
     std::set<TypeId> m_emitted;
+    std::map<TypeId, bool> m_packed;
+    std::map<TypeId, std::uint64_t> m_alignments;
     std::string m_out;
     int m_inline_depth = 0;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 namespace molt::schema {
@@ -62,7 +63,15 @@ public:
         combined.reserve(old_schema.types.size() + new_schema.types.size());
         add(old_schema, 0, combined);
         add(new_schema, m_new_offset, combined);
-        m_classes = structural_classes(combined);
+        try {
+            m_classes = structural_classes(combined);
+        } catch (const std::runtime_error &) {
+            // Both schemas passed the same check alone; if together they do not, call no two
+            // types identical: every change is then reported, never one missed.
+            m_classes.resize(combined.size());
+            for (std::size_t i = 0; i < combined.size(); ++i)
+                m_classes[i] = static_cast<std::uint32_t>(i);
+        }
     }
 
     bool identical(TypeId a, TypeId b) const
@@ -123,7 +132,9 @@ public:
         m_in_progress.insert(key);
         Comparison result = classify(a, b, where);
         m_in_progress.erase(key);
-        m_compared[key] = result;
+        // A pointer's verdict may rest on a pointee still being compared: not kept.
+        if (m_old.type(stripped_a).kind != TypeKind::Pointer)
+            m_compared[key] = result;
         return result;
     }
 
@@ -165,9 +176,15 @@ public:
     std::vector<Finding> take_findings() { return std::move(m_findings); }
 
 private:
+    // Records the finding once per place and once per pair of types: a typedef'd function
+    // pointer is reported under the typedef, not again under each variable of that type.
     Comparison needs_transformer(TypeId a, TypeId b, const std::string &where, std::string reason)
     {
-        record(where, type_to_c(m_old, a), type_to_c(m_new, b), reason);
+        const Type &old_type = m_old.type(a);
+        bool named = old_type.kind == TypeKind::Typedef || is_named_tagged(old_type);
+        Pair pair{strip_typedefs_and_qualifiers(m_old, a), strip_typedefs_and_qualifiers(m_new, b)};
+        if (!named || m_finding_pairs.insert({pair, reason}).second)
+            record(where, type_to_c(m_old, a), type_to_c(m_new, b), reason);
         return {Verdict::NeedsTransformer, std::move(reason)};
     }
 
@@ -436,6 +453,7 @@ private:
     std::set<Pair> m_in_progress;
     std::vector<Finding> m_findings;
     std::set<std::string> m_finding_places;
+    std::set<std::pair<Pair, std::string>> m_finding_pairs;
 };
 
 // Statics are qualified by their file. When a single-file program is renamed (kvd.c ->

@@ -133,8 +133,10 @@ void for_each_child(Dwarf_Die *parent, Visit &&visit)
 // Base type names: gcc says "long unsigned int", clang "unsigned long". One spelling for both,
 // so a version built by one compiler diffs cleanly against a version built by the other.
 
-std::string canonical_base_name(const std::string &name, Encoding encoding)
+std::string canonical_base_name(const std::string &name, Encoding encoding, std::uint64_t size)
 {
+    if (encoding == Encoding::Complex)  // gcc "complex double", clang "complex": C's spelling by size
+        return size == 8 ? "_Complex float" : size == 16 ? "_Complex double" : size == 32 ? "_Complex long double" : name;
     if (encoding != Encoding::Signed && encoding != Encoding::Unsigned)
         return name;
     int longs = 0;
@@ -730,7 +732,7 @@ private:
         case DW_TAG_base_type:
             type.kind = TypeKind::Base;
             type.encoding = encoding_of(attribute_unsigned(die, DW_AT_encoding).value_or(0));
-            type.name = canonical_base_name(type.name, type.encoding);
+            type.name = canonical_base_name(type.name, type.encoding, type.size);
             break;
         case DW_TAG_structure_type:
         case DW_TAG_class_type:
@@ -1111,6 +1113,8 @@ Result<Schema> read_from_elf(const std::string &name, Elf *elf)
         return Error{name, std::string("corrupt DWARF: ") + corrupt.what()};
     } catch (const std::bad_alloc &) {
         return Error{name, "corrupt DWARF: sizes too large to read"};
+    } catch (const std::runtime_error &too_deep) {  // from the type merge
+        return Error{name, std::string("corrupt DWARF: ") + too_deep.what()};
     } catch (const std::length_error &) {
         return Error{name, "corrupt DWARF: sizes too large to read"};
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
 
@@ -10,6 +11,7 @@ namespace molt::schema {
 namespace {
 
 constexpr int max_chain = 64;
+constexpr int max_refinement_rounds = 1000;
 
 // Hash for vectors of ids (the refinement's signatures).
 struct IdsHash {
@@ -81,7 +83,12 @@ std::vector<std::uint32_t> refine(const std::vector<Type> &types)
         classes[i] = by_shape.try_emplace(shape_of(types[i]), static_cast<std::uint32_t>(by_shape.size())).first->second;
     std::size_t count = by_shape.size();
     std::vector<std::uint32_t> signature;
-    for (;;) {
+    for (int round = 0;; ++round) {
+        // Each round costs a pass over all types; real programs settle in a few dozen rounds
+        // (names tell most types apart at once). Only adversarial input gets here.
+        if (round > max_refinement_rounds)
+            throw std::runtime_error("the type graph is too deep to compare (over " +
+                                     std::to_string(max_refinement_rounds) + " refinement rounds)");
         std::unordered_map<std::vector<std::uint32_t>, std::uint32_t, IdsHash> by_signature;
         std::vector<std::uint32_t> next(types.size());
         for (std::size_t i = 0; i < types.size(); ++i) {
@@ -278,14 +285,20 @@ std::vector<TypeId> merge_types(RawTypes &raw, std::vector<Type> &merged)
     std::vector<Type> &types = raw.types;
     raw.files.resize(types.size());
     // Sizes of typedefs, qualifiers and arrays come from what they refer to.
-    for (std::size_t i = 0; i < types.size(); ++i)
-        if (types[i].kind != TypeKind::Struct && types[i].kind != TypeKind::Union && types[i].kind != TypeKind::Base &&
-            types[i].kind != TypeKind::Enum && types[i].kind != TypeKind::Pointer)
-            types[i].size = raw.size_of(static_cast<TypeId>(i));
-
+    auto derive_sizes = [&] {
+        for (std::size_t i = 0; i < types.size(); ++i)
+            if (types[i].kind != TypeKind::Struct && types[i].kind != TypeKind::Union &&
+                types[i].kind != TypeKind::Base && types[i].kind != TypeKind::Enum && types[i].kind != TypeKind::Pointer)
+                types[i].size = raw.size_of(static_cast<TypeId>(i));
+    };
+    derive_sizes();
     std::vector<std::uint32_t> classes = refine(types);
-    if (resolve_declarations(types, classes))
+    // Resolving one declaration can make two definitions of another type equal (struct a
+    // holds a `struct b *` that was incomplete in one unit), so resolve until nothing moves.
+    for (int round = 0; round < 8 && resolve_declarations(types, classes); ++round) {
+        derive_sizes();  // `typedef struct node node_t` had size 0 where node was incomplete
         classes = refine(types);
+    }
 
     std::vector<bool> reachable(types.size());
     std::vector<TypeId> pending = raw.roots;

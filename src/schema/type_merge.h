@@ -23,13 +23,15 @@ struct RawTypes {
 // Two types are one when they have the same shape and refer to types that are one (computed
 // as the coarsest stable partition, so recursive types merge too). An incomplete
 // `struct node;` is the complete `struct node` when exactly one such definition exists.
+// Throws std::runtime_error like structural_classes.
 // Same-named distinct types get `Type::file` set so that their names stay apart. Types not
 // reachable from `raw.roots` (compiler artefacts such as clang's __ARRAY_SIZE_TYPE__) are dropped.
 std::vector<TypeId> merge_types(RawTypes &raw, std::vector<Type> &merged);
 
 // Classes of structurally identical types: same shape (kind, name, size, members, ...) and
 // references to types of the same classes, computed as the coarsest stable partition so that
-// recursive types compare without recursion.
+// recursive types compare without recursion. Throws std::runtime_error when the graph needs
+// more than a bounded number of rounds (only adversarial input does).
 std::vector<std::uint32_t> structural_classes(const std::vector<Type> &types);
 
 // Types nest by value (a struct holds its members, an array its elements, a typedef its

@@ -193,6 +193,23 @@ TEST(DiffVariables, StaticsMatchAcrossARenamedFile)
     EXPECT_TRUE(matched);
 }
 
+// Each variable whose own type changed needs its own transformer: two lines, not one.
+TEST(DiffVariables, EachChangedScalarIsListed)
+{
+    auto diff = diff_case("two_scalars_to_pointers", toolchains[0]);
+    ASSERT_EQ(diff.needs_transformer.size(), 2u);
+    EXPECT_EQ(diff.needs_transformer[0].where, "variable first");
+    EXPECT_EQ(diff.needs_transformer[1].where, "variable second");
+}
+
+// A changed typedef is reported once, under its name, not again for each variable using it.
+TEST(DiffTypes, ChangedTypedefIsListedOnce)
+{
+    auto diff = diff_case("function_pointer_prototype", toolchains[0]);
+    ASSERT_EQ(diff.needs_transformer.size(), 1u);
+    EXPECT_EQ(diff.needs_transformer[0].where, "handler_fn");
+}
+
 TEST(DiffTypes, RecursiveTypeComparisonTerminatesAndFindsTheChange)
 {
     auto diff = diff_case("pointer_to_changed", toolchains[1]);
