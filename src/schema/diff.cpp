@@ -132,8 +132,10 @@ public:
         m_in_progress.insert(key);
         Comparison result = classify(a, b, where);
         m_in_progress.erase(key);
-        // A pointer's verdict may rest on a pointee still being compared: not kept.
-        if (m_old.type(stripped_a).kind != TypeKind::Pointer)
+        // Kept only for named types, whose findings are recorded under their own name: a
+        // scalar or array change is a finding at each place it occurs, and a pointer's verdict
+        // may rest on a pointee still being compared.
+        if (is_named_tagged(m_old.type(stripped_a)))
             m_compared[key] = result;
         return result;
     }
