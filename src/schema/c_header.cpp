@@ -247,7 +247,8 @@ private:
         const Type &type = m_schema.type(id);
         std::string text = type.name.empty() ? "enum {\n" : "enum " + emitted_name(id) + " {\n";
         for (const Enumerator &enumerator : type.enumerators)
-            text += fmt::format("    {} = {},\n", enumerator_name(type, enumerator), enumerator_value(type, enumerator.value));
+            text += fmt::format("    {} = {},\n", unique_enumerator_name(type, enumerator),
+                                enumerator_value(type, enumerator.value));
         // Without packed, C makes an enum at least as large as int.
         bool packed = type.size < 4;
         if (packed && !type.name.empty() && packed_size(type) < type.size) {
@@ -257,6 +258,17 @@ private:
         }
         text += packed ? "} __attribute__((packed))" : "}";
         return text;
+    }
+
+    // Enumerators share one namespace in C: a second `READY` (another file's enum, or an
+    // anonymous enum) becomes `READY__2`, in the sorted order of the header, so stable.
+    std::string unique_enumerator_name(const Type &type, const Enumerator &enumerator)
+    {
+        std::string name = enumerator_name(type, enumerator);
+        std::string unique = name;
+        for (int n = 2; !m_enumerator_names.insert(unique).second; ++n)
+            unique = name + "__" + std::to_string(n);
+        return unique;
     }
 
     // The size gcc and clang give a packed enum: the smallest integer holding every value.
@@ -468,6 +480,7 @@ private:
     std::map<std::string, TypeId> m_named;            // spelling (`struct molt_old_node`) -> type, sorted
     std::map<std::string, TypeId> m_anonymous_enums;  // first enumerator -> type
     std::set<TypeId> m_emitted;
+    std::set<std::string> m_enumerator_names;
     std::map<TypeId, bool> m_packed;
     std::map<TypeId, std::uint64_t> m_alignments;
     std::string m_out;

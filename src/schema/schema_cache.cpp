@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "dwarf_reader.h"
+#include "type_merge.h"
 
 namespace molt::schema {
 namespace {
@@ -53,11 +54,12 @@ public:
         m_position += size;
         return value;
     }
-    // A count of items that each take at least one byte: bounded by what is left.
-    std::uint32_t count()
+    // A count of items that each take at least `item_bytes` bytes in the entry: bounded by
+    // what is left, so a corrupt count cannot ask for gigabytes.
+    std::uint32_t count(std::size_t item_bytes)
     {
         std::uint32_t value = u32();
-        if (value > m_bytes.size() - m_position)
+        if (m_failed || value > (m_bytes.size() - m_position) / item_bytes)
             return fail<std::uint32_t>();
         return value;
     }
@@ -95,7 +97,7 @@ void write_locals(Writer &out, const std::vector<Local> &locals)
 
 std::vector<Local> read_locals(Reader &in)
 {
-    std::vector<Local> locals(in.count());
+    std::vector<Local> locals(in.count(8));
     for (Local &local : locals) {
         local.name = in.text();
         local.type = in.u32();
@@ -128,6 +130,15 @@ bool ids_valid(const Schema &schema)
                     return false;
     }
     return !schema.types.empty();
+}
+
+template <typename Item>
+bool sorted_and_unique(const std::vector<Item> &items)
+{
+    for (std::size_t i = 1; i < items.size(); ++i)
+        if (!(items[i - 1].qualified_name < items[i].qualified_name))
+            return false;
+    return true;
 }
 
 std::string build_id_of(const std::string &path)
@@ -254,7 +265,7 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
     Reader in(body);
     Schema schema;
     schema.build_id = in.text();
-    schema.types.resize(in.count());
+    schema.types.resize(in.count(39));
     for (Type &type : schema.types) {
         type.kind = static_cast<TypeKind>(in.u8());
         type.name = in.text();
@@ -267,10 +278,10 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
         type.prototyped = flags & 8;
         type.encoding = static_cast<Encoding>(in.u8());
         type.target = in.u32();
-        type.counts.resize(in.count());
+        type.counts.resize(in.count(8));
         for (std::uint64_t &count : type.counts)
             count = in.u64();
-        type.members.resize(in.count());
+        type.members.resize(in.count(28));
         for (Member &member : type.members) {
             member.name = in.text();
             member.type = in.u32();
@@ -278,18 +289,18 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
             member.bit_size = in.u32();
             member.bit_offset = in.u64();
         }
-        type.enumerators.resize(in.count());
+        type.enumerators.resize(in.count(12));
         for (Enumerator &enumerator : type.enumerators) {
             enumerator.name = in.text();
             enumerator.value = static_cast<std::int64_t>(in.u64());
         }
-        type.params.resize(in.count());
+        type.params.resize(in.count(4));
         for (TypeId &param : type.params)
             param = in.u32();
         if (in.failed() || type.kind > TypeKind::Function || type.encoding > Encoding::Other)
             return std::nullopt;
     }
-    schema.variables.resize(in.count());
+    schema.variables.resize(in.count(37));
     for (Variable &variable : schema.variables) {
         variable.name = in.text();
         variable.qualified_name = in.text();
@@ -303,7 +314,7 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
         variable.read_only = flags & 2;
         variable.thread_local_storage = flags & 4;
     }
-    schema.functions.resize(in.count());
+    schema.functions.resize(in.count(41));
     for (Function &function : schema.functions) {
         function.name = in.text();
         function.qualified_name = in.text();
@@ -317,11 +328,12 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
         function.params = read_locals(in);
         function.locals = read_locals(in);
     }
-    schema.warnings.resize(in.count());
+    schema.warnings.resize(in.count(4));
     for (std::string &warning : schema.warnings)
         warning = in.text();
-    if (in.failed() || !ids_valid(schema))
-        return std::nullopt;
+    if (in.failed() || !ids_valid(schema) || !sorted_and_unique(schema.variables) ||
+        !sorted_and_unique(schema.functions) || !check_value_nesting(schema.types, 256).empty())
+        return std::nullopt;  // the same promises the reader makes, or the entry is not used
     return schema;
 }
 
@@ -343,7 +355,13 @@ Result<Schema> load_schema(const std::string &path, CacheUse use)
     std::string entry = build_id.empty() ? std::string() : *directory + "/" + build_id + ".schema";
     if (!entry.empty()) {
         if (auto bytes = read_file(entry)) {
-            if (auto cached = deserialize_schema(*bytes); cached && cached->build_id == build_id) {
+            std::optional<Schema> cached;
+            try {
+                cached = deserialize_schema(*bytes);
+            } catch (const std::bad_alloc &) {
+                cached.reset();  // a damaged entry; the DWARF is read instead
+            }
+            if (cached && cached->build_id == build_id) {
                 cached->path = path;
                 return std::move(*cached);
             }
