@@ -1,5 +1,6 @@
 # Molt: the commands of the README. Each one installs missing Debian packages first
 # (scripts/install-deps, idempotent), then configures and builds with CMake.
+MAKEFLAGS += --no-print-directory
 PREFIX ?= /usr/local
 BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
