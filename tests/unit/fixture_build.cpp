@@ -31,20 +31,26 @@ std::vector<Toolchain> schema_toolchains()
 
 std::string fixture(const std::string &relative) { return std::string(MOLT_SOURCE_DIR) + "/tests/fixtures/" + relative; }
 
+namespace {
+
+// Plain storage, not a std::string: the atexit cleanup must not read an object whose
+// destructor (registered after it) has already run.
+char scratch_path[4096];
+
+void remove_scratch() { std::filesystem::remove_all(scratch_path); }
+
+}  // namespace
+
 std::string scratch_directory()
 {
-    static std::string directory = [] {
+    if (scratch_path[0] == '\0') {
         const char *base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/molt-test-XXXXXX";
-        std::vector<char> buffer(pattern.begin(), pattern.end());
-        buffer.push_back('\0');
-        if (!mkdtemp(buffer.data()))
+        std::snprintf(scratch_path, sizeof scratch_path, "%s/molt-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(scratch_path))
             std::abort();  // no scratch space: nothing can be tested
-        std::string made = buffer.data();
-        std::atexit([] { std::filesystem::remove_all(scratch_directory()); });
-        return made;
-    }();
-    return directory;
+        std::atexit(remove_scratch);
+    }
+    return scratch_path;
 }
 
 std::string run(const std::string &command, int *status)
