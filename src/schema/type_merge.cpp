@@ -208,13 +208,6 @@ bool RawTypes::is_const(TypeId id) const
     return false;
 }
 
-bool RawTypes::is_signed_integer(TypeId id) const
-{
-    for (int i = 0; i < max_chain && types[id].kind == TypeKind::Typedef; ++i)
-        id = types[id].target;
-    return types[id].kind == TypeKind::Base && types[id].encoding == Encoding::Signed;
-}
-
 std::vector<std::uint32_t> structural_classes(const std::vector<Type> &types) { return refine(types); }
 
 std::string check_value_nesting(const std::vector<Type> &types, std::size_t max_depth)

@@ -16,7 +16,6 @@ struct RawTypes {
 
     std::uint64_t size_of(TypeId id) const;
     bool is_const(TypeId id) const;           // const at the top, through typedefs
-    bool is_signed_integer(TypeId id) const;
 };
 
 // Moves the distinct types of `raw` into `merged` and returns, for each raw id, its merged id.
