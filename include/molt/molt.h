@@ -1,23 +1,115 @@
 /*
  * molt/molt.h: the C interface between an application and Molt.
  *
- * Molt updates a running C program to a new version of itself without a restart. An
- * application includes this header and links the Molt runtime. This release carries the
- * version macros only: the runtime (update points, MOLT_LOCAL, molt_wake_fd) and the
- * transformer macros arrive with the live-update runtime. Programs can already be examined
- * with the `molt` tool (`molt schema`, `molt diff`, `molt check`, `molt old-types`), which
- * needs nothing but a build with -g.
+ * Molt updates a running C program to a new version of itself without a restart. A version is
+ * an ordinary build of the program with -g: version 1 is usually the executable, linked with the
+ * Molt runtime (`pkg-config --cflags --libs molt`); later versions are shared objects built from
+ * the new source with `-g -fPIC -shared -Wl,-Bsymbolic`, linked with the same runtime.
+ *
+ * An update (requested with `molt update PID NEW.so`) waits until every thread of the program
+ * is parked at an update point, carries globals, statics, MOLT_LOCALs and thread arguments over
+ * to the new version (converted where their types changed), then restarts each thread in the
+ * new version: the main thread in the new `main`, every other thread in the new version's start
+ * routine of the same name, on a fresh stack of the same OS thread. The new code finds its way
+ * back to the update point it needs, skipping initialisation with molt_is_updating():
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         int listen_fd = -1;
+ *         MOLT_LOCAL(listen_fd);               // taken over from the old version's main
+ *         if (!molt_is_updating())
+ *             listen_fd = listen_on(6380);       // first start only
+ *         for (;;) {
+ *             molt_update_point("accept");
+ *             serve_one(listen_fd);
+ *         }
+ *     }
+ *
+ * Threads blocked in a system call are woken for an update by a signal (SIGRTMIN+7 unless the
+ * application sets MOLT_SIGNAL) installed without SA_RESTART: accept, read, poll, epoll_wait,
+ * nanosleep... return -1 with errno EINTR, and the application's loop reaches its update point.
+ * pthread_cond_wait is an update point by itself. Event loops may instead add molt_wake_fd() to
+ * their poll set.
+ *
+ * Every function here is safe to call from any thread. Programs built without the runtime can
+ * compile these calls away by defining MOLT_DISABLE before including this header.
  */
 #ifndef MOLT_MOLT_H
 #define MOLT_MOLT_H
 
+#include <stddef.h>
+
 /* The version of Molt this header belongs to. */
 #define MOLT_VERSION_MAJOR 0
-#define MOLT_VERSION_MINOR 1
+#define MOLT_VERSION_MINOR 2
 #define MOLT_VERSION_PATCH 0
 
 /* True when this header is at least version (major, minor). */
 #define MOLT_VERSION_AT_LEAST(major, minor) \
     (MOLT_VERSION_MAJOR > (major) || (MOLT_VERSION_MAJOR == (major) && MOLT_VERSION_MINOR >= (minor)))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef MOLT_DISABLE
+
+/* Non-zero while an update is pending: the one word an update point reads. Not for writing. */
+extern volatile int molt_pending_update;
+
+/* Where an update point does its work when an update is pending (use molt_update_point). */
+void molt_update_point_slow(const char *name);
+
+/*
+ * A safe place to switch versions: the calling thread holds no lock and no state that the new
+ * version could not rebuild. `name` (a string literal) names the place in `molt status` and in
+ * reports. Costs one relaxed load and a branch when no update is pending. In the new version,
+ * the first update point a thread reaches ends its restart: molt_is_updating() is false after.
+ */
+static inline void molt_update_point(const char *name)
+{
+    if (__builtin_expect(__atomic_load_n(&molt_pending_update, __ATOMIC_RELAXED), 0))
+        molt_update_point_slow(name);
+}
+
+/* True in a thread of the new version from its restart until it reaches an update point. */
+int molt_is_updating(void);
+
+/* True when molt_is_updating() and the old version of this thread was parked at the update
+ * point called `name`. */
+int molt_is_updating_from(const char *name);
+
+/*
+ * An eventfd that is readable while an update is pending, for event loops to add to their poll
+ * set; the loop then reaches an update point. Never closed by Molt; -1 if it cannot be made.
+ */
+int molt_wake_fd(void);
+
+/* Registers a local of the current function (see MOLT_LOCAL). Returns non-zero when the value
+ * was taken over from the old version. */
+int molt_local(const char *function, const char *name, void *address, size_t size);
+
+/*
+ * MOLT_LOCAL(var): `var`, a local of the current function, is carried over by an update. In the
+ * old version it records where `var` lives; in the new version, during an update, it sets `var`
+ * to the value the old version's same-named local of the same function had when its thread
+ * parked (converted if its type changed). Use it in functions that are on the stack at the
+ * update point (main loops), after the variable's declaration and before its first use.
+ */
+#define MOLT_LOCAL(var) molt_local(__func__, #var, &(var), sizeof(var))
+
+#else /* MOLT_DISABLE: the same program, without Molt and without cost */
+
+static inline void molt_update_point(const char *name) { (void)name; }
+static inline int molt_is_updating(void) { return 0; }
+static inline int molt_is_updating_from(const char *name) { (void)name; return 0; }
+static inline int molt_wake_fd(void) { return -1; }
+#define MOLT_LOCAL(var) ((void)0)
+
+#endif /* MOLT_DISABLE */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MOLT_MOLT_H */

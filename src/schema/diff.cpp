@@ -1,6 +1,7 @@
 // The schema diff: match variables, types and functions by name, then classify each change.
 #include "diff.h"
 
+#include "layout_identity.h"
 #include "type_merge.h"
 
 #include <algorithm>
@@ -49,64 +50,6 @@ bool is_named_tagged(const Type &type)
     return (type.kind == TypeKind::Struct || type.kind == TypeKind::Union || type.kind == TypeKind::Enum) &&
            !type.name.empty();
 }
-
-// Which types of two schemas have the same layout and meaning (so that the bits can be
-// copied), for all pairs at once: both type graphs go through one partition refinement, with
-// typedefs and qualifiers seen through (they do not change the bits) and names kept only where
-// they matter (struct, union tags). No recursion, whatever the length of pointer chains.
-class LayoutIdentity {
-public:
-    LayoutIdentity(const Schema &old_schema, const Schema &new_schema)
-        : m_old(old_schema), m_new(new_schema), m_new_offset(static_cast<TypeId>(old_schema.types.size()))
-    {
-        std::vector<Type> combined;
-        combined.reserve(old_schema.types.size() + new_schema.types.size());
-        add(old_schema, 0, combined);
-        add(new_schema, m_new_offset, combined);
-        try {
-            m_classes = structural_classes(combined);
-        } catch (const std::runtime_error &) {
-            // Both schemas passed the same check alone; if together they do not, call no two
-            // types identical: every change is then reported, never one missed.
-            m_classes.resize(combined.size());
-            for (std::size_t i = 0; i < combined.size(); ++i)
-                m_classes[i] = static_cast<std::uint32_t>(i);
-        }
-    }
-
-    bool identical(TypeId a, TypeId b) const
-    {
-        return m_classes[strip_typedefs_and_qualifiers(m_old, a)] ==
-               m_classes[m_new_offset + strip_typedefs_and_qualifiers(m_new, b)];
-    }
-
-private:
-    static void add(const Schema &schema, TypeId offset, std::vector<Type> &combined)
-    {
-        for (TypeId id = 0; id < schema.types.size(); ++id) {
-            Type type = schema.type(strip_typedefs_and_qualifiers(schema, id));
-            auto strip = [&](TypeId &ref) { ref = offset + strip_typedefs_and_qualifiers(schema, ref); };
-            strip(type.target);
-            for (Member &member : type.members)
-                strip(member.type);
-            for (TypeId &param : type.params)
-                strip(param);
-            if (type.kind == TypeKind::Base || type.kind == TypeKind::Enum)
-                type.name.clear();  // `long` and `long long` of one size are the same bits
-            std::sort(type.enumerators.begin(), type.enumerators.end(), [](const Enumerator &x, const Enumerator &y) {
-                return std::tie(x.name, x.value) < std::tie(y.name, y.value);
-            });
-            type.prototyped = true;
-            type.file.clear();
-            combined.push_back(std::move(type));
-        }
-    }
-
-    const Schema &m_old;
-    const Schema &m_new;
-    TypeId m_new_offset;
-    std::vector<std::uint32_t> m_classes;
-};
 
 // Compares types of the old schema with types of the new one.
 class Comparer {
