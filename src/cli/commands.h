@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace molt::cli {
 
@@ -19,12 +20,18 @@ struct Options {
     bool no_cache = false;
     std::string prefix = "molt_old_";
     std::string output;      // old-types: file to write instead of stdout
+    std::string pid;         // update, status
+    double timeout_seconds = 5;  // update: quiescence and restart deadline
 };
 
 int run_schema(const Options &options);
 int run_diff(const Options &options);
 int run_check(const Options &options);
 int run_old_types(const Options &options);
+int run_update(const Options &options);
+int run_status(const Options &options);
+int run_ps(const Options &options);
+int run_run(const Options &options, const std::vector<std::string> &arguments);
 
 // Prints `molt: error: <what>` on stderr and returns exit_error.
 int report_error(const std::string &what);

@@ -9,8 +9,9 @@
 namespace {
 
 constexpr const char *exit_codes =
-    "Exit codes: 0 success; 1 `check` found a change that needs a transformer; "
-    "2 error (bad arguments, unreadable file, no DWARF): nothing was done.";
+    "Exit codes: 0 success; 1 `check` found a change that needs a transformer, or `update` was refused "
+    "or failed (the process keeps running its old version); 2 error (bad arguments, unreadable file, "
+    "no DWARF, no such process): nothing was done.";
 
 }  // namespace
 
@@ -60,12 +61,37 @@ int main(int argc, char **argv)
     old_types->add_option("-o,--output", options.output, "Write the header to this file instead of stdout");
     add_cache_flag(old_types);
 
-    const std::set<std::string> commands = {"schema", "diff", "check", "old-types"};
+    const std::set<std::string> commands = {"schema", "diff", "check", "old-types", "update", "status", "ps", "run"};
     if (argc > 1 && argv[1][0] != '-' && !commands.count(argv[1])) {
-        std::cerr << "molt: error: unknown command '" << argv[1] << "' (commands: schema, diff, check, old-types)\n"
+        std::cerr << "molt: error: unknown command '" << argv[1] << "' (commands: schema, diff, check, old-types, update, status, ps, run)\n"
                   << "Run `molt --help` for usage.\n";
         return exit_error;
     }
+    CLI::App *update = app.add_subcommand("update", "Update running process PID to the version NEW, live: prints each "
+                                                    "phase's time; exit 0 when updated, 1 when refused or failed "
+                                                    "(the old version then keeps running)");
+    update->add_option("PID", options.pid, "The process (it must run the Molt runtime)")->required();
+    update->add_option("NEW", options.new_file, "The new version: a shared object built with -g -fPIC -shared")->required();
+    update->add_option("--timeout", options.timeout_seconds,
+                       "Seconds to wait for every thread to reach an update point, and again for the restart")
+        ->capture_default_str()
+        ->check(CLI::Range(0.001, 3600.0));
+    update->add_flag("--json", options.json, "Print the outcome as JSON");
+
+    CLI::App *status = app.add_subcommand("status", "Show what process PID runs: its version, its threads and where "
+                                                    "they last passed an update point, its update history");
+    status->add_option("PID", options.pid, "The process")->required();
+    status->add_flag("--json", options.json, "Print JSON");
+
+    app.add_subcommand("ps", "List your processes that run the Molt runtime, with their current version");
+
+    std::vector<std::string> run_arguments;
+    CLI::App *run = app.add_subcommand("run", "Run a version built as a shared object (driver mode), so that it "
+                                              "can be updated like an executable linked with the runtime");
+    run->add_option("VERSION", options.file, "The version to run: a shared object built with -g")->required();
+    run->add_option("ARGS", run_arguments, "Arguments for its main");
+    run->prefix_command();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp &help) {
@@ -85,5 +111,16 @@ int main(int argc, char **argv)
         return run_diff(options);
     if (check->parsed())
         return run_check(options);
+    if (update->parsed())
+        return run_update(options);
+    if (status->parsed())
+        return run_status(options);
+    if (app.got_subcommand("ps"))
+        return run_ps(options);
+    if (run->parsed()) {
+        for (const std::string &extra : run->remaining())
+            run_arguments.push_back(extra);
+        return run_run(options, run_arguments);
+    }
     return run_old_types(options);
 }

@@ -1,0 +1,149 @@
+// `molt update PID NEW`, `molt status PID`, `molt ps`.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "control_client.h"
+#include "dwarf_reader.h"
+
+namespace molt::cli {
+namespace {
+
+using nlohmann::json;
+
+double number(const json &object, const char *key) { return object.value(key, 0.0); }
+
+void print_report(const json &report)
+{
+    std::cout << fmt::format("pause {:.3f} ms (quiesce {:.3f} + transform {:.3f} + restart {:.3f} + commit {:.3f}); "
+                             "prepare {:.1f} ms before it\n",
+                             number(report, "pause_ms"), number(report, "quiesce_ms"), number(report, "transform_ms"),
+                             number(report, "restart_ms"), number(report, "commit_ms"), number(report, "prepare_ms"));
+    std::cout << fmt::format("threads {}; variables: {} copied, {} converted, {} new, {} dropped; locals carried {}\n",
+                             report.value("threads", 0), report.value("variables_copied", 0),
+                             report.value("variables_converted", 0), report.value("variables_new", 0),
+                             report.value("variables_dropped", 0), report.value("locals_carried", 0));
+    for (const auto &warning : report.value("warnings", json::array()))
+        std::cout << "warning: " << warning.get<std::string>() << "\n";
+}
+
+std::optional<pid_t> parse_pid(const std::string &text)
+{
+    char *end = nullptr;
+    long value = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end || value <= 0 || value > INT_MAX)
+        return std::nullopt;
+    return static_cast<pid_t>(value);
+}
+
+}  // namespace
+
+int run_update(const Options &options)
+{
+    auto pid = parse_pid(options.pid);
+    if (!pid)
+        return report_error("PID must be a process id, got \"" + options.pid + "\"");
+    char resolved[PATH_MAX];
+    if (!realpath(options.new_file.c_str(), resolved))
+        return report_error(options.new_file + ": " + std::strerror(errno));
+    // Check the file here too, so that a bad NEW is told without disturbing the process.
+    if (auto schema = schema::read_schema(resolved); !schema)
+        return report_error(schema.error().to_string());
+    json request = {{"protocol", 1}, {"command", "update"}, {"path", resolved},
+                    {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)}};
+    if (!options.json)
+        std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
+    auto result = control_request(*pid, request, [&](const json &line) {
+        if (!options.json && line.value("event", "") == "phase")
+            std::cout << fmt::format("  {:<10} {:9.3f} ms  {}\n", line.value("phase", ""), number(line, "ms"),
+                                     line.value("detail", ""));
+    });
+    if (!result)
+        return report_error(result.error().to_string());
+    if (options.json) {
+        std::cout << result->dump(2) << "\n";
+        return result->value("ok", false) ? exit_ok : exit_check_failed;
+    }
+    const json report = result->value("report", json::object());
+    if (!result->value("ok", false)) {
+        std::string phase = report.value("phase", "");
+        std::cerr << "molt: update failed" << (phase.empty() ? "" : " in " + phase) << ": "
+                  << result->value("error", "unknown error") << "\n";
+        for (const auto &straggler : report.value("stragglers", json::array()))
+            std::cerr << "  " << straggler.get<std::string>() << "\n";
+        return exit_check_failed;
+    }
+    std::cout << "updated: process " << *pid << " runs " << report.value("to", "") << " (build-id "
+              << report.value("to_build_id", "?") << ")\n";
+    print_report(report);
+    return exit_ok;
+}
+
+int run_status(const Options &options)
+{
+    auto pid = parse_pid(options.pid);
+    if (!pid)
+        return report_error("PID must be a process id, got \"" + options.pid + "\"");
+    auto result = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
+    if (!result)
+        return report_error(result.error().to_string());
+    if (!result->value("ok", false))
+        return report_error("process " + options.pid + ": " + result->value("error", "status refused"));
+    const json status = result->value("status", json::object());
+    if (options.json) {
+        std::cout << status.dump(2) << "\n";
+        return exit_ok;
+    }
+    const json version = status.value("version", json::object());
+    std::cout << "process " << *pid << " runs " << version.value("path", "?") << " (build-id "
+              << version.value("build_id", "?") << ")\n";
+    std::cout << "threads:\n";
+    for (const auto &thread : status.value("threads", json::array()))
+        std::cout << fmt::format("  {:>7}  {:<11} {:<28} last update point: {}\n", thread.value("tid", 0),
+                                 thread.value("state", ""), thread.value("start", ""),
+                                 thread.value("last_update_point", "").empty() ? std::string("-")
+                                                                                 : thread.value("last_update_point", ""));
+    const json history = status.value("history", json::array());
+    std::cout << "updates: " << history.size() << "\n";
+    for (const auto &report : history) {
+        if (report.value("ok", false))
+            std::cout << fmt::format("  ok      {} -> {}  pause {:.3f} ms\n", report.value("from", ""),
+                                     report.value("to", ""), number(report, "pause_ms"));
+        else
+            std::cout << fmt::format("  failed  {} -> {}  in {}: {}\n", report.value("from", ""), report.value("to", ""),
+                                     report.value("phase", ""), report.value("error", ""));
+    }
+    return exit_ok;
+}
+
+int run_ps(const Options &)
+{
+    DIR *processes = opendir("/proc");
+    if (!processes)
+        return report_error(std::string("/proc: ") + std::strerror(errno));
+    std::cout << fmt::format("{:>7}  {}\n", "PID", "VERSION");
+    while (dirent *entry = readdir(processes)) {
+        auto pid = parse_pid(entry->d_name);
+        if (!pid || !has_control_socket(*pid))
+            continue;
+        struct stat owner {};
+        if (stat(("/proc/" + std::string(entry->d_name)).c_str(), &owner) != 0 || (owner.st_uid != geteuid() && geteuid() != 0))
+            continue;
+        auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
+        std::string version = status && status->value("ok", false)
+                                  ? status->value("status", json::object()).value("version", json::object()).value("path", "?")
+                                  : "(not answering)";
+        std::cout << fmt::format("{:>7}  {}\n", *pid, version);
+    }
+    closedir(processes);
+    return exit_ok;
+}
+
+}  // namespace molt::cli

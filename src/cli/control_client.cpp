@@ -1,0 +1,73 @@
+// Connecting to a process's control socket.
+#include "control_client.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+namespace molt::cli {
+
+bool has_control_socket(pid_t pid)
+{
+    std::ifstream table("/proc/net/unix");
+    std::string line, wanted = "@molt." + std::to_string(pid);
+    while (std::getline(table, line))
+        if (line.size() >= wanted.size() && line.compare(line.size() - wanted.size(), wanted.size(), wanted) == 0)
+            return true;
+    return false;
+}
+
+Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
+                                       const std::function<void(const nlohmann::json &)> &on_line)
+{
+    std::string who = "process " + std::to_string(pid);
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return Error{who, "no such process"};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return Error{who, std::string("cannot make a socket: ") + std::strerror(errno)};
+    struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+    } closer{fd};
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::string name = "molt." + std::to_string(pid);
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (connect(fd, reinterpret_cast<sockaddr *>(&address), length) != 0)
+        return Error{who, "does not run the Molt runtime (no control socket): link it with -lmolt, or start it with `molt run`"};
+    std::string line = request.dump() + "\n";
+    if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
+        return Error{who, std::string("cannot send the request: ") + std::strerror(errno)};
+    std::string buffer;
+    nlohmann::json last;
+    char chunk[4096];
+    for (;;) {
+        std::size_t newline;
+        while ((newline = buffer.find('\n')) != std::string::npos) {
+            nlohmann::json message = nlohmann::json::parse(buffer.substr(0, newline), nullptr, false);
+            buffer.erase(0, newline + 1);
+            if (message.is_discarded())
+                return Error{who, "sent a malformed answer"};
+            if (on_line)
+                on_line(message);
+            last = message;
+            if (message.value("event", "") == "result")
+                return last;
+        }
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return Error{who, "closed the control connection without a result (did it exit?)"};
+        buffer.append(chunk, static_cast<std::size_t>(got));
+    }
+}
+
+}  // namespace molt::cli

@@ -1,0 +1,41 @@
+// The control protocol between the `molt` tool and a process that runs the Molt runtime.
+//
+// Version 1.
+//
+// Transport. Each process listens on a Unix stream socket in the abstract namespace named
+// "molt.<pid>" (no file: it disappears with the process). A connection is accepted only from the
+// process's own user or root, checked with SO_PEERCRED; anyone else gets one error line and the
+// connection is closed.
+//
+// Messages. One request per connection: a single line of JSON, at most 64 KiB, ending in "\n":
+//     {"protocol": 1, "command": "status"}
+//     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000}
+// The process answers with lines of JSON. For "update", zero or more progress lines, one per
+// phase that ended:
+//     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}
+// and always one last line:
+//     {"event": "result", "ok": true|false, "error": "...", "report": {...}}
+// "status" answers with the last line only, its "status" member holding the version, the update
+// history and the threads. A request that is not valid JSON, is too long, names another protocol
+// version or an unknown command gets {"event": "result", "ok": false, "error": "..."}.
+//
+// A client that disconnects in the middle of an update does not stop it: the update runs to
+// its end (committed or not), and its outcome is kept in the history that "status" shows.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <sys/types.h>
+
+namespace molt::runtime {
+
+inline constexpr int control_protocol_version = 1;
+inline constexpr std::size_t max_request_bytes = 64 * 1024;
+
+// "molt.<pid>": the abstract socket name of a process (without the leading NUL).
+inline std::string control_socket_name(pid_t pid) { return "molt." + std::to_string(pid); }
+
+// Starts the listener thread (from the runtime's constructor).
+void start_control_socket();
+
+}  // namespace molt::runtime

@@ -1,0 +1,225 @@
+// The control socket: a listener thread, one handler thread per connection, the protocol of
+// control_protocol.h.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "control_protocol.h"
+#include "threads.h"
+#include "transaction.h"
+#include "versions.h"
+
+namespace molt::runtime {
+namespace {
+
+using nlohmann::json;
+
+bool send_line(int fd, const json &message)
+{
+    std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::size_t sent = 0;
+    while (sent < line.size()) {
+        ssize_t wrote = send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+        if (wrote < 0 && errno == EINTR)
+            continue;
+        if (wrote <= 0)
+            return false;  // the client left: the work goes on, the history keeps the outcome
+        sent += static_cast<std::size_t>(wrote);
+    }
+    return true;
+}
+
+json failure(const std::string &error) { return {{"event", "result"}, {"ok", false}, {"error", error}}; }
+
+json report_json(const UpdateReport &report)
+{
+    json warnings = report.warnings, stragglers = report.stragglers;
+    return {{"ok", report.ok},
+            {"phase", report.phase},
+            {"error", report.error},
+            {"from", report.from_path},
+            {"to", report.to_path},
+            {"to_build_id", report.to_build_id},
+            {"started_at_ms", report.started_at_ms},
+            {"prepare_ms", report.times.prepare_ms},
+            {"quiesce_ms", report.times.quiesce_ms},
+            {"transform_ms", report.times.transform_ms},
+            {"restart_ms", report.times.restart_ms},
+            {"commit_ms", report.times.commit_ms},
+            {"pause_ms", report.pause_ms},
+            {"threads", report.threads},
+            {"variables_copied", report.variables_copied},
+            {"variables_converted", report.variables_converted},
+            {"variables_new", report.variables_new},
+            {"variables_dropped", report.variables_dropped},
+            {"locals_carried", report.locals_carried},
+            {"warnings", warnings},
+            {"stragglers", stragglers}};
+}
+
+const char *state_word(ThreadState state)
+{
+    switch (state) {
+    case ThreadState::Running: return "running";
+    case ThreadState::Parked: return "parked";
+    case ThreadState::Restarting: return "restarting";
+    case ThreadState::Arrived: return "arrived";
+    }
+    return "?";
+}
+
+json status_json()
+{
+    Version &version = current_version();
+    if (!version.schema)
+        (void)version.load_schema();  // names for the thread list; outside any pause
+    json threads = json::array();
+    registry().for_each([&](ThreadRecord &thread) {
+        const char *last = thread.last_point.load();
+        threads.push_back({{"tid", thread.tid},
+                           {"start", start_routine_name(thread)},
+                           {"state", state_word(thread.current_state())},
+                           {"last_update_point", last ? last : ""}});
+    });
+    json history = json::array();
+    for (const UpdateReport &report : update_history())
+        history.push_back(report_json(report));
+    return {{"pid", getpid()},
+            {"version", {{"path", version.path}, {"build_id", version.build_id}}},
+            {"threads", threads},
+            {"history", history}};
+}
+
+bool peer_allowed(int fd)
+{
+    ucred credentials{};
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0)
+        return false;
+    return credentials.uid == 0 || credentials.uid == geteuid();
+}
+
+// Reads one line (the request), at most max_request_bytes.
+bool read_request(int fd, std::string &line, std::string &error)
+{
+    char buffer[4096];
+    while (line.find('\n') == std::string::npos) {
+        ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            error = "the request ended before its newline";
+            return false;
+        }
+        line.append(buffer, static_cast<std::size_t>(got));
+        if (line.size() > max_request_bytes) {
+            error = "request longer than " + std::to_string(max_request_bytes) + " bytes";
+            return false;
+        }
+    }
+    line.resize(line.find('\n'));
+    return true;
+}
+
+void handle(int fd)
+{
+    if (!peer_allowed(fd)) {
+        send_line(fd, failure("permission denied: only the process's own user or root may control it"));
+        return;
+    }
+    std::string line, error;
+    if (!read_request(fd, line, error)) {
+        send_line(fd, failure(error));
+        return;
+    }
+    json request = json::parse(line, nullptr, false);
+    if (request.is_discarded() || !request.is_object()) {
+        send_line(fd, failure("malformed request: not a JSON object"));
+        return;
+    }
+    if (request.value("protocol", 0) != control_protocol_version) {
+        send_line(fd, failure("unsupported protocol version (this process speaks " +
+                              std::to_string(control_protocol_version) + ")"));
+        return;
+    }
+    std::string command = request.value("command", "");
+    if (command == "status") {
+        send_line(fd, {{"event", "result"}, {"ok", true}, {"status", status_json()}});
+        return;
+    }
+    if (command == "update") {
+        std::string path = request.value("path", "");
+        long timeout = request.value("timeout_ms", 5000L);
+        if (path.empty() || path.front() != '/') {
+            send_line(fd, failure("update needs an absolute \"path\""));
+            return;
+        }
+        if (timeout <= 0 || timeout > 3600 * 1000) {
+            send_line(fd, failure("\"timeout_ms\" must be between 1 and 3600000"));
+            return;
+        }
+        UpdateReport report = update_to(path, std::chrono::milliseconds(timeout),
+                                        [fd](const std::string &phase, double ms, const std::string &detail) {
+                                            send_line(fd, {{"event", "phase"}, {"phase", phase}, {"ms", ms}, {"detail", detail}});
+                                        });
+        send_line(fd, {{"event", "result"}, {"ok", report.ok}, {"error", report.error}, {"report", report_json(report)}});
+        return;
+    }
+    send_line(fd, failure("unknown command \"" + command + "\" (commands: status, update)"));
+}
+
+void *connection_thread(void *argument)
+{
+    int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(argument));
+    timeval receive_timeout{10, 0};  // a silent client does not hold a thread forever
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof receive_timeout);
+    handle(fd);
+    close(fd);
+    return nullptr;
+}
+
+void *listener_thread(void *argument)
+{
+    int listener = static_cast<int>(reinterpret_cast<std::intptr_t>(argument));
+    for (;;) {
+        int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+                if (errno != EINTR && errno != ECONNABORTED)
+                    usleep(10000);
+                continue;
+            }
+            return nullptr;
+        }
+        pthread_t thread;
+        if (create_internal_thread(&thread, connection_thread, reinterpret_cast<void *>(static_cast<std::intptr_t>(fd))) != 0)
+            close(fd);
+    }
+}
+
+}  // namespace
+
+void start_control_socket()
+{
+    int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listener < 0)
+        return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::string name = control_socket_name(getpid());
+    std::memcpy(address.sun_path + 1, name.data(), name.size());  // abstract: leading NUL
+    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (bind(listener, reinterpret_cast<sockaddr *>(&address), length) != 0 || listen(listener, 16) != 0) {
+        close(listener);
+        return;
+    }
+    pthread_t thread;
+    if (create_internal_thread(&thread, listener_thread, reinterpret_cast<void *>(static_cast<std::intptr_t>(listener))) != 0)
+        close(listener);
+}
+
+}  // namespace molt::runtime

@@ -1,0 +1,51 @@
+// The runtime's start: runs before main (a constructor of libmolt.so), and driver mode.
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "control_protocol.h"
+#include "threads.h"
+#include "versions.h"
+
+namespace molt::runtime {
+namespace {
+
+// glibc passes a shared object's constructors the process's arguments.
+__attribute__((constructor)) void initialise(int argc, char **argv, char **envp)
+{
+    ProcessArguments &arguments = process_arguments();
+    arguments.argc = argc;
+    arguments.argv = argv;
+    arguments.envp = envp;
+    register_main_thread();
+    install_wake_signal();
+    adopt_executable();
+    start_control_socket();
+}
+
+}  // namespace
+}  // namespace molt::runtime
+
+using namespace molt::runtime;
+
+// Driver mode (`molt run V.so ARGS`, see src/cli/molt_run.cpp): V.so becomes the first version
+// and its main runs with ARGS. Returns main's result, or 127 when V.so cannot run.
+extern "C" __attribute__((visibility("default"))) int molt_driver_main(const char *path, int argc, char **argv)
+{
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        std::fprintf(stderr, "molt: error: %s: cannot load: %s\n", path, dlerror());
+        return 127;
+    }
+    auto main_function = reinterpret_cast<MainFunction>(dlsym(handle, "main"));
+    if (!main_function) {
+        std::fprintf(stderr, "molt: error: %s: has no main: a version is a whole program\n", path);
+        return 127;
+    }
+    adopt_shared_object(path, handle);
+    ProcessArguments &arguments = process_arguments();
+    arguments.argc = argc;
+    arguments.argv = argv;
+    return main_function(argc, argv, arguments.envp);
+}

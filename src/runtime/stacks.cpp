@@ -1,0 +1,49 @@
+// Stack mappings for restarted threads.
+#include "stacks.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace molt::runtime {
+
+Stack allocate_stack(std::size_t size)
+{
+    std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    size = (size + page - 1) / page * page;
+    void *mapping = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                         -1, 0);
+    if (mapping == MAP_FAILED)
+        return {};
+    mprotect(mapping, page, PROT_NONE);  // guard: an overflow faults instead of corrupting
+    return {static_cast<char *>(mapping) + page, size};
+}
+
+void release_stack(Stack &stack)
+{
+    if (!stack)
+        return;
+    std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    munmap(static_cast<char *>(stack.base) - page, stack.size + page);
+    stack = {};
+}
+
+std::size_t stack_size_for_current_thread()
+{
+    std::size_t size = 0;
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+        void *address = nullptr;
+        pthread_attr_getstack(&attributes, &address, &size);
+        pthread_attr_destroy(&attributes);
+    }
+    rlimit limit{};
+    if (size == 0 && getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        size = limit.rlim_cur;
+    return std::clamp<std::size_t>(size, 256 * 1024, 64 * 1024 * 1024);
+}
+
+}  // namespace molt::runtime

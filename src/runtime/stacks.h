@@ -1,0 +1,21 @@
+// Stacks for threads restarted in a new version: mapped here, with a guard page below.
+#pragma once
+
+#include <cstddef>
+
+namespace molt::runtime {
+
+struct Stack {
+    void *base = nullptr;  // lowest usable address (above the guard page)
+    std::size_t size = 0;  // usable bytes
+    explicit operator bool() const { return base != nullptr; }
+};
+
+// Maps a stack of `size` bytes (rounded to pages, lazily committed) or returns an empty Stack.
+Stack allocate_stack(std::size_t size);
+void release_stack(Stack &stack);
+
+// The size a restarted thread gets: that of the thread's current stack, at least 256 KiB.
+std::size_t stack_size_for_current_thread();
+
+}  // namespace molt::runtime

@@ -1,0 +1,250 @@
+// Thread tracking: pthread_create and pthread_cond_wait are interposed (the runtime library is
+// linked before libc, so the program's calls land here), the wake signal, the main thread.
+#include "threads.h"
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "gate.h"
+#include "molt/molt.h"
+
+namespace molt::runtime {
+namespace {
+
+thread_local ThreadRecord *t_current = nullptr;
+
+using CreateFunction = int (*)(pthread_t *, const pthread_attr_t *, StartRoutine, void *);
+using CondWaitFunction = int (*)(pthread_cond_t *, pthread_mutex_t *);
+using CondTimedWaitFunction = int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+
+template <typename Function>
+Function next_symbol(const char *name, const char *version = nullptr)
+{
+    void *symbol = version ? dlvsym(RTLD_NEXT, name, version) : nullptr;
+    if (!symbol)
+        symbol = dlsym(RTLD_NEXT, name);
+    if (!symbol)
+        std::abort();  // libc without pthread_create: the process cannot run at all
+    return reinterpret_cast<Function>(symbol);
+}
+
+CreateFunction real_create()
+{
+    static CreateFunction function = next_symbol<CreateFunction>("pthread_create", "GLIBC_2.34");
+    return function;
+}
+
+CondWaitFunction real_cond_wait()
+{
+    static CondWaitFunction function = next_symbol<CondWaitFunction>("pthread_cond_wait", "GLIBC_2.3.2");
+    return function;
+}
+
+CondTimedWaitFunction real_cond_timedwait()
+{
+    static CondTimedWaitFunction function = next_symbol<CondTimedWaitFunction>("pthread_cond_timedwait", "GLIBC_2.3.2");
+    return function;
+}
+
+pid_t current_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+// The bottom of every thread the program creates: registers it, runs the start routine, and is
+// where a start routine restarted in a new version returns to (exit_context).
+void *thread_entry(void *argument)
+{
+    auto *record = static_cast<ThreadRecord *>(argument);
+    record->tid = current_tid();
+    record->handle = pthread_self();
+    set_current_thread(record);
+    registry().add(record);
+    volatile bool started = false;
+    getcontext(&record->exit_context);
+    record->has_exit_context = true;
+    if (!started) {
+        started = true;
+        record->result = record->start(record->arg);
+    }
+    // Back on the thread's own stack, whichever version's start routine returned.
+    void *result = record->result;
+    registry().remove(record);
+    set_current_thread(nullptr);
+    release_stack(record->stack_in_use);
+    release_stack(record->previous_stack);
+    notify_thread_change();
+    delete record;
+    return result;
+}
+
+void wake_handler(int, siginfo_t *, void *)
+{
+    int saved_errno = errno;
+    ThreadRecord *record = t_current;
+    if (record && record->capture_requested.load()) {
+        record->frame_count.store(backtrace(record->frames, 32));
+        record->capture_requested.store(0);
+    }
+    errno = saved_errno;
+}
+
+// Waits on `condition` as an update point: when an update is pending, the mutex is released,
+// the thread parks (and may restart in the new version), and on resume it takes the mutex again
+// and returns 0, a spurious wakeup that every correct caller already handles.
+template <typename Wait>
+int wait_as_update_point(pthread_cond_t *condition, pthread_mutex_t *mutex, Wait &&wait)
+{
+    ThreadRecord *record = t_current;
+    if (!record)
+        return wait();
+    auto park_here = [&] {
+        pthread_mutex_unlock(mutex);
+        molt_update_point_slow("pthread_cond_wait");
+        pthread_mutex_lock(mutex);
+    };
+    if (__atomic_load_n(&molt_pending_update, __ATOMIC_ACQUIRE)) {
+        park_here();
+        return 0;
+    }
+    record->waiting_on.store(condition);
+    int result = wait();
+    record->waiting_on.store(nullptr);
+    if (__atomic_load_n(&molt_pending_update, __ATOMIC_ACQUIRE) && result == 0)
+        park_here();
+    return result;
+}
+
+}  // namespace
+
+ThreadRecord *current_thread() { return t_current; }
+void set_current_thread(ThreadRecord *record) { t_current = record; }
+
+void Registry::add(ThreadRecord *record)
+{
+    std::lock_guard lock(m_mutex);
+    m_threads.push_back(record);
+}
+
+void Registry::remove(ThreadRecord *record)
+{
+    std::lock_guard lock(m_mutex);
+    m_threads.erase(std::remove(m_threads.begin(), m_threads.end(), record), m_threads.end());
+}
+
+std::size_t Registry::size()
+{
+    std::lock_guard lock(m_mutex);
+    return m_threads.size();
+}
+
+Registry &registry()
+{
+    static Registry *instance = new Registry;  // never destroyed: threads may outlive exit handlers
+    return *instance;
+}
+
+std::atomic<int> &thread_changes()
+{
+    static std::atomic<int> changes{0};
+    return changes;
+}
+
+void notify_thread_change()
+{
+    thread_changes().fetch_add(1);
+    futex_wake_all(thread_changes());
+}
+
+ProcessArguments &process_arguments()
+{
+    static ProcessArguments arguments;
+    return arguments;
+}
+
+int wake_signal()
+{
+    static int signal_number = [] {
+        const char *chosen = std::getenv("MOLT_SIGNAL");
+        int number = chosen ? std::atoi(chosen) : 0;
+        return number > 0 && number < NSIG ? number : SIGRTMIN + 7;
+    }();
+    return signal_number;
+}
+
+void install_wake_signal()
+{
+    struct sigaction action {};
+    action.sa_sigaction = wake_handler;
+    action.sa_flags = SA_SIGINFO;  // no SA_RESTART: blocking calls return EINTR
+    sigemptyset(&action.sa_mask);
+    sigaction(wake_signal(), &action, nullptr);
+    void *warm[1];
+    backtrace(warm, 1);  // loads libgcc now: backtrace() in the handler must not allocate
+}
+
+void kick(ThreadRecord &record)
+{
+    if (pthread_cond_t *condition = record.waiting_on.load())
+        pthread_cond_broadcast(condition);
+    if (record.tid)
+        syscall(SYS_tgkill, getpid(), record.tid, wake_signal());
+}
+
+void register_main_thread()
+{
+    auto *record = new ThreadRecord;
+    record->is_main = true;
+    record->tid = current_tid();
+    record->handle = pthread_self();
+    set_current_thread(record);
+    registry().add(record);
+}
+
+int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg)
+{
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    int result = real_create()(thread, &attributes, start, arg);
+    pthread_attr_destroy(&attributes);
+    return result;
+}
+
+}  // namespace molt::runtime
+
+using namespace molt::runtime;
+
+extern "C" {
+
+__attribute__((visibility("default"))) int pthread_create(pthread_t *thread, const pthread_attr_t *attributes,
+                                                          StartRoutine start, void *arg)
+{
+    auto *record = new (std::nothrow) ThreadRecord;
+    if (!record)
+        return EAGAIN;
+    record->start = start;
+    record->arg = arg;
+    int result = real_create()(thread, attributes, thread_entry, record);
+    if (result != 0)
+        delete record;
+    return result;
+}
+
+__attribute__((visibility("default"))) int pthread_cond_wait(pthread_cond_t *condition, pthread_mutex_t *mutex)
+{
+    return wait_as_update_point(condition, mutex, [&] { return real_cond_wait()(condition, mutex); });
+}
+
+__attribute__((visibility("default"))) int pthread_cond_timedwait(pthread_cond_t *condition, pthread_mutex_t *mutex,
+                                                                  const struct timespec *deadline)
+{
+    return wait_as_update_point(condition, mutex, [&] { return real_cond_timedwait()(condition, mutex, deadline); });
+}
+
+}  // extern "C"

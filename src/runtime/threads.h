@@ -1,0 +1,120 @@
+// The threads Molt knows: every thread made with pthread_create (interposed here) and the main
+// thread, each with where it runs, where it parked, and what an update does with it.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "stacks.h"
+
+namespace molt::runtime {
+
+enum class ThreadState : int {
+    Running,     // in its version's code
+    Parked,      // at an update point of the old version, waiting for a command
+    Restarting,  // in the new version, on its way to an update point
+    Arrived,     // at an update point of the new version, waiting for the commit
+};
+
+enum class Command : int { None, Resume, Restart, Commit };
+
+// A local registered with MOLT_LOCAL.
+struct LocalSlot {
+    std::string function, name;
+    void *address = nullptr;
+    std::size_t size = 0;
+};
+
+using StartRoutine = void *(*)(void *);
+using MainFunction = int (*)(int, char **, char **);
+
+struct ThreadRecord {
+    pid_t tid = 0;
+    pthread_t handle{};
+    bool is_main = false;
+    StartRoutine start = nullptr;  // in the version the thread runs now (null for main)
+    void *arg = nullptr;
+
+    std::atomic<int> state{static_cast<int>(ThreadState::Running)};
+    std::atomic<int> command{static_cast<int>(Command::None)};
+    std::atomic<const char *> last_point{nullptr};  // the last update point reached (status)
+    std::string parked_at;                            // where the old version parked
+    std::atomic<pthread_cond_t *> waiting_on{nullptr};  // inside pthread_cond_wait
+
+    // Restart: where to go, and where the old version waits (kept until the commit).
+    StartRoutine restart_start = nullptr;
+    MainFunction restart_main = nullptr;
+    ucontext_t parked_context{};
+    ucontext_t exit_context{};  // bottom of a thread Molt started: a restarted start routine returns here
+    bool has_exit_context = false;
+    Stack stack_in_use, previous_stack;  // ours; the thread's original stack is not listed
+    void *result = nullptr;
+
+    std::vector<LocalSlot> locals;      // registered by the version running now
+    std::vector<LocalSlot> old_locals;  // the old version's, during a restart
+
+    // Backtrace on request (a thread that did not reach an update point in time).
+    std::atomic<int> capture_requested{0};
+    void *frames[32]{};
+    std::atomic<int> frame_count{0};
+
+    ThreadState current_state() const { return static_cast<ThreadState>(state.load()); }
+};
+
+// The thread record of the calling thread, or null for threads Molt did not see start.
+ThreadRecord *current_thread();
+void set_current_thread(ThreadRecord *record);
+
+// All known threads, under one mutex.
+class Registry {
+public:
+    void add(ThreadRecord *record);
+    void remove(ThreadRecord *record);
+    template <typename Visit>
+    void for_each(Visit &&visit)
+    {
+        std::lock_guard lock(m_mutex);
+        for (ThreadRecord *record : m_threads)
+            visit(*record);
+    }
+    std::size_t size();
+
+private:
+    std::mutex m_mutex;
+    std::vector<ThreadRecord *> m_threads;
+};
+
+Registry &registry();
+
+// Bumped (and futex-woken) whenever a thread parks, arrives or exits: the coordinator waits on it.
+std::atomic<int> &thread_changes();
+void notify_thread_change();
+
+// The process's arguments, captured before main, for restarting main in a new version.
+struct ProcessArguments {
+    int argc = 0;
+    char **argv = nullptr;
+    char **envp = nullptr;
+};
+ProcessArguments &process_arguments();
+
+// Signals a thread so that a blocking system call returns EINTR; wakes pthread_cond_wait.
+void kick(ThreadRecord &record);
+int wake_signal();
+void install_wake_signal();
+
+// Registers the main thread (from the runtime's constructor).
+void register_main_thread();
+
+// The real pthread_create, for the runtime's own threads (never registered).
+int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg);
+
+}  // namespace molt::runtime

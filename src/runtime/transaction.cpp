@@ -1,0 +1,607 @@
+// The update transaction. The coordinator (a control-socket thread) drives the phases; each
+// application thread does its own part inside molt_update_point_slow (update_point.cpp).
+#include "transaction.h"
+
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "diff.h"
+#include "gate.h"
+#include "molt/molt.h"
+#include "schema_cache.h"
+#include "value_conversion.h"
+#include "versions.h"
+
+namespace molt::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double milliseconds(Clock::time_point from, Clock::time_point to)
+{
+    return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+std::mutex &history_mutex()
+{
+    static std::mutex mutex;
+    return mutex;
+}
+
+std::vector<UpdateReport> &history()
+{
+    static auto *reports = new std::vector<UpdateReport>;
+    return *reports;
+}
+
+std::mutex &update_mutex()
+{
+    static std::mutex mutex;
+    return mutex;
+}
+
+std::string hex(std::uintptr_t value)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%#lx", static_cast<unsigned long>(value));
+    return text;
+}
+
+// A global or static carried from the old version to the new one.
+struct Migration {
+    const schema::Variable *from = nullptr;
+    const schema::Variable *to = nullptr;
+    bool identical = false;
+};
+
+class Transaction;
+std::atomic<Transaction *> g_active{nullptr};
+
+class Transaction {
+public:
+    Transaction(std::string path, std::chrono::milliseconds timeout, const ProgressCallback &progress)
+        : m_path(std::move(path)), m_timeout(timeout), m_progress(progress)
+    {
+        m_report.to_path = m_path;
+        m_report.started_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+    }
+
+    UpdateReport run()
+    {
+        m_old = &current_version();
+        m_report.from_path = m_old->path;
+        auto start = Clock::now();
+        if (!phase("prepare", start, [&] { return prepare(); }))
+            return finish();
+        m_pause_start = Clock::now();
+        if (!phase("quiesce", m_pause_start, [&] { return quiesce(); }))
+            return finish();
+        if (!phase("transform", Clock::now(), [&] { return transform(); })) {
+            resume_old();
+            return finish();
+        }
+        g_active.store(this);
+        if (!phase("restart", Clock::now(), [&] { return restart(); })) {
+            g_active.store(nullptr);
+            return finish();
+        }
+        auto commit_start = Clock::now();
+        commit();
+        auto end = Clock::now();
+        g_active.store(nullptr);
+        m_report.times.commit_ms = milliseconds(commit_start, end);
+        m_report.pause_ms = milliseconds(m_pause_start, end);
+        report_progress("commit", m_report.times.commit_ms, "old stacks released");
+        m_report.ok = true;
+        return finish();
+    }
+
+    bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)
+    {
+        const LocalSlot *slot = nullptr;
+        for (const LocalSlot &candidate : thread.old_locals)
+            if (candidate.function == function && candidate.name == name)
+                slot = &candidate;
+        if (!slot)
+            return false;
+        const schema::Local *old_local = find_local(*m_old_schema, function, name);
+        const schema::Local *new_local = find_local(*m_new_schema, function, name);
+        std::string where = std::string(function) + "#" + name;
+        if (!old_local || !new_local) {
+            if (slot->size != size)
+                return warn_local(where + ": not in the schema and sizes differ: not carried over");
+            std::memcpy(address, slot->address, size);  // same size, no type known: bits as they are
+        } else {
+            auto converted = m_converter->convert(old_local->type, slot->address, new_local->type, address, where);
+            if (!converted)
+                return warn_local(converted.error().message + ": not carried over");
+        }
+        std::lock_guard lock(m_report_mutex);
+        ++m_report.locals_carried;
+        return true;
+    }
+
+private:
+    template <typename Step>
+    bool phase(const char *name, Clock::time_point start, Step &&step)
+    {
+        Result<bool> result = step();
+        double ms = milliseconds(start, Clock::now());
+        if (std::string(name) == "prepare") m_report.times.prepare_ms = ms;
+        if (std::string(name) == "quiesce") m_report.times.quiesce_ms = ms;
+        if (std::string(name) == "transform") m_report.times.transform_ms = ms;
+        if (std::string(name) == "restart") m_report.times.restart_ms = ms;
+        if (!result) {
+            m_report.phase = name;
+            m_report.error = result.error().to_string();
+            return false;
+        }
+        report_progress(name, ms, m_detail);
+        return true;
+    }
+
+    void report_progress(const std::string &name, double ms, const std::string &detail)
+    {
+        if (m_progress)
+            m_progress(name, ms, detail);
+    }
+
+    UpdateReport finish()
+    {
+        std::lock_guard lock(history_mutex());
+        history().push_back(m_report);
+        return m_report;
+    }
+
+    bool warn_local(const std::string &message)
+    {
+        std::lock_guard lock(m_report_mutex);
+        m_report.warnings.push_back("MOLT_LOCAL " + message);
+        return false;
+    }
+
+    static const schema::Local *find_local(const schema::Schema &schema, const char *function, const char *name)
+    {
+        // __func__ gives the plain name: an external function first, else a static one.
+        if (const schema::Local *local = schema.find_local(function, name))
+            return local;
+        for (const schema::Function &candidate : schema.functions)
+            if (candidate.name == function)
+                if (const schema::Local *local = schema.find_local(candidate.qualified_name, name))
+                    return local;
+        return nullptr;
+    }
+
+    // ---- prepare: everything that can be checked or loaded while the old version runs --------
+
+    Result<bool> check_file()
+    {
+        struct stat status {};
+        if (stat(m_path.c_str(), &status) != 0)
+            return Error{m_path, std::strerror(errno)};
+        if (!S_ISREG(status.st_mode))
+            return Error{m_path, "not a regular file"};
+        if (status.st_mode & (S_IWGRP | S_IWOTH))
+            return Error{m_path, "writable by other users: refused, it would run code inside this process"};
+        if (status.st_uid != geteuid() && status.st_uid != 0)
+            return Error{m_path, "owned by another user: refused, it would run code inside this process"};
+        return true;
+    }
+
+    Result<bool> prepare()
+    {
+        MOLT_TRY(file_ok, check_file());
+        (void)file_ok;
+        MOLT_TRY(old_schema, m_old->load_schema());
+        m_old_schema = old_schema;
+        auto new_schema = schema::load_schema(m_path);
+        if (!new_schema)
+            return new_schema.error();
+        m_loaded_schema = std::make_unique<schema::Schema>(std::move(*new_schema));
+        m_new_schema = m_loaded_schema.get();
+        if (!m_new_schema->find_function("main"))
+            return Error{m_path, "has no main: a version is a whole program"};
+
+        schema::SchemaDiff diff = schema::diff_schemas(*m_old_schema, *m_new_schema);
+        if (!diff.needs_transformer.empty())
+            return Error{m_path, diff.needs_transformer.front().to_string() +
+                                     (diff.needs_transformer.size() > 1
+                                          ? " (and " + std::to_string(diff.needs_transformer.size() - 1) + " more: molt check)"
+                                          : "")};
+        MOLT_TRY(planned, plan_variables(diff));
+        (void)planned;
+        MOLT_TRY(threads_ok, check_start_routines());
+        (void)threads_ok;
+
+        // Last: loading runs the new version's constructors.
+        MOLT_TRY(opened, open_version(m_path));
+        m_new = opened;
+        m_new->schema = std::move(*m_loaded_schema);  // vectors move: planned pointers stay valid
+        m_new_schema = &*m_new->schema;
+        m_new->build_id = m_new_schema->build_id;
+        m_report.to_build_id = m_new->build_id;
+        build_function_maps();
+        m_converter = std::make_unique<transform::ValueConverter>(
+            *m_old_schema, *m_new_schema, [this](std::uintptr_t address) -> std::optional<std::uintptr_t> {
+                auto found = m_function_remap.find(address);
+                if (found == m_function_remap.end())
+                    return std::nullopt;
+                return found->second;
+            });
+        m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
+        return true;
+    }
+
+    Result<bool> plan_variables(const schema::SchemaDiff &diff)
+    {
+        transform::ValueConverter planner(*m_old_schema, *m_new_schema, [](std::uintptr_t) { return std::nullopt; });
+        for (const schema::VariableChange &change : diff.variables) {
+            if (change.read_only)
+                continue;
+            if (change.status == schema::Status::Added) {
+                ++m_report.variables_new;
+                continue;
+            }
+            if (change.status == schema::Status::Removed) {
+                ++m_report.variables_dropped;
+                m_report.warnings.push_back("variable " + change.name + " is not in the new version: its value is dropped");
+                continue;
+            }
+            const schema::Variable *from = m_old_schema->find_variable(change.name);
+            const schema::Variable *to =
+                m_new_schema->find_variable(change.new_name.empty() ? change.name : change.new_name);
+            if (!from || !to)
+                continue;
+            if (from->thread_local_storage || to->thread_local_storage) {
+                m_report.warnings.push_back("thread-local " + change.name + " keeps the new version's initial value");
+                continue;
+            }
+            auto planned = planner.plan(from->type, to->type, "variable " + change.name);
+            if (!planned)
+                return Error{m_path, planned.error().message};
+            m_migrations.push_back({from, to, planner.identity().identical(from->type, to->type)});
+        }
+        return true;
+    }
+
+    // Threads whose start routine is code of the old version take part in the update; each must
+    // find its start routine, by qualified name, in the new version.
+    Result<bool> check_start_routines()
+    {
+        std::map<std::uintptr_t, std::string> old_functions;
+        for (const schema::Function &function : m_old_schema->functions)
+            old_functions.emplace(m_old->address(function.address), function.qualified_name);
+        std::string missing;
+        registry().for_each([&](ThreadRecord &thread) {
+            if (thread.is_main || !missing.empty())
+                return;
+            auto found = old_functions.find(reinterpret_cast<std::uintptr_t>(thread.start));
+            if (found != old_functions.end() && !m_new_schema->find_function(found->second))
+                missing = "thread " + std::to_string(thread.tid) + " runs " + found->second +
+                          ", which the new version does not have";
+        });
+        if (!missing.empty())
+            return Error{m_path, missing};
+        return true;
+    }
+
+    void build_function_maps()
+    {
+        for (const schema::Function &function : m_old_schema->functions) {
+            std::uintptr_t old_address = m_old->address(function.address);
+            m_old_function_names.emplace(old_address, function.qualified_name);
+            if (const schema::Function *counterpart = m_new_schema->find_function(function.qualified_name))
+                m_function_remap.emplace(old_address, m_new->address(counterpart->address));
+        }
+    }
+
+    // ---- quiesce: every participating thread parked at an update point -----------------------
+
+    bool participates(const ThreadRecord &thread) const
+    {
+        return thread.is_main || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start));
+    }
+
+    Result<bool> quiesce()
+    {
+        __atomic_store_n(&molt_pending_update, 1, __ATOMIC_RELEASE);
+        std::uint64_t one = 1;
+        if (write(wake_fd(), &one, sizeof one) < 0) {
+            // the eventfd only helps event loops; the signal reaches every thread anyway
+        }
+        auto deadline = Clock::now() + m_timeout;
+        auto next_kick = Clock::now();
+        for (;;) {
+            int seen = thread_changes().load();
+            std::vector<ThreadRecord *> waiting;
+            m_parked.clear();
+            registry().for_each([&](ThreadRecord &thread) {
+                if (!participates(thread))
+                    return;
+                if (thread.current_state() == ThreadState::Parked)
+                    m_parked.push_back(&thread);
+                else
+                    waiting.push_back(&thread);
+            });
+            if (waiting.empty())
+                break;
+            auto now = Clock::now();
+            if (now >= deadline) {
+                report_stragglers(waiting);
+                resume_old();
+                return Error{"", std::to_string(waiting.size()) + " of " + std::to_string(waiting.size() + m_parked.size()) +
+                                     " threads did not reach an update point within " +
+                                     std::to_string(m_timeout.count()) + " ms (" + m_report.stragglers.front() +
+                                     "): the old version keeps running"};
+            }
+            if (now >= next_kick) {
+                for (ThreadRecord *thread : waiting)
+                    kick(*thread);
+                next_kick = now + std::chrono::milliseconds(5);
+            }
+            futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
+        }
+        m_report.threads = m_parked.size();
+        m_detail = std::to_string(m_parked.size()) + " threads parked";
+        return true;
+    }
+
+    void report_stragglers(const std::vector<ThreadRecord *> &waiting)
+    {
+        registry().for_each([&](ThreadRecord &thread) {
+            if (std::find(waiting.begin(), waiting.end(), &thread) == waiting.end())
+                return;
+            thread.frame_count.store(0);
+            thread.capture_requested.store(1);
+            kick(thread);
+        });
+        auto limit = Clock::now() + std::chrono::milliseconds(100);
+        registry().for_each([&](ThreadRecord &thread) {
+            if (std::find(waiting.begin(), waiting.end(), &thread) == waiting.end())
+                return;
+            while (thread.capture_requested.load() && Clock::now() < limit)
+                usleep(1000);
+            std::string line = "thread " + std::to_string(thread.tid) + " (" + start_routine_name(thread) + ")";
+            const char *last = thread.last_point.load();
+            line += last ? ", last update point \"" + std::string(last) + "\"" : ", no update point reached yet";
+            std::string frames = symbolise(thread);
+            if (!frames.empty())
+                line += ", in " + frames;
+            m_report.stragglers.push_back(line);
+        });
+    }
+
+    // The thread's backtrace as function names of the old version (others as addresses).
+    std::string symbolise(const ThreadRecord &thread) const
+    {
+        std::string text;
+        int count = thread.frame_count.load();
+        for (int i = 0; i < count; ++i) {
+            auto address = reinterpret_cast<std::uintptr_t>(thread.frames[i]);
+            std::string name;
+            for (const schema::Function &function : m_old_schema->functions) {
+                std::uintptr_t start = m_old->address(function.address);
+                if (address >= start && address < start + std::max<std::uint64_t>(function.size, 1)) {
+                    name = function.qualified_name;
+                    break;
+                }
+            }
+            if (name.empty())
+                continue;  // runtime and library frames say little to the programmer
+            text += (text.empty() ? "" : " <- ") + name;
+        }
+        return text;
+    }
+
+    void resume_old()
+    {
+        registry().for_each([&](ThreadRecord &thread) {
+            if (thread.current_state() == ThreadState::Parked) {
+                thread.command.store(static_cast<int>(Command::Resume));
+                futex_wake_all(thread.command);
+            }
+        });
+        end_pending();
+    }
+
+    static void end_pending()
+    {
+        __atomic_store_n(&molt_pending_update, 0, __ATOMIC_RELEASE);
+        std::uint64_t drained;
+        while (read(wake_fd(), &drained, sizeof drained) > 0) {
+        }
+    }
+
+    // ---- transform: globals and statics into the new version ---------------------------------
+
+    Result<bool> transform()
+    {
+        for (const Migration &migration : m_migrations) {
+            const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
+            void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
+            auto converted = m_converter->convert(migration.from->type, from, migration.to->type, to,
+                                                  "variable " + migration.from->qualified_name);
+            if (!converted)
+                return Error{"", converted.error().message + ": the old version keeps running"};
+            ++(migration.identical ? m_report.variables_copied : m_report.variables_converted);
+        }
+        m_detail = std::to_string(m_report.variables_copied) + " variables copied, " +
+                   std::to_string(m_report.variables_converted) + " converted, " +
+                   std::to_string(m_report.variables_new) + " new";
+        return true;
+    }
+
+    // ---- restart: each thread into the new version, until it reaches an update point ---------
+
+    Result<bool> restart()
+    {
+        std::size_t stack_size = 8 * 1024 * 1024;
+        for (ThreadRecord *thread : m_parked) {
+            if (thread->is_main) {
+                thread->restart_main = reinterpret_cast<MainFunction>(
+                    m_new->address(m_new_schema->find_function("main")->address));
+                continue;
+            }
+            const std::string &name = m_old_function_names.at(reinterpret_cast<std::uintptr_t>(thread->start));
+            const schema::Function *routine = m_new_schema->find_function(name);
+            if (!routine) {  // a thread started after prepare, in a routine the new version lacks
+                resume_old();
+                return Error{"", "thread " + std::to_string(thread->tid) + " runs " + name +
+                                     ", which the new version does not have: the old version keeps running"};
+            }
+            thread->restart_start = reinterpret_cast<StartRoutine>(m_new->address(routine->address));
+        }
+        // Stacks first: if memory is short, nothing has moved yet.
+        std::vector<Stack> stacks;
+        for (std::size_t i = 0; i < m_parked.size(); ++i) {
+            Stack stack = allocate_stack(stack_size);
+            if (!stack) {
+                for (Stack &allocated : stacks)
+                    release_stack(allocated);
+                resume_old();
+                return Error{"", "cannot map stacks for the restarted threads: the old version keeps running"};
+            }
+            stacks.push_back(stack);
+        }
+        for (std::size_t i = 0; i < m_parked.size(); ++i) {
+            ThreadRecord &thread = *m_parked[i];
+            thread.previous_stack = thread.stack_in_use;
+            thread.stack_in_use = stacks[i];
+            thread.old_locals = std::move(thread.locals);
+            thread.locals.clear();
+            thread.command.store(static_cast<int>(Command::Restart));
+            futex_wake_all(thread.command);
+        }
+        // The commit waits for every restarted thread at an update point of the new version.
+        auto deadline = Clock::now() + m_timeout;
+        for (;;) {
+            int seen = thread_changes().load();
+            std::size_t arrived = 0, present = 0;
+            registry().for_each([&](ThreadRecord &thread) {
+                if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end())
+                    return;
+                ++present;
+                arrived += thread.current_state() == ThreadState::Arrived;
+            });
+            if (arrived == present)
+                break;
+            if (Clock::now() >= deadline) {
+                // Without rollback (a later release), the threads already run the new version:
+                // committing is the only consistent way on.
+                m_report.warnings.push_back(std::to_string(present - arrived) +
+                                            " restarted threads did not reach an update point within " +
+                                            std::to_string(m_timeout.count()) + " ms; committed anyway");
+                break;
+            }
+            futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
+        }
+        m_detail = std::to_string(m_parked.size()) + " threads in the new version";
+        return true;
+    }
+
+    // ---- commit -------------------------------------------------------------------------------
+
+    void commit()
+    {
+        set_current_version(m_new);
+        registry().for_each([&](ThreadRecord &thread) {
+            bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
+            if (restarted) {
+                release_stack(thread.previous_stack);  // the old version's frames: never resumed now
+                thread.old_locals.clear();
+                if (thread.restart_start)
+                    thread.start = thread.restart_start;
+            }
+            ThreadState state = thread.current_state();
+            if (state == ThreadState::Arrived) {
+                thread.command.store(static_cast<int>(Command::Commit));
+                futex_wake_all(thread.command);
+            } else if (state == ThreadState::Parked) {  // a thread the new version started
+                thread.command.store(static_cast<int>(Command::Resume));
+                futex_wake_all(thread.command);
+            }
+        });
+        end_pending();
+    }
+
+    std::string m_path;
+    std::chrono::milliseconds m_timeout;
+    const ProgressCallback &m_progress;
+    UpdateReport m_report;
+    std::mutex m_report_mutex;
+    std::string m_detail;
+    Clock::time_point m_pause_start;
+
+    Version *m_old = nullptr;
+    Version *m_new = nullptr;
+    const schema::Schema *m_old_schema = nullptr;
+    const schema::Schema *m_new_schema = nullptr;
+    std::unique_ptr<schema::Schema> m_loaded_schema;
+    std::unique_ptr<transform::ValueConverter> m_converter;
+    std::vector<Migration> m_migrations;
+    std::map<std::uintptr_t, std::string> m_old_function_names;   // run-time address -> qualified name
+    std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new
+    std::vector<ThreadRecord *> m_parked;
+};
+
+}  // namespace
+
+UpdateReport update_to(const std::string &path, std::chrono::milliseconds timeout, const ProgressCallback &progress)
+{
+    std::unique_lock lock(update_mutex(), std::try_to_lock);
+    if (!lock.owns_lock()) {
+        UpdateReport refused;
+        refused.phase = "prepare";
+        refused.to_path = path;
+        refused.error = "another update of this process is running: try again when it ends";
+        return refused;
+    }
+    Transaction transaction(path, timeout, progress);
+    return transaction.run();
+}
+
+std::vector<UpdateReport> update_history()
+{
+    std::lock_guard lock(history_mutex());
+    return history();
+}
+
+bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)
+{
+    Transaction *active = g_active.load();
+    return active && active->carry_local(thread, function, name, address, size);
+}
+
+int wake_fd()
+{
+    static int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd;
+}
+
+std::string start_routine_name(const ThreadRecord &thread)
+{
+    if (thread.is_main)
+        return "main";
+    Version &version = current_version();
+    auto address = reinterpret_cast<std::uintptr_t>(thread.start);
+    if (version.schema)
+        for (const schema::Function &function : version.schema->functions)
+            if (version.address(function.address) == address)
+                return function.qualified_name;
+    return hex(address);
+}
+
+}  // namespace molt::runtime

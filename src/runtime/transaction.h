@@ -1,0 +1,56 @@
+// An update as a transaction (../shared/DESIGN.md, "the order of an update"): prepare while the
+// old version runs, quiesce, transform, restart every thread in the new version, commit.
+// Anything that fails before the restart leaves the old version running, untouched.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "threads.h"
+
+namespace molt::runtime {
+
+struct PhaseTimes {
+    double prepare_ms = 0, quiesce_ms = 0, transform_ms = 0, restart_ms = 0, commit_ms = 0;
+};
+
+struct UpdateReport {
+    bool ok = false;
+    std::string phase;   // where it failed (prepare, quiesce, transform, restart)
+    std::string error;   // one line a person can act on
+    std::string from_path, to_path, to_build_id;
+    std::int64_t started_at_ms = 0;  // wall clock, for the history
+    PhaseTimes times;
+    double pause_ms = 0;  // quiesce start to commit end: how long the program stood still
+    std::size_t threads = 0;
+    std::size_t variables_copied = 0, variables_converted = 0, variables_new = 0, variables_dropped = 0;
+    std::size_t locals_carried = 0;
+    std::vector<std::string> warnings;
+    std::vector<std::string> stragglers;  // threads that did not reach an update point in time
+};
+
+// Called as each phase ends: its name, its duration, a short detail.
+using ProgressCallback = std::function<void(const std::string &phase, double ms, const std::string &detail)>;
+
+// Runs one update to the version in `path`; `timeout` bounds quiescence and the restart. Only one
+// update runs at a time: a second caller gets a refusal at once.
+UpdateReport update_to(const std::string &path, std::chrono::milliseconds timeout, const ProgressCallback &progress);
+
+std::vector<UpdateReport> update_history();
+
+// For MOLT_LOCAL in a restarting thread: takes the old version's value of the local `name` of
+// `function` into `address`. False when there is nothing to take.
+bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size);
+
+// The eventfd of molt_wake_fd(), made on first use.
+int wake_fd();
+
+// The qualified name of a thread's start routine in the current version ("main" for the main
+// thread), or its address in hex when the version does not know it.
+std::string start_routine_name(const ThreadRecord &thread);
+
+}  // namespace molt::runtime

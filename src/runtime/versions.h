@@ -1,0 +1,40 @@
+// The versions loaded in this process: the first (the executable, or the shared object that
+// `molt run` started) and every version an update loaded. None is ever unloaded.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "result.h"
+#include "schema.h"
+#include "threads.h"
+
+namespace molt::runtime {
+
+struct Version {
+    std::string path;
+    void *handle = nullptr;  // from dlopen; null for the executable
+    std::uintptr_t bias = 0;  // load bias: run-time address = bias + schema address
+    std::string build_id;
+    std::optional<schema::Schema> schema;  // read before any pause, kept for later updates
+
+    std::uintptr_t address(std::uint64_t link_address) const { return bias + link_address; }
+    // Reads the schema if it is not read yet (never call while threads are parked).
+    Result<const schema::Schema *> load_schema();
+};
+
+Version &current_version();
+void set_current_version(Version *version);
+
+// Describes the executable as the first version (from the runtime's constructor).
+void adopt_executable();
+
+// dlopen(RTLD_NOW | RTLD_LOCAL) of a new version; the error is dlerror's, in one line.
+Result<Version *> open_version(const std::string &path);
+
+// Makes an already opened shared object the first version (driver mode, `molt run`).
+Version *adopt_shared_object(const std::string &path, void *handle);
+
+}  // namespace molt::runtime

@@ -1,0 +1,364 @@
+// Default conversions of values: integers, floats, enums by name, structs by member name,
+// arrays grown or shrunk, function pointers remapped by name.
+#include "value_conversion.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace molt::transform {
+namespace {
+
+using schema::Encoding;
+using schema::Member;
+using schema::Schema;
+using schema::Type;
+using schema::TypeId;
+using schema::TypeKind;
+
+Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
+
+const Type &layout(const Schema &schema, TypeId id)
+{
+    return schema.type(schema::strip_typedefs_and_qualifiers(schema, id));
+}
+
+bool is_integer(const Type &type)
+{
+    return (type.kind == TypeKind::Base &&
+            (type.encoding == Encoding::Signed || type.encoding == Encoding::Unsigned || type.encoding == Encoding::Bool)) ||
+           type.kind == TypeKind::Enum;
+}
+
+bool is_signed(const Type &type)
+{
+    return type.kind == TypeKind::Enum ? type.enum_signed : type.encoding == Encoding::Signed;
+}
+
+// An integer of 1 to 8 bytes, little-endian, widened to 128 bits.
+__int128 read_integer(const unsigned char *bytes, std::uint64_t size, bool is_signed_value)
+{
+    std::uint64_t raw = 0;
+    std::memcpy(&raw, bytes, std::min<std::uint64_t>(size, 8));
+    if (is_signed_value && size < 8 && (raw >> (size * 8 - 1)) & 1)
+        raw |= ~std::uint64_t{0} << (size * 8);
+    return is_signed_value ? static_cast<__int128>(static_cast<std::int64_t>(raw)) : static_cast<__int128>(raw);
+}
+
+bool fits(__int128 value, std::uint64_t bits, bool is_signed_value)
+{
+    if (bits >= 64)
+        return is_signed_value ? value >= INT64_MIN && value <= INT64_MAX : value >= 0 && value <= static_cast<__int128>(UINT64_MAX);
+    __int128 span = static_cast<__int128>(1) << bits;
+    return is_signed_value ? value >= -(span / 2) && value < span / 2 : value >= 0 && value < span;
+}
+
+std::string text(__int128 value)
+{
+    bool negative = value < 0;
+    unsigned __int128 magnitude = negative ? -static_cast<unsigned __int128>(value) : static_cast<unsigned __int128>(value);
+    std::string digits;
+    do {
+        digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(magnitude % 10)));
+        magnitude /= 10;
+    } while (magnitude);
+    return negative ? "-" + digits : digits;
+}
+
+bool all_zero(const unsigned char *bytes, std::uint64_t size)
+{
+    for (std::uint64_t i = 0; i < size; ++i)
+        if (bytes[i])
+            return false;
+    return true;
+}
+
+// Bits [offset, offset + width) of a bit-field, as an integer.
+__int128 read_bits(const unsigned char *base, std::uint64_t offset, std::uint32_t width, bool is_signed_value)
+{
+    unsigned __int128 value = 0;
+    for (std::uint32_t i = 0; i < width; ++i) {
+        std::uint64_t bit = offset + i;
+        if ((base[bit / 8] >> (bit % 8)) & 1)
+            value |= static_cast<unsigned __int128>(1) << i;
+    }
+    if (is_signed_value && width && (value >> (width - 1)) & 1)
+        value |= ~static_cast<unsigned __int128>(0) << width;
+    return static_cast<__int128>(value);
+}
+
+void write_bits(unsigned char *base, std::uint64_t offset, std::uint32_t width, __int128 value)
+{
+    for (std::uint32_t i = 0; i < width; ++i) {
+        std::uint64_t bit = offset + i;
+        unsigned char mask = static_cast<unsigned char>(1u << (bit % 8));
+        if ((static_cast<unsigned __int128>(value) >> i) & 1)
+            base[bit / 8] |= mask;
+        else
+            base[bit / 8] &= static_cast<unsigned char>(~mask);
+    }
+}
+
+const Member *member_named(const Type &aggregate, const Member &wanted, const Type &wanted_in)
+{
+    // Anonymous members match by rank among anonymous members, as in the diff.
+    if (wanted.name.empty()) {
+        int rank = 0;
+        for (const Member &member : wanted_in.members) {
+            if (&member == &wanted)
+                break;
+            rank += member.name.empty();
+        }
+        for (const Member &member : aggregate.members)
+            if (member.name.empty() && rank-- == 0)
+                return &member;
+        return nullptr;
+    }
+    for (const Member &member : aggregate.members)
+        if (member.name == wanted.name)
+            return &member;
+    return nullptr;
+}
+
+std::uint64_t element_count(const Type &array, std::size_t dim)
+{
+    return dim < array.counts.size() ? array.counts[dim] : 1;
+}
+
+}  // namespace
+
+ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schema, FunctionRemap remap_function)
+    : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_remap(std::move(remap_function))
+{
+}
+
+Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::string &where) const
+{
+    if (m_identity.identical(old_type, new_type))
+        return true;
+    const Type &x = layout(m_old, old_type);
+    const Type &y = layout(m_new, new_type);
+    if (is_integer(x) && is_integer(y))
+        return true;
+    if (x.kind == TypeKind::Base && y.kind == TypeKind::Base && x.encoding == Encoding::Float &&
+        y.encoding == Encoding::Float && y.size >= x.size)
+        return true;
+    if (x.kind != y.kind)
+        return failure(where, "the type changed from " + schema::type_to_c(m_old, old_type) + " to " +
+                                  schema::type_to_c(m_new, new_type) + ": needs a transformer");
+    switch (x.kind) {
+    case TypeKind::Struct: {
+        if (x.name != y.name || x.declaration || y.declaration)
+            return failure(where, "the struct changed identity: needs a transformer");
+        for (const Member &member : y.members) {
+            const Member *old_member = member_named(x, member, y);
+            if (!old_member)
+                continue;  // new member: zeroed
+            std::string place = where + "." + (member.name.empty() ? "<anonymous>" : member.name);
+            if (member.is_bit_field() || old_member->is_bit_field()) {
+                if (!is_integer(layout(m_old, old_member->type)) || !is_integer(layout(m_new, member.type)))
+                    return failure(place, "a bit-field changed into a non-integer: needs a transformer");
+                continue;
+            }
+            auto planned = plan(old_member->type, member.type, place);
+            if (!planned)
+                return planned;
+        }
+        return true;
+    }
+    case TypeKind::Array:
+        return plan_array(x, 0, y, 0, where);
+    case TypeKind::Pointer: {
+        const Type &old_pointee = layout(m_old, x.target);
+        const Type &new_pointee = layout(m_new, y.target);
+        if (old_pointee.kind == TypeKind::Function && new_pointee.kind == TypeKind::Function)
+            return true;  // remapped by name; prototypes were checked by the diff
+        if (new_pointee.kind == TypeKind::Void)
+            return true;
+        return failure(where, "points to " + schema::type_to_c(m_old, x.target) +
+                                  ", whose layout changed: converting heap objects is not supported yet");
+    }
+    default:
+        return failure(where, "the type changed from " + schema::type_to_c(m_old, old_type) + " to " +
+                                  schema::type_to_c(m_new, new_type) + ": needs a transformer");
+    }
+}
+
+Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, const Type &y, std::size_t new_dim,
+                                        const std::string &where) const
+{
+    if (x.counts.size() - old_dim != y.counts.size() - new_dim)
+        return failure(where, "the number of array dimensions changed: needs a transformer");
+    if (old_dim + 1 < x.counts.size())
+        return plan_array(x, old_dim + 1, y, new_dim + 1, where + "[]");
+    if (x.counts[old_dim] == schema::unknown_count || y.counts[new_dim] == schema::unknown_count)
+        return failure(where, "an array of unknown length cannot be converted");
+    return plan(x.target, y.target, where + "[]");
+}
+
+Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId new_type, void *to,
+                                     const std::string &where) const
+{
+    const auto *source = static_cast<const unsigned char *>(from);
+    auto *target = static_cast<unsigned char *>(to);
+    const Type &x = layout(m_old, old_type);
+    const Type &y = layout(m_new, new_type);
+    if (m_identity.identical(old_type, new_type)) {
+        if (x.kind == TypeKind::Pointer || x.kind == TypeKind::Struct || x.kind == TypeKind::Array)
+            ;  // may hold function pointers: converted piecewise below
+        else {
+            std::memcpy(target, source, y.size);
+            return true;
+        }
+    }
+    switch (y.kind) {
+    case TypeKind::Struct:
+        if (x.kind == TypeKind::Struct)
+            return convert_struct(x, source, y, target, where);
+        break;
+    case TypeKind::Union:
+        if (x.kind == TypeKind::Union && m_identity.identical(old_type, new_type)) {
+            std::memcpy(target, source, y.size);  // a union is copied as it is or not at all
+            return true;
+        }
+        break;
+    case TypeKind::Array:
+        if (x.kind == TypeKind::Array)
+            return convert_array(x, 0, source, y, 0, target, where);
+        break;
+    default:
+        return convert_scalar(old_type, source, new_type, target, where);
+    }
+    return failure(where, "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
+                              schema::type_to_c(m_new, new_type));
+}
+
+Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *from, const Type &y,
+                                            unsigned char *to, const std::string &where) const
+{
+    std::memset(to, 0, y.size);
+    for (const Member &member : y.members) {
+        const Member *old_member = member_named(x, member, y);
+        if (!old_member)
+            continue;  // a new member starts at zero
+        std::string place = where + "." + (member.name.empty() ? "<anonymous>" : member.name);
+        if (member.is_bit_field() || old_member->is_bit_field()) {
+            const Type &old_type = layout(m_old, old_member->type);
+            const Type &new_type = layout(m_new, member.type);
+            __int128 value = old_member->is_bit_field()
+                                 ? read_bits(from, old_member->bit_offset, old_member->bit_size, is_signed(old_type))
+                                 : read_integer(from + old_member->offset, old_type.size, is_signed(old_type));
+            std::uint64_t width = member.is_bit_field() ? member.bit_size : new_type.size * 8;
+            if (!fits(value, width, is_signed(new_type)))
+                return failure(place, "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
+            if (member.is_bit_field())
+                write_bits(to, member.bit_offset, member.bit_size, value);
+            else
+                std::memcpy(to + member.offset, &value, new_type.size);
+            continue;
+        }
+        auto converted = convert(old_member->type, from + old_member->offset, member.type, to + member.offset, place);
+        if (!converted)
+            return converted;
+    }
+    return true;
+}
+
+Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, const unsigned char *from,
+                                           const Type &y, std::size_t new_dim, unsigned char *to,
+                                           const std::string &where) const
+{
+    std::uint64_t old_count = element_count(x, old_dim), new_count = element_count(y, new_dim);
+    // Size of one element at this dimension: the rest of the dimensions times the element.
+    auto stride = [](const Schema &schema, const Type &array, std::size_t dim) {
+        std::uint64_t size = layout(schema, array.target).size;
+        for (std::size_t i = dim + 1; i < array.counts.size(); ++i)
+            size *= array.counts[i];
+        return size;
+    };
+    std::uint64_t old_stride = stride(m_old, x, old_dim), new_stride = stride(m_new, y, new_dim);
+    for (std::uint64_t i = 0; i < new_count; ++i) {
+        std::string place = where + "[" + std::to_string(i) + "]";
+        if (i >= old_count) {
+            std::memset(to + i * new_stride, 0, new_stride);
+            continue;
+        }
+        Result<bool> converted = old_dim + 1 < x.counts.size()
+                                     ? convert_array(x, old_dim + 1, from + i * old_stride, y, new_dim + 1,
+                                                     to + i * new_stride, place)
+                                     : convert(x.target, from + i * old_stride, y.target, to + i * new_stride, place);
+        if (!converted)
+            return converted;
+    }
+    for (std::uint64_t i = new_count; i < old_count; ++i)
+        if (!all_zero(from + i * old_stride, old_stride))
+            return failure(where + "[" + std::to_string(i) + "]",
+                           "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +
+                               " elements and this dropped element is not zero");
+    return true;
+}
+
+Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char *from, TypeId new_type,
+                                            unsigned char *to, const std::string &where) const
+{
+    const Type &x = layout(m_old, old_type);
+    const Type &y = layout(m_new, new_type);
+    if (x.kind == TypeKind::Enum && y.kind == TypeKind::Enum) {
+        __int128 value = read_integer(from, x.size, x.enum_signed);
+        const schema::Enumerator *old_name = nullptr;
+        for (const auto &enumerator : x.enumerators)
+            if (enumerator.value == value)
+                old_name = &enumerator;
+        if (!old_name)
+            return failure(where, "value " + text(value) + " is no enumerator of the old enum: needs a transformer");
+        for (const auto &enumerator : y.enumerators)
+            if (enumerator.name == old_name->name) {
+                std::memcpy(to, &enumerator.value, y.size);
+                return true;
+            }
+        return failure(where, "enumerator " + old_name->name + " no longer exists: needs a transformer");
+    }
+    if (is_integer(x) && is_integer(y)) {
+        __int128 value = read_integer(from, x.size, is_signed(x));
+        if (y.kind == TypeKind::Base && y.encoding == Encoding::Bool)
+            value = value != 0;
+        if (!fits(value, y.size * 8, is_signed(y)))
+            return failure(where, "value " + text(value) + " does not fit in " + schema::type_to_c(m_new, new_type));
+        std::memcpy(to, &value, y.size);
+        return true;
+    }
+    if (x.kind == TypeKind::Base && y.kind == TypeKind::Base && x.encoding == Encoding::Float &&
+        y.encoding == Encoding::Float) {
+        long double value = x.size == 4 ? *reinterpret_cast<const float *>(from)
+                            : x.size == 8 ? *reinterpret_cast<const double *>(from)
+                                          : *reinterpret_cast<const long double *>(from);
+        if (y.size == 8) {
+            double narrowed = static_cast<double>(value);
+            std::memcpy(to, &narrowed, 8);
+        } else if (y.size == 4) {
+            float narrowed = static_cast<float>(value);
+            std::memcpy(to, &narrowed, 4);
+        } else {
+            std::memcpy(to, &value, std::min<std::uint64_t>(y.size, sizeof value));
+        }
+        return true;
+    }
+    if (x.kind == TypeKind::Pointer && y.kind == TypeKind::Pointer) {
+        std::uintptr_t address;
+        std::memcpy(&address, from, sizeof address);
+        const Type &pointee = layout(m_new, y.target);
+        if (pointee.kind == TypeKind::Function && address) {
+            if (auto moved = m_remap(address))
+                address = *moved;
+        }
+        std::memcpy(to, &address, sizeof address);
+        return true;
+    }
+    if (m_identity.identical(old_type, new_type)) {
+        std::memcpy(to, from, y.size);
+        return true;
+    }
+    return failure(where, "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
+                              schema::type_to_c(m_new, new_type));
+}
+
+}  // namespace molt::transform
