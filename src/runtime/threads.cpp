@@ -149,6 +149,18 @@ Registry &registry()
     return *instance;
 }
 
+std::atomic<int> &update_generation()
+{
+    static std::atomic<int> generation{0};
+    return generation;
+}
+
+std::atomic<int> &committed_generation()
+{
+    static std::atomic<int> generation{0};
+    return generation;
+}
+
 std::atomic<int> &thread_changes()
 {
     static std::atomic<int> changes{0};

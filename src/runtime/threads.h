@@ -26,6 +26,16 @@ enum class ThreadState : int {
 
 enum class Command : int { None, Resume, Restart, Commit };
 
+// Commands carry the generation of the update they belong to (generation * 8 + command), so
+// that a command of an update that ended can never release a thread parked for the next one.
+std::atomic<int> &update_generation();
+// The last generation committed: a restarting thread that arrives after the commit (it was late)
+// goes on at once instead of waiting for a commit that has happened.
+std::atomic<int> &committed_generation();
+inline int encode_command(Command command, int generation) { return generation * 8 + static_cast<int>(command); }
+inline Command command_of(int encoded) { return static_cast<Command>(encoded & 7); }
+inline int generation_of(int encoded) { return encoded >> 3; }
+
 // A local registered with MOLT_LOCAL.
 struct LocalSlot {
     std::string function, name;
@@ -52,6 +62,7 @@ struct ThreadRecord {
     // Restart: where to go, and where the old version waits (kept until the commit).
     StartRoutine restart_start = nullptr;
     MainFunction restart_main = nullptr;
+    int restart_generation = 0;  // the update this thread is restarting for
     ucontext_t parked_context{};
     ucontext_t exit_context{};  // bottom of a thread Molt started: a restarted start routine returns here
     bool has_exit_context = false;

@@ -315,9 +315,16 @@ private:
         return thread.is_main || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start));
     }
 
+    void send(ThreadRecord &thread, Command command)
+    {
+        thread.command.store(encode_command(command, m_generation));
+        futex_wake_all(thread.command);
+    }
+
     Result<bool> quiesce()
     {
-        __atomic_store_n(&molt_pending_update, 1, __ATOMIC_RELEASE);
+        m_generation = update_generation().fetch_add(1) + 1;
+        __atomic_store_n(&molt_pending_update, 1, __ATOMIC_SEQ_CST);
         std::uint64_t one = 1;
         if (write(wake_fd(), &one, sizeof one) < 0) {
             // the eventfd only helps event loops; the signal reaches every thread anyway
@@ -406,20 +413,19 @@ private:
         return text;
     }
 
+    // The flag goes down first: a thread parking after that leaves by itself (see park()).
     void resume_old()
     {
-        registry().for_each([&](ThreadRecord &thread) {
-            if (thread.current_state() == ThreadState::Parked) {
-                thread.command.store(static_cast<int>(Command::Resume));
-                futex_wake_all(thread.command);
-            }
-        });
         end_pending();
+        registry().for_each([&](ThreadRecord &thread) {
+            if (thread.current_state() == ThreadState::Parked)
+                send(thread, Command::Resume);
+        });
     }
 
     static void end_pending()
     {
-        __atomic_store_n(&molt_pending_update, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&molt_pending_update, 0, __ATOMIC_SEQ_CST);
         std::uint64_t drained;
         while (read(wake_fd(), &drained, sizeof drained) > 0) {
         }
@@ -482,8 +488,7 @@ private:
             thread.stack_in_use = stacks[i];
             thread.old_locals = std::move(thread.locals);
             thread.locals.clear();
-            thread.command.store(static_cast<int>(Command::Restart));
-            futex_wake_all(thread.command);
+            send(thread, Command::Restart);
         }
         // The commit waits for every restarted thread at an update point of the new version.
         auto deadline = Clock::now() + m_timeout;
@@ -517,6 +522,8 @@ private:
     void commit()
     {
         set_current_version(m_new);
+        committed_generation().store(m_generation);
+        end_pending();  // first, as in resume_old
         registry().for_each([&](ThreadRecord &thread) {
             bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
             if (restarted) {
@@ -526,15 +533,11 @@ private:
                     thread.start = thread.restart_start;
             }
             ThreadState state = thread.current_state();
-            if (state == ThreadState::Arrived) {
-                thread.command.store(static_cast<int>(Command::Commit));
-                futex_wake_all(thread.command);
-            } else if (state == ThreadState::Parked) {  // a thread the new version started
-                thread.command.store(static_cast<int>(Command::Resume));
-                futex_wake_all(thread.command);
-            }
+            if (state == ThreadState::Arrived)
+                send(thread, Command::Commit);
+            else if (state == ThreadState::Parked)  // a thread the new version started
+                send(thread, Command::Resume);
         });
-        end_pending();
     }
 
     std::string m_path;
@@ -555,6 +558,7 @@ private:
     std::map<std::uintptr_t, std::string> m_old_function_names;   // run-time address -> qualified name
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new
     std::vector<ThreadRecord *> m_parked;
+    int m_generation = 0;
 };
 
 }  // namespace

@@ -14,14 +14,15 @@
 namespace molt::runtime {
 namespace {
 
-Command wait_for_command(ThreadRecord &thread)
+// Waits for the coordinator's command of update `generation`.
+Command wait_for_command(ThreadRecord &thread, int generation)
 {
     for (;;) {
         int command = thread.command.load();
-        if (command != static_cast<int>(Command::None)) {
-            thread.command.store(static_cast<int>(Command::None));
-            return static_cast<Command>(command);
-        }
+        // Consumed as it is read: a Restart must not be seen again at the next update point.
+        if (command_of(command) != Command::None && generation_of(command) == generation &&
+            thread.command.compare_exchange_strong(command, encode_command(Command::None, generation)))
+            return command_of(command);
         futex_wait(thread.command, command);
     }
 }
@@ -41,8 +42,9 @@ void restart_trampoline()
     pthread_exit(thread.result);
 }
 
-void restart(ThreadRecord &thread)
+void restart(ThreadRecord &thread, int generation)
 {
+    thread.restart_generation = generation;
     ucontext_t next;
     getcontext(&next);
     next.uc_stack.ss_sp = thread.stack_in_use.base;
@@ -57,13 +59,19 @@ void restart(ThreadRecord &thread)
 
 void park(ThreadRecord &thread, const char *name)
 {
+    int generation = update_generation().load();
     thread.parked_at = name;
-    thread.command.store(static_cast<int>(Command::None));
     thread.state.store(static_cast<int>(ThreadState::Parked));
+    // The coordinator lowers the flag before it releases parked threads: a thread that parks
+    // after that sees the flag down and leaves by itself (both sides are sequentially consistent).
+    if (!__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST)) {
+        thread.state.store(static_cast<int>(ThreadState::Running));
+        return;
+    }
     notify_thread_change();
-    switch (wait_for_command(thread)) {
+    switch (wait_for_command(thread, generation)) {
     case Command::Restart:
-        restart(thread);
+        restart(thread, generation);
         return;
     default:
         thread.state.store(static_cast<int>(ThreadState::Running));
@@ -71,11 +79,12 @@ void park(ThreadRecord &thread, const char *name)
     }
 }
 
-void arrive(ThreadRecord &thread)
+void arrive(ThreadRecord &thread, int generation)
 {
     thread.state.store(static_cast<int>(ThreadState::Arrived));
     notify_thread_change();
-    wait_for_command(thread);  // the commit
+    if (committed_generation().load() < generation)
+        wait_for_command(thread, generation);  // the commit
     thread.parked_at.clear();
     thread.state.store(static_cast<int>(ThreadState::Running));
 }
@@ -96,7 +105,7 @@ __attribute__((visibility("default"))) void molt_update_point_slow(const char *n
         return;  // a thread Molt did not see start (made before the runtime, or by raw clone)
     thread->last_point.store(name);
     if (thread->current_state() == ThreadState::Restarting) {
-        arrive(*thread);
+        arrive(*thread, thread->restart_generation);
         return;
     }
     if (__atomic_load_n(&molt_pending_update, __ATOMIC_ACQUIRE))

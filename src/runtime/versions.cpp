@@ -2,11 +2,17 @@
 #include "versions.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <vector>
 
@@ -80,19 +86,74 @@ void adopt_executable()
     g_current = remember(std::move(version));
 }
 
-Result<Version *> open_version(const std::string &path)
+namespace {
+
+// A file already loaded (an update back to an earlier version) would come back from dlopen as
+// the same image, its globals as that version left them and its constructors not run again. A
+// copy under a name never used before is a new object to the dynamic loader: a fresh image.
+// (The loader matches by name first, so /proc/self/fd paths, whose numbers are reused, will
+// not do.) The copy is unlinked once mapped.
+std::optional<std::string> fresh_copy(const std::string &path)
 {
-    dlerror();
-    void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        const char *why = dlerror();
-        return Error{path, std::string("cannot load: ") + (why ? why : "dlopen failed")};
+    std::string wanted = real_path(path);
+    bool loaded = false;
+    {
+        std::lock_guard lock(versions_mutex());
+        for (const auto &version : all_versions())
+            loaded |= version->path == wanted;
     }
+    if (!loaded)
+        return std::nullopt;
+    const char *base = std::getenv("TMPDIR");
+    std::string directory = std::string(base && *base ? base : "/tmp") + "/molt-" + std::to_string(geteuid());
+    mkdir(directory.c_str(), 0700);
+    struct stat owner {};
+    if (lstat(directory.c_str(), &owner) != 0 || !S_ISDIR(owner.st_mode) || owner.st_uid != geteuid() ||
+        (owner.st_mode & 077))
+        return std::nullopt;  // not our private directory: load the file itself
+    static std::atomic<unsigned> serial{0};
+    std::string copy = directory + "/" + std::to_string(getpid()) + "-" + std::to_string(serial.fetch_add(1)) + "-" +
+                       wanted.substr(wanted.rfind('/') + 1);
+    int source = open(wanted.c_str(), O_RDONLY | O_CLOEXEC);
+    int target = open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    struct stat status {};
+    bool copied = source >= 0 && target >= 0 && fstat(source, &status) == 0;
+    for (off_t offset = 0; copied && offset < status.st_size;)
+        copied = sendfile(target, source, &offset, static_cast<std::size_t>(status.st_size - offset)) > 0;
+    if (source >= 0)
+        close(source);
+    if (target >= 0)
+        close(target);
+    if (!copied) {
+        unlink(copy.c_str());
+        return std::nullopt;
+    }
+    return copy;
+}
+
+Version *remember_opened(const std::string &path, void *handle)
+{
     auto version = std::make_unique<Version>();
     version->path = real_path(path);
     version->handle = handle;
     version->bias = bias_of(handle);
     return remember(std::move(version));
+}
+
+}  // namespace
+
+Result<Version *> open_version(const std::string &path)
+{
+    std::optional<std::string> copy = fresh_copy(path);
+    dlerror();
+    void *handle = dlopen(copy ? copy->c_str() : path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (copy)
+        unlink(copy->c_str());  // the mapping keeps the copy alive
+    if (!handle) {
+        const char *why = dlerror();
+        return Error{path, std::string("cannot load: ") + (why ? why : "dlopen failed")};
+    }
+    return remember_opened(path, handle);
 }
 
 Version *adopt_shared_object(const std::string &path, void *handle)
