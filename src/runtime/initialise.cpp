@@ -6,6 +6,7 @@
 
 #include "control_protocol.h"
 #include "threads.h"
+#include "transaction.h"
 #include "versions.h"
 
 namespace molt::runtime {
@@ -21,6 +22,7 @@ __attribute__((constructor)) void initialise(int argc, char **argv, char **envp)
     register_main_thread();
     install_wake_signal();
     adopt_executable();
+    wake_fd();  // made now, so that the process's fds do not change at the first update
     start_control_socket();
 }
 

@@ -79,13 +79,15 @@ std::string build(const std::vector<std::string> &sources, const Toolchain &tool
     std::string inputs;
     for (const std::string &source : sources)
         inputs += " " + fixture(source);
-    std::string flags = "-g " + toolchain.flags + " " + extra_flags;
-    std::string key = toolchain.compiler + " " + flags + inputs;
+    std::string flags = "-g " + toolchain.flags;
+    std::string key = toolchain.compiler + " " + flags + inputs + " " + extra_flags;
     if (auto it = built.find(key); it != built.end())
         return it->second;
     bool wants_pie = extra_flags.find("-shared") == std::string::npos && extra_flags.find("-no-pie") == std::string::npos;
     std::string output = scratch_directory() + "/fixture" + std::to_string(++counter);
-    std::string command = toolchain.compiler + " " + flags + (wants_pie ? " -fPIE -pie" : "") + inputs + " -o " + output + " 2>&1";
+    // Extra flags after the inputs: libraries (-lmolt) must follow the objects that use them.
+    std::string command = toolchain.compiler + " " + flags + (wants_pie ? " -fPIE -pie" : "") + inputs + " " +
+                          extra_flags + " -o " + output + " 2>&1";
     int status = 0;
     std::string messages = run(command, &status);
     EXPECT_EQ(status, 0) << command << "\n" << messages;

@@ -1,0 +1,144 @@
+// Process handling for the runtime tests.
+#include "live_process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "fixture_build.h"
+
+extern char **environ;
+
+namespace molt::testing {
+namespace {
+
+int count_entries(const std::string &directory)
+{
+    DIR *listing = opendir(directory.c_str());
+    if (!listing)
+        return -1;
+    int count = 0;
+    while (dirent *entry = readdir(listing))
+        count += entry->d_name[0] != '.';
+    closedir(listing);
+    return count;
+}
+
+std::string quote(const std::string &text)
+{
+    std::string quoted = "'";
+    for (char c : text)
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+}  // namespace
+
+LiveProcess::LiveProcess(const std::vector<std::string> &argv)
+{
+    std::vector<char *> arguments;
+    for (const std::string &argument : argv)
+        arguments.push_back(const_cast<char *>(argument.c_str()));
+    arguments.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    std::string output = scratch_directory() + "/process-output-" + std::to_string(getpid());
+    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (posix_spawn(&m_pid, arguments[0], &actions, nullptr, arguments.data(), environ) != 0)
+        m_pid = -1;
+    posix_spawn_file_actions_destroy(&actions);
+}
+
+LiveProcess::~LiveProcess()
+{
+    if (m_pid > 0) {
+        kill(m_pid, SIGKILL);
+        waitpid(m_pid, nullptr, 0);
+    }
+}
+
+bool LiveProcess::alive() const
+{
+    if (m_pid <= 0)
+        return false;
+    int status = 0;
+    return waitpid(m_pid, &status, WNOHANG) == 0;
+}
+
+int LiveProcess::threads() const { return count_entries("/proc/" + std::to_string(m_pid) + "/task"); }
+int LiveProcess::open_fds() const { return count_entries("/proc/" + std::to_string(m_pid) + "/fd"); }
+
+int LiveProcess::anonymous_mappings() const
+{
+    std::ifstream maps("/proc/" + std::to_string(m_pid) + "/maps");
+    std::string line;
+    int count = 0;
+    while (std::getline(maps, line)) {
+        std::istringstream fields(line);
+        std::string range, permissions, offset, device, inode, path;
+        fields >> range >> permissions >> offset >> device >> inode >> path;
+        count += path.empty();
+    }
+    return count;
+}
+
+std::string LiveProcess::fd_target(int fd) const
+{
+    char target[256];
+    std::string link = "/proc/" + std::to_string(m_pid) + "/fd/" + std::to_string(fd);
+    ssize_t length = readlink(link.c_str(), target, sizeof target - 1);
+    return length > 0 ? std::string(target, static_cast<std::size_t>(length)) : std::string();
+}
+
+ToolResult molt_tool(const std::vector<std::string> &arguments)
+{
+    static int counter = 0;
+    std::string base = scratch_directory() + "/tool-" + std::to_string(++counter);
+    std::string command = quote(MOLT_TOOL);
+    for (const std::string &argument : arguments)
+        command += " " + quote(argument);
+    ToolResult result;
+    run(command + " > " + base + ".out 2> " + base + ".err", &result.status);
+    result.out = read_text(base + ".out");
+    result.err = read_text(base + ".err");
+    return result;
+}
+
+bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout)
+{
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (condition())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return condition();
+}
+
+std::vector<std::string> read_lines(const std::string &path)
+{
+    std::vector<std::string> lines;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line))
+        lines.push_back(line);
+    return lines;
+}
+
+std::string runtime_flags()
+{
+    return std::string("-I") + MOLT_SOURCE_DIR + "/include -L" + MOLT_LIBRARY_DIR + " -lmolt -Wl,-rpath," +
+           MOLT_LIBRARY_DIR + " -pthread";
+}
+
+std::string shared_object_flags() { return "-fPIC -shared -Wl,-Bsymbolic " + runtime_flags(); }
+
+}  // namespace molt::testing

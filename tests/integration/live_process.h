@@ -1,0 +1,50 @@
+// Real processes for the runtime tests: start a fixture, wait for its ready file, look at its
+// threads, fds and mappings in /proc, run the molt tool against it, and always kill it at the end.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace molt::testing {
+
+class LiveProcess {
+public:
+    // Starts `argv` with stdout and stderr into files of the scratch directory.
+    explicit LiveProcess(const std::vector<std::string> &argv);
+    ~LiveProcess();
+    LiveProcess(const LiveProcess &) = delete;
+    LiveProcess &operator=(const LiveProcess &) = delete;
+
+    pid_t pid() const { return m_pid; }
+    bool alive() const;
+    int threads() const;            // entries of /proc/PID/task
+    int open_fds() const;           // entries of /proc/PID/fd
+    int anonymous_mappings() const; // mappings of /proc/PID/maps backed by no file (stacks, heap)
+    std::string fd_target(int fd) const;  // readlink of /proc/PID/fd/FD ("socket:[inode]")
+
+private:
+    pid_t m_pid = -1;
+};
+
+struct ToolResult {
+    int status = -1;
+    std::string out, err;
+};
+
+// Runs build/bin/molt with `arguments` (each shell-quoted).
+ToolResult molt_tool(const std::vector<std::string> &arguments);
+
+// Polls `condition` every 5 ms until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+std::vector<std::string> read_lines(const std::string &path);
+
+// Flags to compile a fixture against the runtime of this build.
+std::string runtime_flags();
+std::string shared_object_flags();  // -fPIC -shared -Wl,-Bsymbolic + runtime_flags()
+
+}  // namespace molt::testing

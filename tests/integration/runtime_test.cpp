@@ -1,0 +1,560 @@
+// Live updates of real processes: fixtures built at test time (gcc and clang, -O0 and -O2),
+// started, updated with the molt tool, and checked from outside (/proc: threads, fds, sockets)
+// and from inside (each fixture prints what it sees and verifies its own state).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "fixture_build.h"
+#include "live_process.h"
+
+namespace molt::testing {
+namespace {
+
+std::string unique_path(const std::string &name)
+{
+    const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string test = std::string(info->test_suite_name()) + "." + info->name();
+    std::replace(test.begin(), test.end(), '/', '_');
+    return scratch_directory() + "/" + test + "-" + name;
+}
+
+std::string executable(const std::string &fixture, const Toolchain &toolchain, const std::string &flags)
+{
+    return build({fixture}, toolchain, flags + " " + runtime_flags());
+}
+
+std::string shared_object(const std::string &fixture, const Toolchain &toolchain, const std::string &flags)
+{
+    return build({fixture}, toolchain, flags + " " + shared_object_flags());
+}
+
+int count_matching(const std::vector<std::string> &lines, const std::string &pattern)
+{
+    std::regex wanted(pattern);
+    return static_cast<int>(std::count_if(lines.begin(), lines.end(),
+                                          [&](const std::string &line) { return std::regex_search(line, wanted); }));
+}
+
+// The pid a fixture wrote into its ready file (first word).
+pid_t ready_pid(const std::string &ready)
+{
+    pid_t pid = 0;
+    EXPECT_TRUE(wait_until([&] {
+        std::ifstream in(ready);
+        return static_cast<bool>(in >> pid);
+    })) << "the fixture never wrote " << ready;
+    return pid;
+}
+
+const Toolchain all_toolchains[] = {
+    {"gcc", "-O0", "gcc_O0"}, {"gcc", "-O2", "gcc_O2"}, {"clang", "-O0", "clang_O0"}, {"clang", "-O2", "clang_O2"}};
+
+// ---- single thread: the count goes on, in the new format, MOLT_LOCAL carried ----------------
+
+class CounterUpdate : public ::testing::TestWithParam<Toolchain> {};
+
+TEST_P(CounterUpdate, ContinuesFromTheSameCountInTheNewFormat)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v1 count") >= 10; }));
+
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("updated: process"), std::string::npos);
+    EXPECT_NE(update.out.find("locals carried 1"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 10; }));
+
+    // The count and the MOLT_LOCAL go on from where v1 left them: no reset, no gap, no repeat.
+    std::vector<std::string> lines = read_lines(log);
+    long last_v1 = 0, first_v2 = 0, first_v2_rounds = 0;
+    for (const std::string &line : lines) {
+        long count = 0, rounds = 0;
+        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2)
+            last_v1 = count;
+        if (!first_v2 && std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2) {
+            first_v2 = count;
+            first_v2_rounds = rounds;
+        }
+    }
+    EXPECT_EQ(first_v2, last_v1 + 1);
+    EXPECT_EQ(first_v2_rounds, first_v2);
+    EXPECT_EQ(count_matching(lines, "^start V2 updating=1 from=1"), 1);
+    EXPECT_TRUE(process.alive());
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, CounterUpdate, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
+// ---- six threads blocked everywhere: all continue in v2, same OS threads ---------------------
+
+class ThreadsUpdate : public ::testing::TestWithParam<Toolchain> {};
+
+std::map<std::string, std::string> tids_of_version(const std::vector<std::string> &lines, int version)
+{
+    std::map<std::string, std::string> tids;
+    std::regex started("^V" + std::to_string(version) + " (\\w+) tid=(\\d+)");
+    std::smatch match;
+    for (const std::string &line : lines)
+        if (std::regex_search(line, match, started))
+            tids[match[1]] = match[2];
+    return tids;
+}
+
+TEST_P(ThreadsUpdate, EveryThreadContinuesInTheNewVersionOnTheSameOsThread)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/threads.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/threads.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ASSERT_TRUE(wait_until([&] { return tids_of_version(read_lines(log), 1).size() == 6; }));
+    int threads_before = process.threads(), fds_before = process.open_fds();
+
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("threads 6"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return tids_of_version(read_lines(log), 2).size() == 6; })) << read_text(log);
+
+    std::vector<std::string> lines = read_lines(log);
+    EXPECT_EQ(tids_of_version(lines, 1), tids_of_version(lines, 2));  // acceptor, reader, poller, sleeper, waiter, main
+    EXPECT_EQ(count_matching(lines, "^V2 \\w+ tid=\\d+ updating=1"), 6);
+    EXPECT_EQ(count_matching(lines, "^V2 state PASS"), 1) << read_text(log);
+    EXPECT_EQ(process.threads(), threads_before);
+    EXPECT_EQ(process.open_fds(), fds_before);
+
+    ToolResult status = molt_tool({"status", std::to_string(process.pid())});
+    EXPECT_NE(status.out.find(v2), std::string::npos);
+    EXPECT_NE(status.out.find("threads.c/waiter"), std::string::npos);
+    EXPECT_NE(status.out.find("last update point: pthread_cond_wait"), std::string::npos) << status.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, ThreadsUpdate, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
+// ---- a client connected across the update ----------------------------------------------------
+
+std::string exchange(int fd, const std::string &line)
+{
+    if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        return "<write failed>";
+    char answer[600];
+    ssize_t got = read(fd, answer, sizeof answer - 1);
+    return got > 0 ? std::string(answer, static_cast<std::size_t>(got)) : "<closed>";
+}
+
+TEST(EchoUpdate, TheSameConnectionGetsItsNextReplyFromTheNewVersion)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/echo.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/echo.c", toolchain, "-DV=2");
+    std::string ready = unique_path("ready");
+    LiveProcess process({v1, ready});
+    ready_pid(ready);
+    int port = 0, listen_fd = -1;
+    {
+        std::ifstream in(ready);
+        pid_t pid;
+        in >> pid >> port >> listen_fd;
+    }
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+    EXPECT_EQ(exchange(client, "hello\n"), "v1 hello\n");
+    std::string listening_before = process.fd_target(listen_fd);
+    int fds_before = process.open_fds();
+
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+
+    EXPECT_EQ(exchange(client, "again\n"), "v2 again\n");  // same connection, new code
+    EXPECT_EQ(process.fd_target(listen_fd), listening_before);  // same listening socket (inode)
+    EXPECT_EQ(process.open_fds(), fds_before);
+    int second = socket(AF_INET, SOCK_STREAM, 0);  // and it still accepts
+    ASSERT_EQ(connect(second, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+    EXPECT_EQ(exchange(second, "new\n"), "v2 new\n");
+    close(second);
+    close(client);
+}
+
+// ---- streaks -----------------------------------------------------------------------------------
+
+TEST(UpdateStreak, V1ToV2ToV3AndBackToV1)
+{
+    Toolchain toolchain{"clang", "-O2", "clang_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    std::string v3 = shared_object("runtime/counter.c", toolchain, "-DV=3");
+    std::string v1_again = shared_object("runtime/counter.c", toolchain, "-DV=1");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    const char *formats[] = {"^v2: count=", "^v3 \\[", "^v1 count"};
+    std::string targets[] = {v2, v3, v1_again};
+    for (int step = 0; step < 3; ++step) {
+        int before = count_matching(read_lines(log), formats[step]);
+        ToolResult update = molt_tool({"update", std::to_string(process.pid()), targets[step]});
+        ASSERT_EQ(update.status, 0) << update.out << update.err;
+        ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), formats[step]) > before + 5; }));
+    }
+    // The count never went back: every printed count is larger than the one before.
+    long previous = 0;
+    for (const std::string &line : read_lines(log)) {
+        long count = 0, rounds = 0;
+        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v3 [%ld] %ld", &count, &rounds) == 2) {
+            EXPECT_EQ(count, previous + 1) << line;
+            previous = count;
+        }
+    }
+}
+
+TEST(UpdateStreak, HundredUpdatesLeaveNoThreadsFdsOrStacksBehind)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/threads.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/threads.c", toolchain, "-DV=2");
+    std::string v3 = shared_object("runtime/threads.c", toolchain, "-DV=3");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ASSERT_TRUE(wait_until([&] { return tids_of_version(read_lines(log), 1).size() == 6; }));
+    ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
+    int threads = process.threads(), fds = process.open_fds(), anonymous = process.anonymous_mappings();
+    for (int i = 0; i < 100; ++i) {
+        ToolResult update = molt_tool({"update", std::to_string(process.pid()), i % 2 ? v2 : v3});
+        ASSERT_EQ(update.status, 0) << "update " << i << ": " << update.out << update.err;
+    }
+    EXPECT_EQ(process.threads(), threads);
+    EXPECT_EQ(process.open_fds(), fds);
+    // Each restarted thread's stack is released at the next commit: the anonymous mappings
+    // (stacks, guard pages, heap) stay within a small bound instead of growing by 2 per thread
+    // per update.
+    EXPECT_LE(process.anonymous_mappings(), anonymous + 12);
+    std::vector<std::string> lines = read_lines(log);
+    EXPECT_EQ(count_matching(lines, "state PASS"), 102);
+    EXPECT_EQ(count_matching(lines, "state FAIL"), 0);
+}
+
+TEST(UpdateStreak, UpdatingToTheSameVersionChangesNothingObservable)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
+    ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
+    int before = count_matching(read_lines(log), "^v2: count=");
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") > before + 5; }));
+    long previous = 0;
+    for (const std::string &line : read_lines(log)) {
+        long count = 0, rounds = 0;
+        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2) {
+            EXPECT_EQ(count, previous + 1) << line;
+            previous = count;
+        }
+    }
+}
+
+// ---- refusals and failures: the old version keeps running ------------------------------------
+
+TEST(UpdateFailure, QuiescenceDeadlineNamesTheThreadAndV1KeepsRunning)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DSTUCK");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DSTUCK");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", "--timeout", "0.5", std::to_string(process.pid()), v2});
+    EXPECT_EQ(update.status, 1);
+    EXPECT_NE(update.err.find("update failed in quiesce"), std::string::npos) << update.err;
+    EXPECT_NE(update.err.find("did not reach an update point within 500 ms"), std::string::npos) << update.err;
+    EXPECT_NE(update.err.find("counter.c/spinner"), std::string::npos) << update.err;  // named from the schema
+    EXPECT_NE(update.err.find("the old version keeps running"), std::string::npos);
+    int before = count_matching(read_lines(log), "^v1 count");
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v1 count") > before + 5; }));
+    EXPECT_EQ(count_matching(read_lines(log), "^v2"), 0);
+    ToolResult status = molt_tool({"status", std::to_string(process.pid())});
+    EXPECT_NE(status.out.find("failed"), std::string::npos) << status.out;
+}
+
+TEST(UpdateFailure, AMissingStartRoutineIsRefusedBeforeThePause)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DHELPER");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");  // no helper
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    EXPECT_EQ(update.status, 1);
+    EXPECT_NE(update.err.find("update failed in prepare"), std::string::npos) << update.err;
+    EXPECT_NE(update.err.find("runs counter.c/helper, which the new version does not have"), std::string::npos)
+        << update.err;
+    EXPECT_TRUE(process.alive());
+}
+
+class BadNewVersion : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+        std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+        m_log = unique_path("log");
+        std::string ready = unique_path("ready");
+        m_process = std::make_unique<LiveProcess>(std::vector<std::string>{v1, m_log, ready});
+        ready_pid(ready);
+    }
+    // The update is refused with `message`, and v1 goes on counting.
+    void expect_refused(const std::string &new_version, const std::string &message, int status = 1)
+    {
+        ToolResult update = molt_tool({"update", std::to_string(m_process->pid()), new_version});
+        EXPECT_EQ(update.status, status) << update.out << update.err;
+        EXPECT_NE(update.err.find(message), std::string::npos) << update.err;
+        int before = count_matching(read_lines(m_log), "^v1 count");
+        EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(m_log), "^v1 count") > before + 3; }));
+        EXPECT_EQ(count_matching(read_lines(m_log), "^v2"), 0);
+    }
+    std::string m_log;
+    std::unique_ptr<LiveProcess> m_process;
+};
+
+TEST_F(BadNewVersion, MissingFile) { expect_refused(unique_path("nothing.so"), "No such file or directory", 2); }
+
+TEST_F(BadNewVersion, NotElf)
+{
+    std::string text = unique_path("text.so");
+    write_text(text, "not a shared object\n");
+    expect_refused(text, "not an ELF file", 2);
+}
+
+TEST_F(BadNewVersion, AnotherArchitecture)
+{
+    std::string source = unique_path("tiny.c");
+    write_text(source, "int main(void) { return 0; }\n");
+    std::string object = unique_path("arm.so");
+    int status = 0;
+    run("clang --target=aarch64-linux-gnu -g -fPIC -c " + source + " -o " + object, &status);
+    ASSERT_EQ(status, 0);
+    expect_refused(object, "built for aarch64", 2);
+}
+
+TEST_F(BadNewVersion, NoDebugInformation)
+{
+    std::string object = build({"runtime/counter.c"}, {"gcc", "-O0 -g0", "gcc_nog"}, "-DV=2 " + shared_object_flags());
+    expect_refused(object, "no DWARF in the file: build with -g", 2);
+}
+
+TEST_F(BadNewVersion, NoMain)
+{
+    std::string source = unique_path("library.c");
+    write_text(source, "int helper_value = 3;\nint helper(void) { return helper_value; }\n");
+    std::string object = unique_path("library.so");
+    int status = 0;
+    run("gcc -g -fPIC -shared " + source + " -o " + object, &status);
+    ASSERT_EQ(status, 0);
+    expect_refused(object, "has no main");
+}
+
+TEST_F(BadNewVersion, UnresolvedSymbol)
+{
+    std::string object = build({"runtime/counter.c"}, {"gcc", "-O0", "gcc_O0"},
+                               "-DV=2 -Dfprintf=molt_no_such_function " + shared_object_flags());
+    expect_refused(object, "cannot load");
+}
+
+TEST_F(BadNewVersion, WritableByOthers)
+{
+    std::string object = unique_path("writable.so");
+    std::filesystem::copy_file(shared_object("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=2"), object);
+    chmod(object.c_str(), 0666);
+    expect_refused(object, "writable by other users");
+}
+
+TEST(UpdateTarget, ProcessThatDoesNotExistOrHasNoRuntime)
+{
+    std::string v2 = shared_object("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=2");
+    ToolResult missing = molt_tool({"update", "999999999", v2});
+    EXPECT_EQ(missing.status, 2);
+    EXPECT_NE(missing.err.find("no such process"), std::string::npos) << missing.err;
+    LiveProcess plain({"/bin/sleep", "30"});
+    ASSERT_TRUE(wait_until([&] { return plain.alive(); }));
+    ToolResult no_runtime = molt_tool({"update", std::to_string(plain.pid()), v2});
+    EXPECT_EQ(no_runtime.status, 2);
+    EXPECT_NE(no_runtime.err.find("does not run the Molt runtime"), std::string::npos) << no_runtime.err;
+    EXPECT_TRUE(plain.alive());
+    ToolResult bad_pid = molt_tool({"status", "twelve"});
+    EXPECT_EQ(bad_pid.status, 2);
+}
+
+// ---- the control socket as an attacker or a broken client sees it ----------------------------
+
+std::string raw_request(pid_t pid, const std::string &bytes, bool as_nobody = false)
+{
+    int pipe_fds[2];
+    if (pipe(pipe_fds) != 0)
+        return "<pipe>";
+    pid_t child = fork();
+    if (child == 0) {
+        close(pipe_fds[0]);
+        if (as_nobody) {
+            passwd *nobody = getpwnam("nobody");
+            if (!nobody || setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0)
+                _exit(3);
+        }
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::string name = "molt." + std::to_string(pid);
+        std::memcpy(address.sun_path + 1, name.data(), name.size());
+        if (connect(fd, reinterpret_cast<sockaddr *>(&address),
+                    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) != 0)
+            _exit(4);
+        for (std::size_t sent = 0; sent < bytes.size();) {
+            ssize_t wrote = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+            if (wrote <= 0)
+                break;
+            sent += static_cast<std::size_t>(wrote);
+        }
+        char answer[4096];
+        ssize_t got = recv(fd, answer, sizeof answer, 0);
+        if (got > 0 && write(pipe_fds[1], answer, static_cast<std::size_t>(got)) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    std::string answer;
+    char buffer[4096];
+    ssize_t got;
+    while ((got = read(pipe_fds[0], buffer, sizeof buffer)) > 0)
+        answer.append(buffer, static_cast<std::size_t>(got));
+    close(pipe_fds[0]);
+    waitpid(child, nullptr, 0);
+    return answer;
+}
+
+class ControlSocket : public ::testing::Test {
+protected:
+    void SetUp() override
+    {
+        std::string v1 = executable("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=1");
+        std::string ready = unique_path("ready");
+        m_process = std::make_unique<LiveProcess>(std::vector<std::string>{v1, unique_path("log"), ready});
+        ready_pid(ready);
+    }
+    void TearDown() override { EXPECT_TRUE(m_process->alive()) << "the process died"; }
+    std::unique_ptr<LiveProcess> m_process;
+};
+
+TEST_F(ControlSocket, MalformedRequestsGetAnErrorAndChangeNothing)
+{
+    pid_t pid = m_process->pid();
+    EXPECT_NE(raw_request(pid, "this is not json\n").find("malformed request"), std::string::npos);
+    EXPECT_NE(raw_request(pid, "{\"protocol\": 99, \"command\": \"status\"}\n").find("unsupported protocol"),
+              std::string::npos);
+    EXPECT_NE(raw_request(pid, "{\"protocol\": 1, \"command\": \"explode\"}\n").find("unknown command"),
+              std::string::npos);
+    EXPECT_NE(raw_request(pid, "{\"protocol\": 1, \"command\": \"update\", \"path\": \"relative.so\"}\n")
+                  .find("absolute"),
+              std::string::npos);
+    EXPECT_NE(raw_request(pid, std::string(100 * 1024, 'x')).find("request longer than"), std::string::npos);
+    EXPECT_NE(raw_request(pid, "{\"protocol\": 1, \"command\": \"status\"}\n").find("\"ok\":true"), std::string::npos);
+}
+
+TEST_F(ControlSocket, AnotherUserIsRefused)
+{
+    if (geteuid() != 0)
+        GTEST_SKIP() << "needs root to connect as another user";
+    std::string answer = raw_request(m_process->pid(), "{\"protocol\": 1, \"command\": \"status\"}\n", true);
+    EXPECT_NE(answer.find("permission denied"), std::string::npos) << answer;
+}
+
+TEST_F(ControlSocket, ASecondUpdateWhileOneRunsIsRefused)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string stuck_v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DSTUCK");
+    std::string stuck_v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DSTUCK");
+    std::string ready = unique_path("stuck-ready");
+    LiveProcess stuck({stuck_v1, unique_path("stuck-log"), ready});
+    ready_pid(ready);
+    ToolResult first;
+    std::thread slow([&] { first = molt_tool({"update", "--timeout", "1.5", std::to_string(stuck.pid()), stuck_v2}); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ToolResult second = molt_tool({"update", std::to_string(stuck.pid()), stuck_v2});
+    slow.join();
+    EXPECT_EQ(second.status, 1);
+    EXPECT_NE(second.err.find("another update of this process is running"), std::string::npos) << second.err;
+    EXPECT_EQ(first.status, 1);  // the stuck thread: quiescence failed, v1 runs on
+    EXPECT_TRUE(stuck.alive());
+}
+
+TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
+{
+    std::string v2 = shared_object("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=2");
+    std::string request = "{\"protocol\": 1, \"command\": \"update\", \"path\": \"" + v2 + "\"}\n";
+    // Send and hang up at once, without reading the answer.
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::string name = "molt." + std::to_string(m_process->pid());
+    std::memcpy(address.sun_path + 1, name.data(), name.size());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&address),
+                      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+              0);
+    ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+    close(fd);
+    EXPECT_TRUE(wait_until([&] {
+        return molt_tool({"status", std::to_string(m_process->pid())}).out.find("runs " + v2) != std::string::npos;
+    }));
+}
+
+// ---- driver mode and listing ------------------------------------------------------------------
+
+TEST(DriverMode, MoltRunStartsASharedObjectThatCanBeUpdated)
+{
+    Toolchain toolchain{"clang", "-O0", "clang_O0"};
+    std::string v1 = shared_object("runtime/counter.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({MOLT_TOOL, "run", v1, log, ready});
+    pid_t pid = ready_pid(ready);
+    EXPECT_EQ(pid, process.pid());  // molt run executes the driver in place
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v1 count") >= 5; }));
+    ToolResult listing = molt_tool({"ps"});
+    EXPECT_NE(listing.out.find(std::to_string(pid)), std::string::npos) << listing.out;
+    ToolResult update = molt_tool({"update", std::to_string(pid), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
+}
+
+}  // namespace
+}  // namespace molt::testing
