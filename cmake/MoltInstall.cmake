@@ -8,7 +8,11 @@ target_include_directories(molt_headers INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 
-install(TARGETS molt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS molt molt-driver RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+set_target_properties(molt_runtime PROPERTIES EXPORT_NAME runtime)
+set_target_properties(molt molt-driver PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+install(TARGETS molt_runtime EXPORT MoltTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/cmake/MoltVersion.cmake DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Molt)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/molt DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS molt_headers EXPORT MoltTargets)
 install(EXPORT MoltTargets NAMESPACE Molt:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Molt)
