@@ -1,5 +1,8 @@
 // The runtime's start: runs before main (a constructor of libmolt.so), and driver mode.
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +14,21 @@
 
 namespace molt::runtime {
 namespace {
+
+// A forked child is a process of its own: the forking thread is its only thread (it becomes the
+// child's main thread, restarted in `main` by an update), and it gets its own control socket.
+void after_fork_in_child()
+{
+    ThreadRecord *survivor = current_thread();
+    if (survivor) {
+        survivor->tid = static_cast<pid_t>(syscall(SYS_gettid));
+        survivor->handle = pthread_self();
+        survivor->is_main = true;
+        survivor->state.store(static_cast<int>(ThreadState::Running));
+    }
+    registry().reset_after_fork(survivor);
+    start_control_socket();
+}
 
 // glibc passes a shared object's constructors the process's arguments.
 __attribute__((constructor)) void initialise(int argc, char **argv, char **envp)
@@ -24,6 +42,7 @@ __attribute__((constructor)) void initialise(int argc, char **argv, char **envp)
     adopt_executable();
     wake_fd();  // made now, so that the process's fds do not change at the first update
     start_control_socket();
+    pthread_atfork(nullptr, nullptr, after_fork_in_child);
 }
 
 }  // namespace

@@ -137,6 +137,14 @@ void Registry::remove(ThreadRecord *record)
     m_threads.erase(std::remove(m_threads.begin(), m_threads.end(), record), m_threads.end());
 }
 
+void Registry::reset_after_fork(ThreadRecord *survivor)
+{
+    new (&m_mutex) std::mutex;
+    m_threads.clear();
+    if (survivor)
+        m_threads.push_back(survivor);
+}
+
 std::size_t Registry::size()
 {
     std::lock_guard lock(m_mutex);

@@ -97,6 +97,9 @@ public:
             visit(*record);
     }
     std::size_t size();
+    // In the child of fork(): only the forking thread exists (the mutex may have been held by a
+    // thread that is gone, so it is made anew).
+    void reset_after_fork(ThreadRecord *survivor);
 
 private:
     std::mutex m_mutex;

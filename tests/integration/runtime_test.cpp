@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -535,6 +536,25 @@ TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
     EXPECT_TRUE(wait_until([&] {
         return molt_tool({"status", std::to_string(m_process->pid())}).out.find("runs " + v2) != std::string::npos;
     }));
+}
+
+// ---- a forked child is a process of its own ----------------------------------------------------
+
+TEST(ForkedChild, IsUpdatedOnItsOwnControlSocket)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DFORK");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DFORK");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess parent({v1, log, ready});
+    pid_t child = ready_pid(ready);
+    ASSERT_NE(child, parent.pid());
+    ToolResult update = molt_tool({"update", std::to_string(child), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
+    ToolResult status = molt_tool({"status", std::to_string(parent.pid())});
+    EXPECT_NE(status.out.find("updates: 0"), std::string::npos) << status.out;  // the parent is untouched
+    kill(child, SIGKILL);
 }
 
 // ---- driver mode and listing ------------------------------------------------------------------
