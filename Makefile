@@ -25,7 +25,7 @@ test-all: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: all
-	examples/demo.sh $(BUILD)/bin/molt
+	examples/demo.sh $(BUILD)/bin/molt $(BUILD)/lib
 
 bench: all
 	bench/run.sh $(BUILD)

@@ -2,9 +2,11 @@
 # make demo: builds three versions of a small C program (examples/tally) and shows what Molt
 # learns from their DWARF: the schema, what an update changes (molt diff), whether it can be
 # done by default rules (molt check), and the old types for a transformer (molt old-types).
-# Usage: examples/demo.sh PATH/TO/molt
+# Then updates a running server (examples/greeter) live, with a client connected across it.
+# Usage: examples/demo.sh PATH/TO/molt PATH/TO/libmolt-directory
 set -euo pipefail
 molt=$(realpath "$1")
+libdir=$(realpath "$2")
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -44,4 +46,24 @@ grep 'molt_old_entry' tally_v2_types.h | grep _Static_assert
 printf '#include "tally_v2_types.h"\nint main(void) { return 0; }\n' > check_header.c
 show gcc -std=c11 -Wall -c check_header.c -o /dev/null && echo "(the header compiles; its layout checks hold)"
 
-step "Done. Schema build times on a large program: make bench"
+step "Live: greeter v1 runs; a client connects and stays connected"
+runtime="-I$here/../include -L$libdir -Wl,-rpath,$libdir"
+show gcc -g -O2 -DVERSION=1 $runtime "$here/greeter/greeter.c" -lmolt -o greeter
+show gcc -g -O2 -DVERSION=2 -fPIC -shared -Wl,-Bsymbolic $runtime "$here/greeter/greeter.c" -lmolt -o greeter2.so
+./greeter port &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+exec 3<>/dev/tcp/127.0.0.1/"$(cat port)"
+for word in one two three; do echo "$word" >&3; read -r reply <&3; echo "client <- $reply"; done
+"$molt" check greeter greeter2.so
+
+step "Update the running server to v2, live"
+show "$molt" update "$server" greeter2.so
+
+step "The same connection, now served by v2 (the visitor count carried over)"
+for word in four five; do echo "$word" >&3; read -r reply <&3; echo "client <- $reply"; done
+exec 3>&-
+show "$molt" status "$server"
+
+step "Done. Schema build times, update-point cost and pause: make bench"
