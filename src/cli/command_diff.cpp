@@ -47,14 +47,16 @@ int run_check(const Options &options)
         return report_error(schemas.error().to_string());
     schema::SchemaDiff diff = schema::diff_schemas(schemas->old_schema, schemas->new_schema);
     if (diff.needs_transformer.empty()) {
-        std::size_t convertible = 0;
-        for (const auto &change : diff.variables)
-            convertible += !change.read_only && change.verdict == schema::Verdict::Convertible;
+        std::size_t variables = 0, types = 0, added = 0;
+        for (const auto &change : diff.variables) {
+            variables += !change.read_only && change.status == schema::Status::Changed;
+            added += !change.read_only && change.status == schema::Status::Added;
+        }
         for (const auto &change : diff.types)
-            convertible += change.verdict == schema::Verdict::Convertible;
+            types += change.status == schema::Status::Changed;
         std::cout << "ok: " << options.old_file << " -> " << options.new_file
-                  << ": every change is identical or convertible by default (" << convertible
-                  << " variables and types converted)\n";
+                  << ": every change is identical or convertible by default (" << variables
+                  << " variables and " << types << " types converted, " << added << " variables new)\n";
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
