@@ -85,6 +85,14 @@ int molt_is_updating_from(const char *name);
  */
 int molt_wake_fd(void);
 
+/*
+ * The size the program asked for when it allocated the block that starts at `pointer` (with
+ * malloc, calloc, realloc, posix_memalign, aligned_alloc, strdup, getline...), or 0 for a pointer
+ * that is not the start of a block the runtime tracks. The runtime interposes the malloc family to
+ * know this: a typed pointer to a block then tells how many elements it holds.
+ */
+size_t molt_block_size(const void *pointer);
+
 /* Registers a local of the current function (see MOLT_LOCAL). Returns non-zero when the value
  * was taken over from the old version. */
 int molt_local(const char *function, const char *name, void *address, size_t size);
@@ -104,6 +112,7 @@ static inline void molt_update_point(const char *name) { (void)name; }
 static inline int molt_is_updating(void) { return 0; }
 static inline int molt_is_updating_from(const char *name) { (void)name; return 0; }
 static inline int molt_wake_fd(void) { return -1; }
+static inline size_t molt_block_size(const void *pointer) { (void)pointer; return 0; }
 #define MOLT_LOCAL(var) ((void)0)
 
 #endif /* MOLT_DISABLE */

@@ -142,8 +142,9 @@ TEST_P(ThreadsUpdate, EveryThreadContinuesInTheNewVersionOnTheSameOsThread)
     EXPECT_EQ(tids_of_version(lines, 1), tids_of_version(lines, 2));  // acceptor, reader, poller, sleeper, waiter, main
     EXPECT_EQ(count_matching(lines, "^V2 \\w+ tid=\\d+ updating=1"), 6);
     EXPECT_EQ(count_matching(lines, "^V2 state PASS"), 1) << read_text(log);
-    EXPECT_EQ(process.threads(), threads_before);
-    EXPECT_EQ(process.open_fds(), fds_before);
+    // The control connection's thread and socket go away just after the tool has its answer.
+    EXPECT_TRUE(wait_until([&] { return process.threads() == threads_before; })) << process.threads();
+    EXPECT_TRUE(wait_until([&] { return process.open_fds() == fds_before; })) << process.open_fds();
 
     ToolResult status = molt_tool({"status", std::to_string(process.pid())});
     EXPECT_NE(status.out.find(v2), std::string::npos);
@@ -194,7 +195,7 @@ TEST(EchoUpdate, TheSameConnectionGetsItsNextReplyFromTheNewVersion)
 
     EXPECT_EQ(exchange(client, "again\n"), "v2 again\n");  // same connection, new code
     EXPECT_EQ(process.fd_target(listen_fd), listening_before);  // same listening socket (inode)
-    EXPECT_EQ(process.open_fds(), fds_before);
+    EXPECT_TRUE(wait_until([&] { return process.open_fds() == fds_before; })) << process.open_fds();
     int second = socket(AF_INET, SOCK_STREAM, 0);  // and it still accepts
     ASSERT_EQ(connect(second, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
     EXPECT_EQ(exchange(second, "new\n"), "v2 new\n");
@@ -246,13 +247,14 @@ TEST(UpdateStreak, HundredUpdatesLeaveNoThreadsFdsOrStacksBehind)
     ready_pid(ready);
     ASSERT_TRUE(wait_until([&] { return tids_of_version(read_lines(log), 1).size() == 6; }));
     ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
+    ASSERT_TRUE(wait_until([&] { return process.threads() == 7; }));  // six threads and the control listener
     int threads = process.threads(), fds = process.open_fds(), anonymous = process.anonymous_mappings();
     for (int i = 0; i < 100; ++i) {
         ToolResult update = molt_tool({"update", std::to_string(process.pid()), i % 2 ? v2 : v3});
         ASSERT_EQ(update.status, 0) << "update " << i << ": " << update.out << update.err;
     }
-    EXPECT_EQ(process.threads(), threads);
-    EXPECT_EQ(process.open_fds(), fds);
+    EXPECT_TRUE(wait_until([&] { return process.threads() == threads; })) << process.threads();
+    EXPECT_TRUE(wait_until([&] { return process.open_fds() == fds; })) << process.open_fds();
     // Each restarted thread's stack is released at the next commit: the anonymous mappings
     // (stacks, guard pages, heap) stay within a small bound instead of growing by 2 per thread
     // per update.
@@ -537,6 +539,24 @@ TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
         return molt_tool({"status", std::to_string(m_process->pid())}).out.find("runs " + v2) != std::string::npos;
     }));
 }
+
+// ---- heap tracking ----------------------------------------------------------------------------
+
+class HeapTracking : public ::testing::TestWithParam<Toolchain> {};
+
+TEST_P(HeapTracking, EveryAllocatorKnowsTheRequestedSize)
+{
+    std::string program = executable("runtime/heap.c", GetParam(), "");
+    int status = -1;
+    std::string output = run(program + " 2>&1", &status);
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_NE(output.find("DONE 0"), std::string::npos) << output;
+    EXPECT_EQ(output.find("FAIL"), std::string::npos) << output;
+    EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 24);  // 23 checks and DONE: every check ran
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, HeapTracking, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
 
 // ---- a forked child is a process of its own ----------------------------------------------------
 
