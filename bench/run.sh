@@ -16,6 +16,11 @@ dies=$(eu-readelf --debug-dump=info "$work/large" | grep -c '^ *\[ *[0-9a-f]*\]'
 echo "bench: $work/large has $dies DIEs ($(du -k "$work/large" | cut -f1) KiB)"
 "$build/bin/schema_bench" "$work/large" 5
 
-# The runtime: cost of an update point, pause of an update.
+# The runtime: heap tracking against glibc, cost of an update point, pause of an update.
+# One after the other: run together they would share the two cores.
+"$build/bin/malloc_bench_glibc" > "$build/malloc-glibc.txt"
+"$build/bin/malloc_bench_molt" > "$build/malloc-molt.txt"
+paste "$build/malloc-glibc.txt" "$build/malloc-molt.txt" |
+  awk '{ printf "malloc/free %s %s: glibc %s ns, molt %s ns, difference %+.2f ns (target within 10 ns)\n", $2, $3, $4, $9, $9 - $4 }'
 "$build/bin/update_point_bench"
 "$here/pause_bench.sh" "$build"
