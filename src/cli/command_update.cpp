@@ -26,10 +26,12 @@ void print_report(const json &report)
                              "prepare {:.1f} ms before it\n",
                              number(report, "pause_ms"), number(report, "quiesce_ms"), number(report, "transform_ms"),
                              number(report, "restart_ms"), number(report, "commit_ms"), number(report, "prepare_ms"));
-    std::cout << fmt::format("threads {}; variables: {} copied, {} converted, {} new, {} dropped; locals carried {}\n",
+    std::cout << fmt::format("threads {}; variables: {} copied, {} converted, {} new, {} dropped; locals carried {}; "
+                             "heap: {} objects converted ({} bytes)\n",
                              report.value("threads", 0), report.value("variables_copied", 0),
                              report.value("variables_converted", 0), report.value("variables_new", 0),
-                             report.value("variables_dropped", 0), report.value("locals_carried", 0));
+                             report.value("variables_dropped", 0), report.value("locals_carried", 0),
+                             report.value("heap_objects_converted", 0), report.value("heap_bytes_converted", 0));
     for (const auto &warning : report.value("warnings", json::array()))
         std::cout << "warning: " << warning.get<std::string>() << "\n";
 }

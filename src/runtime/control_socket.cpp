@@ -57,6 +57,8 @@ json report_json(const UpdateReport &report)
             {"variables_new", report.variables_new},
             {"variables_dropped", report.variables_dropped},
             {"locals_carried", report.locals_carried},
+            {"heap_objects_converted", report.heap_objects_converted},
+            {"heap_bytes_converted", report.heap_bytes_converted},
             {"warnings", warnings},
             {"stragglers", stragglers}};
 }

@@ -20,6 +20,7 @@
 #include "gate.h"
 #include "molt/molt.h"
 #include "schema_cache.h"
+#include "heap_conversion.h"
 #include "value_conversion.h"
 #include "versions.h"
 
@@ -102,6 +103,8 @@ public:
         commit();
         auto end = Clock::now();
         g_active.store(nullptr);
+        if (m_heap)
+            m_heap->keep_new_blocks();  // they are the new version's state now
         m_report.times.commit_ms = milliseconds(commit_start, end);
         m_report.pause_ms = milliseconds(m_pause_start, end);
         report_progress("commit", m_report.times.commit_ms, "old stacks released");
@@ -207,6 +210,8 @@ private:
         (void)file_ok;
         MOLT_TRY(old_schema, m_old->load_schema());
         m_old_schema = old_schema;
+        for (const std::string &warning : m_old_schema->warnings)  // e.g. a static the optimizer split
+            m_report.warnings.push_back(m_old->path + ": " + warning);
         auto new_schema = schema::load_schema(m_path);
         if (!new_schema)
             return new_schema.error();
@@ -433,8 +438,38 @@ private:
 
     // ---- transform: globals and statics into the new version ---------------------------------
 
+    // Heap objects first: every block that a global, a static or a MOLT_LOCAL reaches through a
+    // pointer whose pointee changed gets its new copy; then the roots are converted, their
+    // pointers redirected to the copies. Nothing of the old version is written.
     Result<bool> transform()
     {
+        m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
+                                                            transform::Image{m_new_schema, m_new->bias}, *m_converter);
+        for (const Migration &migration : m_migrations) {
+            if (migration.identical)
+                continue;
+            auto discovered = m_heap->discover(migration.from->type, migration.to->type,
+                                               reinterpret_cast<const void *>(m_old->address(migration.from->address)),
+                                               "variable " + migration.from->qualified_name);
+            if (!discovered)
+                return Error{"", discovered.error().message + ": the old version keeps running"};
+        }
+        for (ThreadRecord *thread : m_parked)
+            for (const LocalSlot &slot : thread->locals) {
+                const schema::Local *old_local = find_local(*m_old_schema, slot.function.c_str(), slot.name.c_str());
+                const schema::Local *new_local = find_local(*m_new_schema, slot.function.c_str(), slot.name.c_str());
+                if (!old_local || !new_local)
+                    continue;
+                auto discovered = m_heap->discover(old_local->type, new_local->type, slot.address,
+                                                   "MOLT_LOCAL " + slot.function + "#" + slot.name);
+                if (!discovered)
+                    return Error{"", discovered.error().message + ": the old version keeps running"};
+            }
+        auto blocks = m_heap->convert_blocks();
+        if (!blocks)
+            return Error{"", blocks.error().message + ": the old version keeps running"};
+        m_report.heap_objects_converted = m_heap->objects_converted();
+        m_report.heap_bytes_converted = m_heap->bytes_converted();
         for (const Migration &migration : m_migrations) {
             const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
@@ -446,7 +481,8 @@ private:
         }
         m_detail = std::to_string(m_report.variables_copied) + " variables copied, " +
                    std::to_string(m_report.variables_converted) + " converted, " +
-                   std::to_string(m_report.variables_new) + " new";
+                   std::to_string(m_report.variables_new) + " new; " + std::to_string(m_heap->objects_converted()) +
+                   " heap objects converted";
         return true;
     }
 
@@ -554,6 +590,7 @@ private:
     const schema::Schema *m_new_schema = nullptr;
     std::unique_ptr<schema::Schema> m_loaded_schema;
     std::unique_ptr<transform::ValueConverter> m_converter;
+    std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
     std::vector<Migration> m_migrations;
     std::map<std::uintptr_t, std::string> m_old_function_names;   // run-time address -> qualified name
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new

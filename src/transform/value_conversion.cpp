@@ -174,8 +174,14 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
             return true;  // remapped by name; prototypes were checked by the diff
         if (new_pointee.kind == TypeKind::Void)
             return true;
-        return failure(where, "points to " + schema::type_to_c(m_old, x.target) +
-                                  ", whose layout changed: converting heap objects is not supported yet");
+        if (old_pointee.kind == TypeKind::Void)
+            return failure(where, "a void pointer became a typed pointer: needs a transformer");
+        // The objects it points to are converted in turn: plan them once (types are recursive).
+        std::pair<TypeId, TypeId> pair{schema::strip_typedefs_and_qualifiers(m_old, x.target),
+                                       schema::strip_typedefs_and_qualifiers(m_new, y.target)};
+        if (!m_planning.insert(pair).second)
+            return true;
+        return plan(x.target, y.target, where + "->");
     }
     default:
         return failure(where, "the type changed from " + schema::type_to_c(m_old, old_type) + " to " +
@@ -198,8 +204,13 @@ Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, cons
 Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId new_type, void *to,
                                      const std::string &where) const
 {
-    const auto *source = static_cast<const unsigned char *>(from);
-    auto *target = static_cast<unsigned char *>(to);
+    return convert_value(old_type, static_cast<const unsigned char *>(from), new_type, static_cast<unsigned char *>(to),
+                         Place(where));
+}
+
+Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char *source, TypeId new_type,
+                                           unsigned char *target, const Place &where) const
+{
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
     if (m_identity.identical(old_type, new_type)) {
@@ -228,19 +239,19 @@ Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId n
     default:
         return convert_scalar(old_type, source, new_type, target, where);
     }
-    return failure(where, "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
+    return failure(where.text(), "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
                               schema::type_to_c(m_new, new_type));
 }
 
 Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *from, const Type &y,
-                                            unsigned char *to, const std::string &where) const
+                                            unsigned char *to, const Place &where) const
 {
     std::memset(to, 0, y.size);
     for (const Member &member : y.members) {
         const Member *old_member = member_named(x, member, y);
         if (!old_member)
             continue;  // a new member starts at zero
-        std::string place = where + "." + (member.name.empty() ? "<anonymous>" : member.name);
+        Place place(where, member.name);
         if (member.is_bit_field() || old_member->is_bit_field()) {
             const Type &old_type = layout(m_old, old_member->type);
             const Type &new_type = layout(m_new, member.type);
@@ -249,14 +260,14 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
                                  : read_integer(from + old_member->offset, old_type.size, is_signed(old_type));
             std::uint64_t width = member.is_bit_field() ? member.bit_size : new_type.size * 8;
             if (!fits(value, width, is_signed(new_type)))
-                return failure(place, "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
+                return failure(place.text(), "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
             if (member.is_bit_field())
                 write_bits(to, member.bit_offset, member.bit_size, value);
             else
                 std::memcpy(to + member.offset, &value, new_type.size);
             continue;
         }
-        auto converted = convert(old_member->type, from + old_member->offset, member.type, to + member.offset, place);
+        auto converted = convert_value(old_member->type, from + old_member->offset, member.type, to + member.offset, place);
         if (!converted)
             return converted;
     }
@@ -265,7 +276,7 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
 
 Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, const unsigned char *from,
                                            const Type &y, std::size_t new_dim, unsigned char *to,
-                                           const std::string &where) const
+                                           const Place &where) const
 {
     std::uint64_t old_count = element_count(x, old_dim), new_count = element_count(y, new_dim);
     // Size of one element at this dimension: the rest of the dimensions times the element.
@@ -277,7 +288,7 @@ Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, c
     };
     std::uint64_t old_stride = stride(m_old, x, old_dim), new_stride = stride(m_new, y, new_dim);
     for (std::uint64_t i = 0; i < new_count; ++i) {
-        std::string place = where + "[" + std::to_string(i) + "]";
+        Place place(where, i);
         if (i >= old_count) {
             std::memset(to + i * new_stride, 0, new_stride);
             continue;
@@ -285,20 +296,20 @@ Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, c
         Result<bool> converted = old_dim + 1 < x.counts.size()
                                      ? convert_array(x, old_dim + 1, from + i * old_stride, y, new_dim + 1,
                                                      to + i * new_stride, place)
-                                     : convert(x.target, from + i * old_stride, y.target, to + i * new_stride, place);
+                                     : convert_value(x.target, from + i * old_stride, y.target, to + i * new_stride, place);
         if (!converted)
             return converted;
     }
     for (std::uint64_t i = new_count; i < old_count; ++i)
         if (!all_zero(from + i * old_stride, old_stride))
-            return failure(where + "[" + std::to_string(i) + "]",
+            return failure(Place(where, i).text(),
                            "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +
                                " elements and this dropped element is not zero");
     return true;
 }
 
 Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char *from, TypeId new_type,
-                                            unsigned char *to, const std::string &where) const
+                                            unsigned char *to, const Place &where) const
 {
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
@@ -309,20 +320,20 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
             if (enumerator.value == value)
                 old_name = &enumerator;
         if (!old_name)
-            return failure(where, "value " + text(value) + " is no enumerator of the old enum: needs a transformer");
+            return failure(where.text(), "value " + text(value) + " is no enumerator of the old enum: needs a transformer");
         for (const auto &enumerator : y.enumerators)
             if (enumerator.name == old_name->name) {
                 std::memcpy(to, &enumerator.value, y.size);
                 return true;
             }
-        return failure(where, "enumerator " + old_name->name + " no longer exists: needs a transformer");
+        return failure(where.text(), "enumerator " + old_name->name + " no longer exists: needs a transformer");
     }
     if (is_integer(x) && is_integer(y)) {
         __int128 value = read_integer(from, x.size, is_signed(x));
         if (y.kind == TypeKind::Base && y.encoding == Encoding::Bool)
             value = value != 0;
         if (!fits(value, y.size * 8, is_signed(y)))
-            return failure(where, "value " + text(value) + " does not fit in " + schema::type_to_c(m_new, new_type));
+            return failure(where.text(), "value " + text(value) + " does not fit in " + schema::type_to_c(m_new, new_type));
         std::memcpy(to, &value, y.size);
         return true;
     }
@@ -346,9 +357,15 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
         std::uintptr_t address;
         std::memcpy(&address, from, sizeof address);
         const Type &pointee = layout(m_new, y.target);
-        if (pointee.kind == TypeKind::Function && address) {
-            if (auto moved = m_remap(address))
-                address = *moved;
+        if (pointee.kind == TypeKind::Function) {
+            if (address)
+                if (auto moved = m_remap(address))
+                    address = *moved;
+        } else if (address && m_translate && pointee.kind != TypeKind::Void) {
+            auto moved = m_translate(address, x.target, y.target, where);
+            if (!moved)
+                return moved.error();
+            address = *moved;
         }
         std::memcpy(to, &address, sizeof address);
         return true;
@@ -357,7 +374,7 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
         std::memcpy(to, from, y.size);
         return true;
     }
-    return failure(where, "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
+    return failure(where.text(), "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
                               schema::type_to_c(m_new, new_type));
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "layout_identity.h"
@@ -13,19 +14,52 @@
 
 namespace molt::transform {
 
+// A place inside a value ("variable table[3].next"), spelled out only when a conversion fails:
+// building a path string for every member of every object would cost more than converting it.
+class Place {
+public:
+    explicit Place(const std::string &root) : m_root(&root) {}
+    Place(const Place &parent, const std::string &member) : m_parent(&parent), m_member(&member) {}
+    Place(const Place &parent, std::uint64_t index) : m_parent(&parent), m_index(index), m_is_index(true) {}
+    std::string text() const
+    {
+        if (m_root)
+            return *m_root;
+        std::string prefix = m_parent->text();
+        if (m_is_index)
+            return prefix + "[" + std::to_string(m_index) + "]";
+        return prefix + "." + (m_member->empty() ? std::string("<anonymous>") : *m_member);
+    }
+
+private:
+    const std::string *m_root = nullptr;
+    const Place *m_parent = nullptr;
+    const std::string *m_member = nullptr;
+    std::uint64_t m_index = 0;
+    bool m_is_index = false;
+};
+
 // Where a pointer into the old version's code goes in the new version: old address (as the
 // program sees it) to new address, or nullopt when it does not point at an old function.
 using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t)>;
+
+// Where a data pointer of the old version goes in the new one: `address` points to an object of
+// `old_pointee` (old schema), the result to the corresponding object of `new_pointee`. Fails,
+// naming `where`, when the pointer cannot be redirected. Without a translator, pointers are
+// copied as they are.
+using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee,
+                                                               schema::TypeId new_pointee, const Place &where)>;
 
 class ValueConverter {
 public:
     ValueConverter(const schema::Schema &old_schema, const schema::Schema &new_schema, FunctionRemap remap_function);
 
-    // Whether a value of `old_type` can be converted into `new_type` without touching anything
-    // but the value itself (this release does not convert heap objects: a pointer whose
-    // pointee's layout changed is refused). The error says where and why, e.g.
-    // "table[].next: the pointee struct entry changed layout".
+    // Whether a value of `old_type` can be converted into `new_type` by default rules, following
+    // pointers to the objects they reach (which heap conversion converts in turn). The error
+    // says where and why, e.g. "variable table[].value: the type changed from int to char *".
     Result<bool> plan(schema::TypeId old_type, schema::TypeId new_type, const std::string &where) const;
+
+    void set_pointer_translator(PointerTranslator translator) { m_translate = std::move(translator); }
 
     // Writes the converted value into `to` (new_size bytes, zero-filled first). Fails, naming
     // the place, when a value does not fit (narrowing, an enum value without a counterpart, a
@@ -36,20 +70,23 @@ public:
     const schema::LayoutIdentity &identity() const { return m_identity; }
 
 private:
+    Result<bool> convert_value(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
+                               unsigned char *to, const Place &where) const;
     Result<bool> plan_array(const schema::Type &x, std::size_t old_dim, const schema::Type &y, std::size_t new_dim,
                             const std::string &where) const;
     Result<bool> convert_array(const schema::Type &x, std::size_t old_dim, const unsigned char *from,
-                               const schema::Type &y, std::size_t new_dim, unsigned char *to,
-                               const std::string &where) const;
+                               const schema::Type &y, std::size_t new_dim, unsigned char *to, const Place &where) const;
     Result<bool> convert_struct(const schema::Type &x, const unsigned char *from, const schema::Type &y,
-                                unsigned char *to, const std::string &where) const;
+                                unsigned char *to, const Place &where) const;
     Result<bool> convert_scalar(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
-                                unsigned char *to, const std::string &where) const;
+                                unsigned char *to, const Place &where) const;
 
     const schema::Schema &m_old;
     const schema::Schema &m_new;
     schema::LayoutIdentity m_identity;
     FunctionRemap m_remap;
+    PointerTranslator m_translate;
+    mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned (cycles)
 };
 
 }  // namespace molt::transform

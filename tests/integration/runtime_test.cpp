@@ -540,6 +540,53 @@ TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
     }));
 }
 
+// ---- heap conversion ----------------------------------------------------------------------------
+
+class HeapConversion : public ::testing::TestWithParam<Toolchain> {};
+
+TEST_P(HeapConversion, ListsRingsArraysTablesAndSharedNodesAreConverted)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    // 1000 list nodes, 100 ring elements, 40 items, 64 bucket pointers and 500 table nodes.
+    EXPECT_NE(update.out.find("heap: 1704 objects converted"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
+    std::vector<std::string> lines = read_lines(log);
+    EXPECT_EQ(count_matching(lines, "^V2 heap PASS"), 1) << read_text(log);
+    EXPECT_EQ(count_matching(lines, "FAIL"), 0) << read_text(log);
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, HeapConversion, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
+TEST(HeapConversionFailure, AValueThatDoesNotFitLeavesV1IntactAndALaterUpdateWorks)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string narrowing = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DNARROW");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult refused = molt_tool({"update", std::to_string(process.pid()), narrowing});
+    EXPECT_EQ(refused.status, 1);
+    EXPECT_NE(refused.err.find("update failed in transform"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("does not fit in signed char"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos) << refused.err;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 checks its state every 50 rounds
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1);
+}
+
 // ---- heap tracking ----------------------------------------------------------------------------
 
 class HeapTracking : public ::testing::TestWithParam<Toolchain> {};

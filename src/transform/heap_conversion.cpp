@@ -1,0 +1,246 @@
+// Discovery (which blocks must be converted) and conversion (into new blocks) of heap objects.
+#include "heap_conversion.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "heap_tracking.h"
+
+namespace molt::transform {
+namespace {
+
+using schema::Member;
+using schema::Schema;
+using schema::Type;
+using schema::TypeId;
+using schema::TypeKind;
+
+const Type &layout(const Schema &schema, TypeId id)
+{
+    return schema.type(schema::strip_typedefs_and_qualifiers(schema, id));
+}
+
+Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
+
+const Member *counterpart(const Type &aggregate, const Member &wanted, const Type &wanted_in)
+{
+    if (wanted.name.empty()) {  // anonymous members match by rank, as in the diff
+        int rank = 0;
+        for (const Member &member : wanted_in.members) {
+            if (&member == &wanted)
+                break;
+            rank += member.name.empty();
+        }
+        for (const Member &member : aggregate.members)
+            if (member.name.empty() && rank-- == 0)
+                return &member;
+        return nullptr;
+    }
+    for (const Member &member : aggregate.members)
+        if (member.name == wanted.name)
+            return &member;
+    return nullptr;
+}
+
+std::uint64_t elements_of(const Type &array)
+{
+    std::uint64_t count = 1;
+    for (std::uint64_t dimension : array.counts)
+        count = dimension == schema::unknown_count ? 0 : count * dimension;
+    return count;
+}
+
+}  // namespace
+
+HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &converter)
+    : m_old(old_image), m_new(new_image), m_converter(converter)
+{
+    m_converter.set_pointer_translator(
+        [this](std::uintptr_t address, TypeId old_pointee, TypeId new_pointee, const Place &where) {
+            return translate(address, old_pointee, new_pointee, where);
+        });
+}
+
+HeapConverter::~HeapConverter()
+{
+    m_converter.set_pointer_translator({});
+    if (!m_keep)
+        release_new_blocks();
+}
+
+void HeapConverter::release_new_blocks()
+{
+    for (auto &[start, block] : m_blocks)
+        if (block.new_start)
+            std::free(reinterpret_cast<void *>(block.new_start));
+    m_blocks.clear();
+}
+
+Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
+{
+    // A worklist, not recursion: a list of a million nodes is a chain of a million pointers.
+    std::vector<Pending> work;
+    m_roots.push_back(std::make_unique<std::string>(where));
+    work.push_back({old_type, new_type, static_cast<const unsigned char *>(old_address), m_roots.back().get()});
+    while (!work.empty()) {
+        Pending value = std::move(work.back());
+        work.pop_back();
+        auto walked = walk(value, work);
+        if (!walked)
+            return walked;
+    }
+    return true;
+}
+
+// Looks for pointers in one value whose pointee changed: structs member by member (matched by
+// name), arrays element by element.
+Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &work)
+{
+    if (m_converter.identity().identical(value.old_type, value.new_type))
+        return true;  // nothing it reaches changed
+    const Type &x = layout(*m_old.schema, value.old_type);
+    const Type &y = layout(*m_new.schema, value.new_type);
+    switch (x.kind) {
+    case TypeKind::Struct:
+        if (y.kind != TypeKind::Struct)
+            return true;  // planned already: cannot happen
+        for (const Member &member : y.members) {
+            const Member *old_member = counterpart(x, member, y);
+            if (!old_member || member.is_bit_field() || old_member->is_bit_field())
+                continue;
+            work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});
+        }
+        return true;
+    case TypeKind::Array: {
+        if (y.kind != TypeKind::Array)
+            return true;
+        std::uint64_t count = std::min(elements_of(x), elements_of(y));
+        std::uint64_t stride = layout(*m_old.schema, x.target).size;
+        for (std::uint64_t i = 0; i < count; ++i)
+            work.push_back({x.target, y.target, value.bytes + i * stride, value.root});
+        return true;
+    }
+    case TypeKind::Pointer: {
+        if (y.kind != TypeKind::Pointer)
+            return true;
+        std::uintptr_t address;
+        std::memcpy(&address, value.bytes, sizeof address);
+        return walk_pointer(address, x.target, y.target, value.root, work);
+    }
+    default:
+        return true;
+    }
+}
+
+Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
+                                         const std::string *root, std::vector<Pending> &work)
+{
+    auto where = [root] { return "an object reached from " + *root; };  // spelled only on failure
+    const Type &x = layout(*m_old.schema, old_pointee);
+    const Type &y = layout(*m_new.schema, new_pointee);
+    if (!address || x.kind == TypeKind::Function || x.kind == TypeKind::Void || y.kind == TypeKind::Void)
+        return true;
+    if (m_converter.identity().identical(old_pointee, new_pointee))
+        return true;
+    if (block_holding(address))
+        return true;  // shared: converted once
+    if (redirect_into_new_global(address, old_pointee, new_pointee))
+        return true;  // a global of the old version: the new version's global is converted as a root
+    if (x.size == 0 || y.size == 0)
+        return failure(where(), "points to an object of unknown size");
+    auto tracked = tracked_block(reinterpret_cast<const void *>(address));
+    std::uint64_t count = 1;
+    if (tracked) {
+        count = tracked->size / x.size;
+        if (count == 0)
+            return failure(where(), "points to a block of " + std::to_string(tracked->size) +
+                                      " bytes, smaller than one " + schema::type_to_c(*m_old.schema, old_pointee));
+    }
+    // A typed pointer to a tracked block holds size / element size elements: each is converted.
+    void *fresh = std::calloc(count, y.size);
+    if (!fresh)
+        return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
+    Block block{address, reinterpret_cast<std::uintptr_t>(fresh), count, x.size, y.size, old_pointee, new_pointee};
+    m_blocks.emplace(address, block);
+    m_objects += count;
+    m_bytes += count * y.size;
+    for (std::uint64_t i = 0; i < count; ++i)
+        work.push_back({old_pointee, new_pointee, reinterpret_cast<const unsigned char *>(address + i * x.size), root});
+    return true;
+}
+
+Result<bool> HeapConverter::convert_blocks()
+{
+    for (const auto &[start, block] : m_blocks) {
+        const std::string where = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
+        for (std::uint64_t i = 0; i < block.count; ++i) {
+            auto converted = m_converter.convert(block.old_type, reinterpret_cast<const void *>(block.old_start + i * block.old_size),
+                                                 block.new_type, reinterpret_cast<void *>(block.new_start + i * block.new_size),
+                                                 where);
+            if (!converted)
+                return converted;
+        }
+    }
+    return true;
+}
+
+const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
+{
+    auto after = m_blocks.upper_bound(address);
+    if (after == m_blocks.begin())
+        return nullptr;
+    const Block &block = std::prev(after)->second;
+    return address < block.old_start + block.count * block.old_size ? &block : nullptr;
+}
+
+// A pointer into an old global or static goes to the same place in the new version's variable
+// of the same qualified name: the same offset when the variable's type is unchanged, its start
+// when it points at the start.
+std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address, TypeId, TypeId)
+{
+    for (const schema::Variable &variable : m_old.schema->variables) {
+        if (variable.read_only || variable.thread_local_storage || variable.size == 0)
+            continue;
+        std::uintptr_t start = m_old.bias + variable.address;
+        if (address < start || address >= start + variable.size)
+            continue;
+        const schema::Variable *counterpart_variable = m_new.schema->find_variable(variable.qualified_name);
+        if (!counterpart_variable)
+            return std::nullopt;
+        std::uintptr_t new_start = m_new.bias + counterpart_variable->address;
+        if (address == start)
+            return new_start;
+        if (m_converter.identity().identical(variable.type, counterpart_variable->type))
+            return new_start + (address - start);
+        // Into an array of changed elements: the same element.
+        const Type &x = layout(*m_old.schema, variable.type);
+        const Type &y = layout(*m_new.schema, counterpart_variable->type);
+        if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
+            std::uint64_t old_stride = layout(*m_old.schema, x.target).size;
+            std::uint64_t new_stride = layout(*m_new.schema, y.target).size;
+            if (old_stride && (address - start) % old_stride == 0 && (address - start) / old_stride < elements_of(y))
+                return new_start + (address - start) / old_stride * new_stride;
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
+                                                const Place &where)
+{
+    if (auto global = redirect_into_new_global(address, old_pointee, new_pointee))
+        return *global;
+    if (m_converter.identity().identical(old_pointee, new_pointee))
+        return address;  // an unchanged object: it stays where it is
+    const Block *block = block_holding(address);
+    if (!block)
+        return address;  // not reached by discovery (e.g. memory of another library): kept
+    std::uintptr_t offset = address - block->old_start;
+    if (offset % block->old_size != 0)
+        return failure(where.text(), "points into the middle of a converted " + schema::type_to_c(*m_old.schema, block->old_type) +
+                                  ": not supported yet");
+    return block->new_start + offset / block->old_size * block->new_size;
+}
+
+}  // namespace molt::transform

@@ -1,0 +1,84 @@
+// Heap conversion: the objects that the old version's state reaches through typed pointers, and
+// whose types changed, are converted into new allocations, and every pointer to them that the
+// conversion writes is redirected. The old objects are not touched: a failure at any point frees
+// the new allocations and leaves the old version's state exactly as it was.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "result.h"
+#include "schema.h"
+#include "value_conversion.h"
+
+namespace molt::transform {
+
+// Where a version's writable data lies at run time, to redirect pointers into old globals.
+struct Image {
+    const schema::Schema *schema = nullptr;
+    std::uintptr_t bias = 0;
+};
+
+class HeapConverter {
+public:
+    HeapConverter(Image old_image, Image new_image, ValueConverter &converter);
+    ~HeapConverter();
+
+    // Finds, from a value of `old_type` at `old_address`, every heap block it reaches through
+    // pointers whose pointee type changed, and allocates its new copy. Call for each root.
+    Result<bool> discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address,
+                          const std::string &where);
+
+    // Converts every discovered block into its new copy (pointers redirected). Call after every
+    // root was discovered and before the roots themselves are converted.
+    Result<bool> convert_blocks();
+
+    // The translator to give the ValueConverter (set by the constructor).
+    Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
+                                     const Place &where);
+
+    // After a failure: frees the new copies. After the commit: keeps them (they are the state).
+    void release_new_blocks();
+    void keep_new_blocks() { m_keep = true; }
+
+    std::size_t objects_converted() const { return m_objects; }
+    std::size_t blocks_converted() const { return m_blocks.size(); }
+    std::size_t bytes_converted() const { return m_bytes; }
+
+private:
+    struct Block {
+        std::uintptr_t old_start = 0;
+        std::uintptr_t new_start = 0;
+        std::uint64_t count = 0;  // elements
+        std::uint64_t old_size = 0, new_size = 0;  // of one element
+        schema::TypeId old_type = 0, new_type = 0;
+    };
+
+    // Where is only spelled out when something fails: a path string per object would cost more
+    // than converting it. `root` names the variable or local the object was reached from.
+    struct Pending {
+        schema::TypeId old_type, new_type;
+        const unsigned char *bytes;
+        const std::string *root;
+    };
+
+    Result<bool> walk(const Pending &value, std::vector<Pending> &work);
+    Result<bool> walk_pointer(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
+                              const std::string *root, std::vector<Pending> &work);
+    const Block *block_holding(std::uintptr_t address) const;
+    std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address, schema::TypeId old_pointee,
+                                                           schema::TypeId new_pointee);
+
+    Image m_old, m_new;
+    std::vector<std::unique_ptr<std::string>> m_roots;  // the names Pending::root points to
+    ValueConverter &m_converter;
+    std::map<std::uintptr_t, Block> m_blocks;  // by old start
+    std::size_t m_objects = 0, m_bytes = 0;
+    bool m_keep = false;
+};
+
+}  // namespace molt::transform
