@@ -16,6 +16,9 @@ dies=$(eu-readelf --debug-dump=info "$work/large" | grep -c '^ *\[ *[0-9a-f]*\]'
 echo "bench: $work/large has $dies DIEs ($(du -k "$work/large" | cut -f1) KiB)"
 "$build/bin/schema_bench" "$work/large" 5
 
+# Heap conversion: pause against heap size.
+"$here/heap_bench.sh" "$build" 10000 100000 1000000 4000000
+
 # The runtime: heap tracking against glibc, cost of an update point, pause of an update.
 # One after the other: run together they would share the two cores.
 "$build/bin/malloc_bench_glibc" > "$build/malloc-glibc.txt"

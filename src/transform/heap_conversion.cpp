@@ -1,6 +1,7 @@
 // Discovery (which blocks must be converted) and conversion (into new blocks) of heap objects.
 #include "heap_conversion.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -59,6 +60,10 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
         [this](std::uintptr_t address, TypeId old_pointee, TypeId new_pointee, const Place &where) {
             return translate(address, old_pointee, new_pointee, where);
         });
+    for (const schema::Variable &variable : m_old.schema->variables)
+        if (!variable.read_only && !variable.thread_local_storage && variable.size)
+            m_globals.push_back({m_old.bias + variable.address, m_old.bias + variable.address + variable.size, &variable});
+    std::sort(m_globals.begin(), m_globals.end(), [](const GlobalRange &a, const GlobalRange &b) { return a.start < b.start; });
 }
 
 HeapConverter::~HeapConverter()
@@ -70,10 +75,12 @@ HeapConverter::~HeapConverter()
 
 void HeapConverter::release_new_blocks()
 {
-    for (auto &[start, block] : m_blocks)
+    for (Block &block : m_blocks)
         if (block.new_start)
             std::free(reinterpret_cast<void *>(block.new_start));
     m_blocks.clear();
+    m_block_starts.clear();
+    m_sorted_valid = false;
 }
 
 Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
@@ -142,8 +149,8 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
         return true;
     if (m_converter.identity().identical(old_pointee, new_pointee))
         return true;
-    if (block_holding(address))
-        return true;  // shared: converted once
+    if (m_block_starts.count(address))
+        return true;  // shared: converted once (pointers into a block's middle are not followed here)
     if (redirect_into_new_global(address, old_pointee, new_pointee))
         return true;  // a global of the old version: the new version's global is converted as a root
     if (x.size == 0 || y.size == 0)
@@ -160,8 +167,8 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
     void *fresh = std::calloc(count, y.size);
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
-    Block block{address, reinterpret_cast<std::uintptr_t>(fresh), count, x.size, y.size, old_pointee, new_pointee};
-    m_blocks.emplace(address, block);
+    m_block_starts.emplace(address, m_blocks.size());
+    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, x.size, y.size, old_pointee, new_pointee});
     m_objects += count;
     m_bytes += count * y.size;
     for (std::uint64_t i = 0; i < count; ++i)
@@ -171,7 +178,15 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
 
 Result<bool> HeapConverter::convert_blocks()
 {
-    for (const auto &[start, block] : m_blocks) {
+    // Sorted once, before any lookup of a pointer into a block's middle: the lookups then only
+    // read (restarting threads translate MOLT_LOCALs concurrently).
+    m_sorted.resize(m_blocks.size());
+    for (std::size_t i = 0; i < m_sorted.size(); ++i)
+        m_sorted[i] = i;
+    std::sort(m_sorted.begin(), m_sorted.end(),
+              [this](std::size_t a, std::size_t b) { return m_blocks[a].old_start < m_blocks[b].old_start; });
+    m_sorted_valid = true;
+    for (const Block &block : m_blocks) {
         const std::string where = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
         for (std::uint64_t i = 0; i < block.count; ++i) {
             auto converted = m_converter.convert(block.old_type, reinterpret_cast<const void *>(block.old_start + i * block.old_size),
@@ -186,10 +201,15 @@ Result<bool> HeapConverter::convert_blocks()
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
 {
-    auto after = m_blocks.upper_bound(address);
-    if (after == m_blocks.begin())
+    if (auto exact = m_block_starts.find(address); exact != m_block_starts.end())
+        return &m_blocks[exact->second];  // the common case: a pointer to a block's start
+    if (!m_sorted_valid)
+        return nullptr;  // before convert_blocks: only exact starts are known
+    auto after = std::upper_bound(m_sorted.begin(), m_sorted.end(), address,
+                                  [this](std::uintptr_t value, std::size_t index) { return value < m_blocks[index].old_start; });
+    if (after == m_sorted.begin())
         return nullptr;
-    const Block &block = std::prev(after)->second;
+    const Block &block = m_blocks[*std::prev(after)];
     return address < block.old_start + block.count * block.old_size ? &block : nullptr;
 }
 
@@ -198,12 +218,13 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
 // when it points at the start.
 std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address, TypeId, TypeId)
 {
-    for (const schema::Variable &variable : m_old.schema->variables) {
-        if (variable.read_only || variable.thread_local_storage || variable.size == 0)
-            continue;
+    auto after = std::upper_bound(m_globals.begin(), m_globals.end(), address,
+                                  [](std::uintptr_t value, const GlobalRange &range) { return value < range.start; });
+    if (after == m_globals.begin() || address >= std::prev(after)->end)
+        return std::nullopt;  // not inside an old global: the common case, found in log(globals)
+    {
+        const schema::Variable &variable = *std::prev(after)->variable;
         std::uintptr_t start = m_old.bias + variable.address;
-        if (address < start || address >= start + variable.size)
-            continue;
         const schema::Variable *counterpart_variable = m_new.schema->find_variable(variable.qualified_name);
         if (!counterpart_variable)
             return std::nullopt;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,10 +74,19 @@ private:
     std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address, schema::TypeId old_pointee,
                                                            schema::TypeId new_pointee);
 
+    struct GlobalRange {
+        std::uintptr_t start, end;
+        const schema::Variable *variable;
+    };
+
     Image m_old, m_new;
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Pending::root points to
     ValueConverter &m_converter;
-    std::map<std::uintptr_t, Block> m_blocks;  // by old start
+    std::vector<Block> m_blocks;
+    std::unordered_map<std::uintptr_t, std::size_t> m_block_starts;  // old start -> index in m_blocks
+    mutable std::vector<std::size_t> m_sorted;  // m_blocks by old start, for pointers inside a block
+    mutable bool m_sorted_valid = false;
+    std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;
 };
