@@ -179,7 +179,11 @@ void *connection_thread(void *argument)
     int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(argument));
     timeval receive_timeout{10, 0};  // a silent client does not hold a thread forever
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &receive_timeout, sizeof receive_timeout);
-    handle(fd);
+    try {
+        handle(fd);
+    } catch (const std::exception &exception) {  // a value of the wrong JSON type, say: never fatal
+        send_line(fd, failure(std::string("malformed request: ") + exception.what()));
+    }
     close(fd);
     return nullptr;
 }

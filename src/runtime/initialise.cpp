@@ -1,5 +1,8 @@
 // The runtime's start: runs before main (a constructor of libmolt.so), and driver mode.
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include "molt/molt.h"
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,6 +30,15 @@ void after_fork_in_child()
         survivor->state.store(static_cast<int>(ThreadState::Running));
     }
     registry().reset_after_fork(survivor);
+    // Forked in the middle of an update: no coordinator here. The flag goes down, and the child
+    // gets an eventfd of its own (same number), so that the parent's updates do not wake it.
+    __atomic_store_n(&molt_pending_update, 0, __ATOMIC_SEQ_CST);
+    int shared = wake_fd();
+    int own = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (shared >= 0 && own >= 0) {
+        dup3(own, shared, O_CLOEXEC);
+        close(own);
+    }
     start_control_socket();
 }
 

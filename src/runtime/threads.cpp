@@ -58,22 +58,45 @@ pid_t current_tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 // The bottom of every thread the program creates: registers it, runs the start routine, and is
 // where a start routine restarted in a new version returns to (exit_context).
+// Unregisters a thread that leaves by pthread_exit or cancellation, which unwind past
+// thread_entry's own cleanup. (Its record and stacks are left: it may be running on one.)
+pthread_key_t &exit_key()
+{
+    static pthread_key_t key = [] {
+        pthread_key_t made;
+        pthread_key_create(&made, [](void *value) {
+            auto *record = static_cast<ThreadRecord *>(value);
+            registry().remove(record);
+            set_current_thread(nullptr);
+            notify_thread_change();
+        });
+        return made;
+    }();
+    return key;
+}
+
 void *thread_entry(void *argument)
 {
     auto *record = static_cast<ThreadRecord *>(argument);
     record->tid = current_tid();
     record->handle = pthread_self();
     set_current_thread(record);
-    registry().add(record);
+    pthread_setspecific(exit_key(), record);
     volatile bool started = false;
     getcontext(&record->exit_context);
     record->has_exit_context = true;
     if (!started) {
         started = true;
-        record->result = record->start(record->arg);
+        // Registered by pthread_create already (so that an update starting now waits for it);
+        // if an update is pending, this is its first update point, before its version runs.
+        if (__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST))
+            molt_update_point_slow("thread start");
+        if (record->current_state() == ThreadState::Running)
+            record->result = record->start(record->arg);
     }
     // Back on the thread's own stack, whichever version's start routine returned.
     void *result = record->result;
+    pthread_setspecific(exit_key(), nullptr);
     registry().remove(record);
     set_current_thread(nullptr);
     release_stack(record->stack_in_use);
@@ -103,6 +126,14 @@ int wait_as_update_point(pthread_cond_t *condition, pthread_mutex_t *mutex, Wait
     ThreadRecord *record = t_current;
     if (!record)
         return wait();
+    // kick() may broadcast `condition` only while this thread is inside the wait: clearing
+    // waiting_on takes the same flag, so the condition is never touched after it may be destroyed.
+    auto stop_waiting = [record] {
+        while (record->waiting_lock.test_and_set(std::memory_order_acquire)) {
+        }
+        record->waiting_on.store(nullptr);
+        record->waiting_lock.clear(std::memory_order_release);
+    };
     auto park_here = [&] {
         pthread_mutex_unlock(mutex);
         molt_update_point_slow("pthread_cond_wait");
@@ -114,7 +145,7 @@ int wait_as_update_point(pthread_cond_t *condition, pthread_mutex_t *mutex, Wait
     }
     record->waiting_on.store(condition);
     int result = wait();
-    record->waiting_on.store(nullptr);
+    stop_waiting();
     if (__atomic_load_n(&molt_pending_update, __ATOMIC_ACQUIRE) && result == 0)
         park_here();
     return result;
@@ -210,8 +241,11 @@ void install_wake_signal()
 
 void kick(ThreadRecord &record)
 {
+    while (record.waiting_lock.test_and_set(std::memory_order_acquire)) {
+    }
     if (pthread_cond_t *condition = record.waiting_on.load())
         pthread_cond_broadcast(condition);
+    record.waiting_lock.clear(std::memory_order_release);
     if (record.tid)
         syscall(SYS_tgkill, getpid(), record.tid, wake_signal());
 }
@@ -250,9 +284,12 @@ __attribute__((visibility("default"))) int pthread_create(pthread_t *thread, con
         return EAGAIN;
     record->start = start;
     record->arg = arg;
+    registry().add(record);  // now: an update that starts before the thread runs waits for it
     int result = real_create()(thread, attributes, thread_entry, record);
-    if (result != 0)
+    if (result != 0) {
+        registry().remove(record);
         delete record;
+    }
     return result;
 }
 

@@ -58,6 +58,9 @@ struct ThreadRecord {
     std::atomic<const char *> last_point{nullptr};  // the last update point reached (status)
     std::string parked_at;                            // where the old version parked
     std::atomic<pthread_cond_t *> waiting_on{nullptr};  // inside pthread_cond_wait
+    std::atomic_flag waiting_lock = ATOMIC_FLAG_INIT;    // kick() broadcasts only while it is set
+    int parked_generation = 0;                           // the update this thread parked for
+    std::uintptr_t parked_stack_pointer = 0;             // MOLT_LOCALs below it are in dead frames
 
     // Restart: where to go, and where the old version waits (kept until the commit).
     StartRoutine restart_start = nullptr;

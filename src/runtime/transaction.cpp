@@ -67,7 +67,16 @@ struct Migration {
 };
 
 class Transaction;
-std::atomic<Transaction *> g_active{nullptr};
+// The transaction whose restart is running, for MOLT_LOCAL; used and cleared under the mutex, so
+// that a late thread never reaches a transaction that has ended.
+std::mutex g_active_mutex;
+Transaction *g_active = nullptr;
+
+void set_active(Transaction *transaction)
+{
+    std::lock_guard lock(g_active_mutex);
+    g_active = transaction;
+}
 
 class Transaction {
 public:
@@ -94,15 +103,15 @@ public:
             resume_old();
             return finish();
         }
-        g_active.store(this);
+        set_active(this);
         if (!phase("restart", Clock::now(), [&] { return restart(); })) {
-            g_active.store(nullptr);
+            set_active(nullptr);
             return finish();
         }
         auto commit_start = Clock::now();
         commit();
         auto end = Clock::now();
-        g_active.store(nullptr);
+        set_active(nullptr);
         if (m_heap)
             m_heap->keep_new_blocks();  // they are the new version's state now
         m_report.times.commit_ms = milliseconds(commit_start, end);
@@ -114,6 +123,8 @@ public:
 
     bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)
     {
+        if (reinterpret_cast<std::uintptr_t>(address) == 0)
+            return false;
         const LocalSlot *slot = nullptr;
         for (const LocalSlot &candidate : thread.old_locals)
             if (candidate.function == function && candidate.name == name)
@@ -141,7 +152,14 @@ private:
     template <typename Step>
     bool phase(const char *name, Clock::time_point start, Step &&step)
     {
-        Result<bool> result = step();
+        Result<bool> result = true;
+        try {
+            result = step();
+        } catch (const std::exception &exception) {  // e.g. out of memory: the old version resumes
+            if (__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST))
+                resume_old();
+            result = Error{"", std::string("internal failure (") + exception.what() + "): the old version keeps running"};
+        }
         double ms = milliseconds(start, Clock::now());
         if (std::string(name) == "prepare") m_report.times.prepare_ms = ms;
         if (std::string(name) == "quiesce") m_report.times.quiesce_ms = ms;
@@ -320,6 +338,17 @@ private:
         return thread.is_main || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start));
     }
 
+    // MOLT_LOCALs registered by frames that have returned since point into dead stack: only
+    // slots at or above the parked frame are live.
+    static std::vector<LocalSlot> live_locals(const ThreadRecord &thread)
+    {
+        std::vector<LocalSlot> live;
+        for (const LocalSlot &slot : thread.locals)
+            if (reinterpret_cast<std::uintptr_t>(slot.address) >= thread.parked_stack_pointer)
+                live.push_back(slot);
+        return live;
+    }
+
     void send(ThreadRecord &thread, Command command)
     {
         thread.command.store(encode_command(command, m_generation));
@@ -340,29 +369,32 @@ private:
             int seen = thread_changes().load();
             std::vector<ThreadRecord *> waiting;
             m_parked.clear();
+            auto now = Clock::now();
+            bool kick_now = now >= next_kick;
             registry().for_each([&](ThreadRecord &thread) {
                 if (!participates(thread))
                     return;
-                if (thread.current_state() == ThreadState::Parked)
+                if (thread.current_state() == ThreadState::Parked && thread.parked_generation == m_generation) {
                     m_parked.push_back(&thread);
-                else
-                    waiting.push_back(&thread);
+                    return;
+                }
+                waiting.push_back(&thread);
+                if (kick_now)
+                    kick(thread);  // under the registry lock: the thread cannot exit meanwhile
             });
+            if (kick_now)
+                next_kick = now + std::chrono::milliseconds(5);
             if (waiting.empty())
                 break;
-            auto now = Clock::now();
             if (now >= deadline) {
                 report_stragglers(waiting);
                 resume_old();
+                std::string first = m_report.stragglers.empty() ? std::string("they exited meanwhile")
+                                                                : m_report.stragglers.front();
                 return Error{"", std::to_string(waiting.size()) + " of " + std::to_string(waiting.size() + m_parked.size()) +
                                      " threads did not reach an update point within " +
-                                     std::to_string(m_timeout.count()) + " ms (" + m_report.stragglers.front() +
+                                     std::to_string(m_timeout.count()) + " ms (" + first +
                                      "): the old version keeps running"};
-            }
-            if (now >= next_kick) {
-                for (ThreadRecord *thread : waiting)
-                    kick(*thread);
-                next_kick = now + std::chrono::milliseconds(5);
             }
             futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
         }
@@ -455,7 +487,7 @@ private:
                 return Error{"", discovered.error().message + ": the old version keeps running"};
         }
         for (ThreadRecord *thread : m_parked)
-            for (const LocalSlot &slot : thread->locals) {
+            for (const LocalSlot &slot : live_locals(*thread)) {
                 const schema::Local *old_local = find_local(*m_old_schema, slot.function.c_str(), slot.name.c_str());
                 const schema::Local *new_local = find_local(*m_new_schema, slot.function.c_str(), slot.name.c_str());
                 if (!old_local || !new_local)
@@ -522,7 +554,7 @@ private:
             ThreadRecord &thread = *m_parked[i];
             thread.previous_stack = thread.stack_in_use;
             thread.stack_in_use = stacks[i];
-            thread.old_locals = std::move(thread.locals);
+            thread.old_locals = live_locals(thread);
             thread.locals.clear();
             send(thread, Command::Restart);
         }
@@ -562,13 +594,15 @@ private:
         end_pending();  // first, as in resume_old
         registry().for_each([&](ThreadRecord &thread) {
             bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
-            if (restarted) {
-                release_stack(thread.previous_stack);  // the old version's frames: never resumed now
-                thread.old_locals.clear();
-                if (thread.restart_start)
-                    thread.start = thread.restart_start;
-            }
             ThreadState state = thread.current_state();
+            if (restarted && state == ThreadState::Arrived) {
+                // The old version's frames: never resumed now. (A thread that is late keeps its
+                // old stack and locals: it may still be on the way out of them.)
+                release_stack(thread.previous_stack);
+                thread.old_locals.clear();
+            }
+            if (restarted && thread.restart_start)
+                thread.start = thread.restart_start;
             if (state == ThreadState::Arrived)
                 send(thread, Command::Commit);
             else if (state == ThreadState::Parked)  // a thread the new version started
@@ -622,8 +656,8 @@ std::vector<UpdateReport> update_history()
 
 bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)
 {
-    Transaction *active = g_active.load();
-    return active && active->carry_local(thread, function, name, address, size);
+    std::lock_guard lock(g_active_mutex);
+    return g_active && g_active->carry_local(thread, function, name, address, size);
 }
 
 int wake_fd()

@@ -59,14 +59,24 @@ void restart(ThreadRecord &thread, int generation)
 
 void park(ThreadRecord &thread, const char *name)
 {
-    int generation = update_generation().load();
-    thread.parked_at = name;
-    thread.state.store(static_cast<int>(ThreadState::Parked));
-    // The coordinator lowers the flag before it releases parked threads: a thread that parks
-    // after that sees the flag down and leaves by itself (both sides are sequentially consistent).
-    if (!__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST)) {
+    int generation;
+    for (;;) {
+        generation = update_generation().load();
+        thread.parked_at = name;
+        thread.parked_generation = generation;
+        thread.parked_stack_pointer = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+        thread.state.store(static_cast<int>(ThreadState::Parked));
+        // The coordinator lowers the flag before it releases parked threads: a thread that parks
+        // after that sees the flag down and leaves by itself (both sides are sequentially
+        // consistent). The coordinator counts only threads parked for its own generation; one
+        // that read an older generation parks again for the current one.
+        if (!__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST)) {
+            thread.state.store(static_cast<int>(ThreadState::Running));
+            return;
+        }
+        if (update_generation().load() == generation)
+            break;
         thread.state.store(static_cast<int>(ThreadState::Running));
-        return;
     }
     notify_thread_change();
     switch (wait_for_command(thread, generation)) {
@@ -112,16 +122,19 @@ __attribute__((visibility("default"))) void molt_update_point_slow(const char *n
         park(*thread, name);
 }
 
-__attribute__((visibility("default"))) int molt_is_updating(void)
+// Restarting, and its update not committed without it (a restart that outlived the deadline).
+static bool restarting(const ThreadRecord *thread)
 {
-    ThreadRecord *thread = current_thread();
-    return thread && thread->current_state() == ThreadState::Restarting;
+    return thread && thread->current_state() == ThreadState::Restarting &&
+           committed_generation().load() < thread->restart_generation;
 }
+
+__attribute__((visibility("default"))) int molt_is_updating(void) { return restarting(current_thread()); }
 
 __attribute__((visibility("default"))) int molt_is_updating_from(const char *name)
 {
     ThreadRecord *thread = current_thread();
-    return thread && name && thread->current_state() == ThreadState::Restarting && thread->parked_at == name;
+    return name && restarting(thread) && thread->parked_at == name;
 }
 
 __attribute__((visibility("default"))) int molt_wake_fd(void) { return wake_fd(); }
@@ -131,8 +144,7 @@ __attribute__((visibility("default"))) int molt_local(const char *function, cons
     ThreadRecord *thread = current_thread();
     if (!thread || !function || !name || !address)
         return 0;
-    bool carried = thread->current_state() == ThreadState::Restarting &&
-                   carry_local(*thread, function, name, address, size);
+    bool carried = restarting(thread) && carry_local(*thread, function, name, address, size);
     for (LocalSlot &slot : thread->locals)
         if (slot.function == function && slot.name == name) {
             slot.address = address;

@@ -60,6 +60,8 @@ std::uintptr_t bias_of(void *handle)
 
 Result<const schema::Schema *> Version::load_schema()
 {
+    static std::mutex loading;  // `molt status` and an update's prepare may ask at once
+    std::lock_guard lock(loading);
     if (!schema) {
         auto loaded = schema::load_schema(path);
         if (!loaded)

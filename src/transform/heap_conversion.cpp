@@ -252,11 +252,15 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
 {
     if (auto global = redirect_into_new_global(address, old_pointee, new_pointee))
         return *global;
-    if (m_converter.identity().identical(old_pointee, new_pointee))
-        return address;  // an unchanged object: it stays where it is
     const Block *block = block_holding(address);
     if (!block)
-        return address;  // not reached by discovery (e.g. memory of another library): kept
+        return address;  // an unchanged object, or memory Molt does not know: it stays where it is
+    if (m_converter.identity().identical(old_pointee, new_pointee) ||
+        schema::strip_typedefs_and_qualifiers(*m_old.schema, old_pointee) !=
+            schema::strip_typedefs_and_qualifiers(*m_old.schema, block->old_type))
+        return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type) +
+                                         " as " + schema::type_to_c(*m_old.schema, old_pointee) +
+                                         ": pointers to members are not supported yet");
     std::uintptr_t offset = address - block->old_start;
     if (offset % block->old_size != 0)
         return failure(where.text(), "points into the middle of a converted " + schema::type_to_c(*m_old.schema, block->old_type) +

@@ -146,6 +146,10 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         release(pointer);
         return nullptr;
     }
+    if (size > SIZE_MAX - 64) {
+        errno = ENOMEM;
+        return nullptr;
+    }
     if (Header *header = tracked_header(pointer)) {
         if (header->offset == 16) {  // an ordinary block: glibc can grow it in place
             std::uint64_t old_size = header->size;

@@ -34,9 +34,14 @@ bool is_signed(const Type &type)
     return type.kind == TypeKind::Enum ? type.enum_signed : type.encoding == Encoding::Signed;
 }
 
-// An integer of 1 to 8 bytes, little-endian, widened to 128 bits.
+// An integer of 1 to 16 bytes, little-endian, widened to 128 bits.
 __int128 read_integer(const unsigned char *bytes, std::uint64_t size, bool is_signed_value)
 {
+    if (size == 16) {
+        __int128 wide;
+        std::memcpy(&wide, bytes, 16);
+        return wide;  // an unsigned __int128 above the signed range reads negative; fits() then refuses it
+    }
     std::uint64_t raw = 0;
     std::memcpy(&raw, bytes, std::min<std::uint64_t>(size, 8));
     if (is_signed_value && size < 8 && (raw >> (size * 8 - 1)) & 1)

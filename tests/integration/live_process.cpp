@@ -90,6 +90,23 @@ int LiveProcess::anonymous_mappings() const
     return count;
 }
 
+int LiveProcess::stack_mappings() const
+{
+    std::ifstream maps("/proc/" + std::to_string(m_pid) + "/maps");
+    std::string line;
+    int count = 0;
+    while (std::getline(maps, line)) {
+        std::istringstream fields(line);
+        std::string range, permissions, offset, device, inode, path;
+        fields >> range >> permissions >> offset >> device >> inode >> path;
+        std::size_t dash = range.find('-');
+        std::uint64_t start = std::stoull(range.substr(0, dash), nullptr, 16);
+        std::uint64_t end = std::stoull(range.substr(dash + 1), nullptr, 16);
+        count += path.empty() && permissions.rfind("rw", 0) == 0 && end - start == 8ull * 1024 * 1024;
+    }
+    return count;
+}
+
 std::string LiveProcess::fd_target(int fd) const
 {
     char target[256];
