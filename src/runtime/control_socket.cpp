@@ -59,6 +59,8 @@ json report_json(const UpdateReport &report)
             {"locals_carried", report.locals_carried},
             {"heap_objects_converted", report.heap_objects_converted},
             {"heap_bytes_converted", report.heap_bytes_converted},
+            {"functions_redirected", report.functions_redirected},
+            {"signal_handlers_moved", report.signal_handlers_moved},
             {"warnings", warnings},
             {"stragglers", stragglers}};
 }

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <set>
 
+#include "code_redirection.h"
 #include "diff.h"
 #include "gate.h"
 #include "molt/molt.h"
@@ -117,6 +118,17 @@ public:
         m_report.times.commit_ms = milliseconds(commit_start, end);
         m_report.pause_ms = milliseconds(m_pause_start, end);
         report_progress("commit", m_report.times.commit_ms, "old stacks released");
+        // After the commit, outside the pause (every thread runs the new version already): old
+        // code that anything still points to (callbacks, handlers, void *) leads to new code.
+        auto redirect_start = Clock::now();
+        RedirectionReport redirected = redirect_old_code(m_function_remap, m_old_function_sizes, wake_signal());
+        m_report.functions_redirected = redirected.functions_redirected;
+        m_report.signal_handlers_moved = redirected.signal_handlers_moved;
+        for (const std::string &warning : redirected.warnings)
+            m_report.warnings.push_back(warning);
+        report_progress("redirect", milliseconds(redirect_start, Clock::now()),
+                        std::to_string(m_report.functions_redirected) + " old functions jump to the new ones, " +
+                            std::to_string(m_report.signal_handlers_moved) + " signal handlers moved");
         m_report.ok = true;
         return finish();
     }
@@ -326,6 +338,7 @@ private:
         for (const schema::Function &function : m_old_schema->functions) {
             std::uintptr_t old_address = m_old->address(function.address);
             m_old_function_names.emplace(old_address, function.qualified_name);
+            m_old_function_sizes.emplace(old_address, function.size);
             if (const schema::Function *counterpart = m_new_schema->find_function(function.qualified_name))
                 m_function_remap.emplace(old_address, m_new->address(counterpart->address));
         }
@@ -382,8 +395,8 @@ private:
                 if (kick_now)
                     kick(thread);  // under the registry lock: the thread cannot exit meanwhile
             });
-            if (kick_now)
-                next_kick = now + std::chrono::milliseconds(5);
+            if (kick_now)  // a signal that lands just before its thread blocks is lost: again later
+                next_kick = now + std::chrono::milliseconds(2);
             if (waiting.empty())
                 break;
             if (now >= deadline) {
@@ -628,6 +641,7 @@ private:
     std::vector<Migration> m_migrations;
     std::map<std::uintptr_t, std::string> m_old_function_names;   // run-time address -> qualified name
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new
+    std::map<std::uintptr_t, std::uint64_t> m_old_function_sizes;  // old run-time address -> bytes
     std::vector<ThreadRecord *> m_parked;
     int m_generation = 0;
 };
