@@ -62,7 +62,8 @@ void molt_update_point_slow(const char *name);
 
 /*
  * A safe place to switch versions: the calling thread holds no lock and no state that the new
- * version could not rebuild. `name` (a string literal) names the place in `molt status` and in
+ * version could not rebuild, and is not inside a pthread_cleanup_push region (the old version's
+ * frames are abandoned when the thread restarts in the new one). `name` (a string literal) names the place in `molt status` and in
  * reports. Costs one relaxed load and a branch when no update is pending. In the new version,
  * the first update point a thread reaches ends its restart: molt_is_updating() is false after.
  */

@@ -23,26 +23,6 @@ const Type &layout(const Schema &schema, TypeId id)
 
 Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
 
-const Member *counterpart(const Type &aggregate, const Member &wanted, const Type &wanted_in)
-{
-    if (wanted.name.empty()) {  // anonymous members match by rank, as in the diff
-        int rank = 0;
-        for (const Member &member : wanted_in.members) {
-            if (&member == &wanted)
-                break;
-            rank += member.name.empty();
-        }
-        for (const Member &member : aggregate.members)
-            if (member.name.empty() && rank-- == 0)
-                return &member;
-        return nullptr;
-    }
-    for (const Member &member : aggregate.members)
-        if (member.name == wanted.name)
-            return &member;
-    return nullptr;
-}
-
 std::uint64_t elements_of(const Type &array)
 {
     std::uint64_t count = 1;
@@ -112,7 +92,7 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
         if (y.kind != TypeKind::Struct)
             return true;  // planned already: cannot happen
         for (const Member &member : y.members) {
-            const Member *old_member = counterpart(x, member, y);
+            const Member *old_member = corresponding_member(x, member, y);
             if (!old_member || member.is_bit_field() || old_member->is_bit_field())
                 continue;
             work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});

@@ -103,9 +103,15 @@ void write_bits(unsigned char *base, std::uint64_t offset, std::uint32_t width, 
     }
 }
 
-const Member *member_named(const Type &aggregate, const Member &wanted, const Type &wanted_in)
+std::uint64_t element_count(const Type &array, std::size_t dim)
 {
-    // Anonymous members match by rank among anonymous members, as in the diff.
+    return dim < array.counts.size() ? array.counts[dim] : 1;
+}
+
+}  // namespace
+
+const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in)
+{
     if (wanted.name.empty()) {
         int rank = 0;
         for (const Member &member : wanted_in.members) {
@@ -123,13 +129,6 @@ const Member *member_named(const Type &aggregate, const Member &wanted, const Ty
             return &member;
     return nullptr;
 }
-
-std::uint64_t element_count(const Type &array, std::size_t dim)
-{
-    return dim < array.counts.size() ? array.counts[dim] : 1;
-}
-
-}  // namespace
 
 ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schema, FunctionRemap remap_function)
     : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_remap(std::move(remap_function))
@@ -155,7 +154,7 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
         if (x.name != y.name || x.declaration || y.declaration)
             return failure(where, "the struct changed identity: needs a transformer");
         for (const Member &member : y.members) {
-            const Member *old_member = member_named(x, member, y);
+            const Member *old_member = corresponding_member(x, member, y);
             if (!old_member)
                 continue;  // new member: zeroed
             std::string place = where + "." + (member.name.empty() ? "<anonymous>" : member.name);
@@ -253,7 +252,7 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
 {
     std::memset(to, 0, y.size);
     for (const Member &member : y.members) {
-        const Member *old_member = member_named(x, member, y);
+        const Member *old_member = corresponding_member(x, member, y);
         if (!old_member)
             continue;  // a new member starts at zero
         Place place(where, member.name);

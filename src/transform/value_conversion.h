@@ -50,6 +50,11 @@ using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t
 using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee,
                                                                schema::TypeId new_pointee, const Place &where)>;
 
+// The member of `aggregate` that stands for `wanted` (a member of `wanted_in`): the one of the
+// same name; anonymous members by their rank among anonymous members (as the diff matches them).
+const schema::Member *corresponding_member(const schema::Type &aggregate, const schema::Member &wanted,
+                                           const schema::Type &wanted_in);
+
 class ValueConverter {
 public:
     ValueConverter(const schema::Schema &old_schema, const schema::Schema &new_schema, FunctionRemap remap_function);

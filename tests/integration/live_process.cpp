@@ -76,20 +76,6 @@ bool LiveProcess::alive() const
 int LiveProcess::threads() const { return count_entries("/proc/" + std::to_string(m_pid) + "/task"); }
 int LiveProcess::open_fds() const { return count_entries("/proc/" + std::to_string(m_pid) + "/fd"); }
 
-int LiveProcess::anonymous_mappings() const
-{
-    std::ifstream maps("/proc/" + std::to_string(m_pid) + "/maps");
-    std::string line;
-    int count = 0;
-    while (std::getline(maps, line)) {
-        std::istringstream fields(line);
-        std::string range, permissions, offset, device, inode, path;
-        fields >> range >> permissions >> offset >> device >> inode >> path;
-        count += path.empty();
-    }
-    return count;
-}
-
 int LiveProcess::stack_mappings() const
 {
     std::ifstream maps("/proc/" + std::to_string(m_pid) + "/maps");

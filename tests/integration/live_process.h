@@ -23,7 +23,6 @@ public:
     bool alive() const;
     int threads() const;            // entries of /proc/PID/task
     int open_fds() const;           // entries of /proc/PID/fd
-    int anonymous_mappings() const; // mappings of /proc/PID/maps backed by no file (stacks, heap)
     int stack_mappings() const;     // anonymous read-write mappings of exactly 8 MiB: thread stacks
     std::string fd_target(int fd) const;  // readlink of /proc/PID/fd/FD ("socket:[inode]")
 
