@@ -107,6 +107,45 @@ int molt_local(const char *function, const char *name, void *address, size_t siz
  */
 #define MOLT_LOCAL(var) molt_local(__func__, #var, &(var), sizeof(var))
 
+/*
+ * Transformers: C functions in the NEW version that finish what the default conversion cannot do.
+ * Each takes the new object (already converted by default rules: members matched by name,
+ * members that could not be converted left zero) and the old one, and returns NULL on success or
+ * a message that fails the update (the old version then keeps running, untouched). Read old
+ * objects through the header `molt old-types OLD -o old_types.h` writes:
+ *
+ *     #include "old_types.h"
+ *     static const char *entry_value(void *to, const void *from)
+ *     {
+ *         struct entry *new_entry = to;
+ *         const struct molt_old_entry *old_entry = from;
+ *         new_entry->value = number_to_string(old_entry->value);
+ *         return NULL;
+ *     }
+ *     MOLT_TYPE_TRANSFORMER("struct entry", entry_value);
+ *     MOLT_VARIABLE_TRANSFORMER("counter", counter_from_int);
+ *
+ * A type transformer runs on every object of that type the update converts (globals, statics,
+ * heap objects); a variable transformer runs on that variable (qualified name, as `molt schema`
+ * prints it). They are registered in the ELF section molt_transformers, so that `molt check OLD
+ * NEW` sees them without running anything and reports the changes they cover.
+ */
+typedef const char *(*molt_transformer_function)(void *to, const void *from);
+
+struct molt_transformer_record {
+    unsigned int magic;  /* MOLT_TRANSFORMER_MAGIC */
+    unsigned int kind;   /* 1: type, 2: variable */
+    char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store" */
+    molt_transformer_function function;
+};
+
+#define MOLT_TRANSFORMER_MAGIC 0x544c4f4du
+#define MOLT_TRANSFORMER_RECORD(kind, text, function)                                                  \
+    __attribute__((section("molt_transformers"), used, aligned(8))) static const struct molt_transformer_record \
+        molt_transformer_record_##function = {MOLT_TRANSFORMER_MAGIC, kind, text, function}
+#define MOLT_TYPE_TRANSFORMER(type_name, function) MOLT_TRANSFORMER_RECORD(1, type_name, function)
+#define MOLT_VARIABLE_TRANSFORMER(variable_name, function) MOLT_TRANSFORMER_RECORD(2, variable_name, function)
+
 #else /* MOLT_DISABLE: the same program, without Molt and without cost */
 
 static inline void molt_update_point(const char *name) { (void)name; }
@@ -115,6 +154,8 @@ static inline int molt_is_updating_from(const char *name) { (void)name; return 0
 static inline int molt_wake_fd(void) { return -1; }
 static inline size_t molt_block_size(const void *pointer) { (void)pointer; return 0; }
 #define MOLT_LOCAL(var) ((void)0)
+#define MOLT_TYPE_TRANSFORMER(type_name, function) typedef int molt_unused_##function
+#define MOLT_VARIABLE_TRANSFORMER(variable_name, function) typedef int molt_unused_##function
 
 #endif /* MOLT_DISABLE */
 

@@ -57,6 +57,9 @@ int run_check(const Options &options)
         std::cout << "ok: " << options.old_file << " -> " << options.new_file
                   << ": every change is identical or convertible by default (" << variables
                   << " variables and " << types << " types converted, " << added << " variables new)\n";
+        for (const schema::Finding &finding : diff.covered)
+            std::cout << "covered by a transformer: " << finding.where << ": " << finding.old_type << " -> "
+                      << finding.new_type << " (" << finding.reason << ")\n";
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
@@ -64,6 +67,8 @@ int run_check(const Options &options)
     }
     for (const schema::Finding &finding : diff.needs_transformer)
         std::cout << finding.to_string() << "\n";
+    for (const schema::Finding &finding : diff.covered)
+        std::cout << "covered by a transformer: " << finding.where << "\n";
     std::cout << diff.needs_transformer.size() << (diff.needs_transformer.size() == 1 ? " change needs" : " changes need")
               << " a transformer: " << options.old_file << " -> " << options.new_file
               << " cannot be done by default rules alone\n";

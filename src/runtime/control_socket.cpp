@@ -60,6 +60,7 @@ json report_json(const UpdateReport &report)
             {"heap_objects_converted", report.heap_objects_converted},
             {"heap_bytes_converted", report.heap_bytes_converted},
             {"functions_redirected", report.functions_redirected},
+            {"variables_transformed", report.variables_transformed},
             {"signal_handlers_moved", report.signal_handlers_moved},
             {"warnings", warnings},
             {"stragglers", stragglers}};

@@ -65,7 +65,11 @@ struct Migration {
     const schema::Variable *from = nullptr;
     const schema::Variable *to = nullptr;
     bool identical = false;
+    bool transformer_only = false;  // no default conversion: the variable transformer does it all
 };
+
+// Stands for a transformer while planning, before the new version is loaded.
+const char *planned_transformer(void *, const void *) { return nullptr; }
 
 class Transaction;
 // The transaction whose restart is running, for MOLT_LOCAL; used and cleared under the mutex, so
@@ -276,6 +280,8 @@ private:
                     return std::nullopt;
                 return found->second;
             });
+        MOLT_TRY(registered, register_transformers());
+        (void)registered;
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         return true;
     }
@@ -283,6 +289,9 @@ private:
     Result<bool> plan_variables(const schema::SchemaDiff &diff)
     {
         transform::ValueConverter planner(*m_old_schema, *m_new_schema, [](std::uintptr_t) { return std::nullopt; });
+        for (const schema::Transformer &transformer : m_new_schema->transformers)
+            if (transformer.kind == schema::Transformer::Kind::Type)
+                planner.add_type_transformer(transformer.name, planned_transformer);
         for (const schema::VariableChange &change : diff.variables) {
             if (change.read_only)
                 continue;
@@ -305,9 +314,10 @@ private:
                 continue;
             }
             auto planned = planner.plan(from->type, to->type, "variable " + change.name);
-            if (!planned)
+            bool has_transformer = m_new_schema->find_transformer(schema::Transformer::Kind::Variable, to->qualified_name);
+            if (!planned && !has_transformer)
                 return Error{m_path, planned.error().message};
-            m_migrations.push_back({from, to, planner.identity().identical(from->type, to->type)});
+            m_migrations.push_back({from, to, planned && planner.identity().identical(from->type, to->type), !planned});
         }
         return true;
     }
@@ -330,6 +340,21 @@ private:
         });
         if (!missing.empty())
             return Error{m_path, missing};
+        return true;
+    }
+
+    // The records of the new version's molt_transformers section, now relocated in memory.
+    Result<bool> register_transformers()
+    {
+        for (const schema::Transformer &transformer : m_new_schema->transformers) {
+            const auto *record = reinterpret_cast<const molt_transformer_record *>(m_new->address(transformer.record_address));
+            if (record->magic != MOLT_TRANSFORMER_MAGIC || !record->function)
+                return Error{m_path, "transformer record for " + transformer.name + " is damaged"};
+            if (transformer.kind == schema::Transformer::Kind::Type)
+                m_converter->add_type_transformer(transformer.name, record->function);
+            else
+                m_variable_transformers[transformer.name] = record->function;
+        }
         return true;
     }
 
@@ -518,10 +543,21 @@ private:
         for (const Migration &migration : m_migrations) {
             const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
-            auto converted = m_converter->convert(migration.from->type, from, migration.to->type, to,
-                                                  "variable " + migration.from->qualified_name);
-            if (!converted)
-                return Error{"", converted.error().message + ": the old version keeps running"};
+            if (migration.transformer_only) {
+                std::memset(to, 0, migration.to->size);
+            } else {
+                auto converted = m_converter->convert(migration.from->type, from, migration.to->type, to,
+                                                      "variable " + migration.from->qualified_name);
+                if (!converted)
+                    return Error{"", converted.error().message + ": the old version keeps running"};
+            }
+            if (auto transformer = m_variable_transformers.find(migration.to->qualified_name);
+                transformer != m_variable_transformers.end()) {
+                if (const char *message = transformer->second(to, from))
+                    return Error{"", "variable " + migration.to->qualified_name + ": transformer failed: " + message +
+                                         ": the old version keeps running"};
+                ++m_report.variables_transformed;
+            }
             ++(migration.identical ? m_report.variables_copied : m_report.variables_converted);
         }
         m_detail = std::to_string(m_report.variables_copied) + " variables copied, " +
@@ -638,6 +674,7 @@ private:
     std::unique_ptr<schema::Schema> m_loaded_schema;
     std::unique_ptr<transform::ValueConverter> m_converter;
     std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
+    std::map<std::string, molt_transformer_function> m_variable_transformers;  // by qualified name
     std::vector<Migration> m_migrations;
     std::map<std::uintptr_t, std::string> m_old_function_names;   // run-time address -> qualified name
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new

@@ -31,6 +31,7 @@ struct UpdateReport {
     std::size_t locals_carried = 0;
     std::size_t heap_objects_converted = 0, heap_bytes_converted = 0;
     std::size_t functions_redirected = 0, signal_handlers_moved = 0;
+    std::size_t variables_transformed = 0;
     std::vector<std::string> warnings;
     std::vector<std::string> stragglers;  // threads that did not reach an update point in time
 };

@@ -650,7 +650,16 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     diff_types(old_schema, new_schema, comparer, unit_renames, diff);
     diff_variables(old_schema, new_schema, comparer, unit_renames, diff);
     diff_functions(old_schema, new_schema, comparer, unit_renames, diff);
-    diff.needs_transformer = comparer.take_findings();
+    // A finding is covered by a transformer of the new version: a variable's by a transformer of
+    // that variable, a type's ("struct entry.value", "union value") by a transformer of the type.
+    for (Finding &finding : comparer.take_findings()) {
+        bool covered = false;
+        if (finding.where.rfind("variable ", 0) == 0)
+            covered = new_schema.find_transformer(Transformer::Kind::Variable, finding.where.substr(9)) != nullptr;
+        else
+            covered = new_schema.find_transformer(Transformer::Kind::Type, finding.where.substr(0, finding.where.find('.'))) != nullptr;
+        (covered ? diff.covered : diff.needs_transformer).push_back(std::move(finding));
+    }
     return diff;
 }
 

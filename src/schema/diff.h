@@ -75,6 +75,7 @@ struct SchemaDiff {
     std::vector<TypeChange> types;          // named types that changed, appeared or disappeared
     std::vector<FunctionChange> functions;  // every function of either version
     std::vector<Finding> needs_transformer; // what `molt check` lists
+    std::vector<Finding> covered;           // changes a transformer of the new version takes care of
     std::vector<std::string> unit_renames;  // `kvd.c -> kvd2.c` when statics were matched across a file rename
     Verdict verdict() const;
 };

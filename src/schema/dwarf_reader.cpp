@@ -191,7 +191,28 @@ struct ElfFacts {
     std::vector<Section> allocated_sections;
     std::multimap<std::uint64_t, std::string> function_symbols;  // address -> name
     std::multimap<std::uint64_t, std::string> object_symbols;    // address -> name
+    std::vector<Transformer> transformers;                          // from the molt_transformers section
 };
+
+// Records of molt/molt.h: u32 magic, u32 kind, char name[112], pointer (128 bytes each).
+void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
+{
+    constexpr std::size_t record_size = 128;
+    Elf_Data *data = elf_getdata(scn, nullptr);
+    if (!data || !data->d_buf || section.sh_type == SHT_NOBITS)
+        return;
+    const auto *bytes = static_cast<const unsigned char *>(data->d_buf);
+    for (std::size_t offset = 0; offset + record_size <= data->d_size; offset += record_size) {
+        std::uint32_t magic, kind;
+        std::memcpy(&magic, bytes + offset, 4);
+        std::memcpy(&kind, bytes + offset + 4, 4);
+        if (magic != 0x544c4f4du || (kind != 1 && kind != 2))
+            continue;
+        const char *name = reinterpret_cast<const char *>(bytes + offset + 8);
+        facts.transformers.push_back({static_cast<Transformer::Kind>(kind), std::string(name, strnlen(name, 112)),
+                                      section.sh_addr + offset});
+    }
+}
 
 std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
 {
@@ -241,6 +262,8 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
             has_debug_info = true;
         if (section.sh_type != SHT_NOBITS && (section.sh_offset > file_size || section.sh_size > file_size - section.sh_offset))
             return "truncated: section " + std::string(section_name) + " lies past the end of the file";
+        if (section_name == "molt_transformers")
+            read_transformers(scn, section, facts);
         if (section.sh_flags & SHF_ALLOC)
             facts.allocated_sections.push_back({section.sh_addr, section.sh_size, (section.sh_flags & SHF_WRITE) != 0});
         if (section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) {
@@ -336,6 +359,7 @@ public:
         std::sort(schema.variables.begin(), schema.variables.end(),
                   [](const Variable &a, const Variable &b) { return a.qualified_name < b.qualified_name; });
         schema.warnings.assign(m_warnings.begin(), m_warnings.end());
+        schema.transformers = m_facts.transformers;
         return schema;
     }
 
@@ -495,6 +519,21 @@ private:
         return has_address && has_piece;
     }
 
+    // A location expression that uses an address but is not just the address: clang's global
+    // optimisations (a global shrunk to a boolean, for instance) describe the value that way.
+    static bool mentions_an_address(Dwarf_Die *die)
+    {
+        Dwarf_Attribute location;
+        Dwarf_Op *ops = nullptr;
+        std::size_t count = 0;
+        if (!dwarf_attr(die, DW_AT_location, &location) || dwarf_getlocation(&location, &ops, &count) != 0)
+            return false;
+        for (std::size_t i = 0; i < count; ++i)
+            if (ops[i].atom == DW_OP_addr || ops[i].atom == DW_OP_addrx)
+                return count > 1;
+        return false;
+    }
+
     std::optional<StaticLocation> static_location(Dwarf_Die *die)
     {
         Dwarf_Attribute location;
@@ -529,6 +568,10 @@ private:
             if (is_split_in_pieces(die))
                 warn("static `" + attribute_string(die, DW_AT_name) + "` in " + m_unit_file +
                      " was split into pieces by the optimizer and is left out: take its address or make it volatile");
+            else if (mentions_an_address(die))
+                warn("static `" + attribute_string(die, DW_AT_name) + "` in " + m_unit_file +
+                     " was transformed by the optimizer (its location is an expression) and is left out: take its "
+                     "address or make it volatile");
             return;  // a declaration, or a local on the stack or in registers
         }
         Variable variable;
@@ -544,6 +587,9 @@ private:
         auto &seen = variable.thread_local_storage ? m_thread_local_offsets : m_static_addresses;
         if (!seen.insert(variable.address).second)
             return;
+        for (const Transformer &transformer : m_facts.transformers)
+            if (transformer.record_address == variable.address)
+                return;  // a transformer's registration record: Molt's bookkeeping, not state
         variable.file = m_unit_file;
         variable.function = scope.function == nameless_function ? function_from_symbol(variable) : scope.function;
         variable.external = attribute_flag(die, DW_AT_external) && variable.function.empty();

@@ -98,6 +98,14 @@ struct Function {
     std::vector<Local> locals;   // automatic variables of every lexical block, in DWARF order
 };
 
+// A transformer registered in the version's molt_transformers section (molt/molt.h).
+struct Transformer {
+    enum class Kind : std::uint8_t { Type = 1, Variable = 2 };
+    Kind kind = Kind::Type;
+    std::string name;             // the type or the variable it transforms
+    std::uint64_t record_address = 0;  // link-time address of its record (the function pointer is in it)
+};
+
 struct Schema {
     std::string path;
     std::string build_id;  // hex; empty when the file has none
@@ -105,6 +113,15 @@ struct Schema {
     std::vector<Variable> variables;  // sorted by qualified name
     std::vector<Function> functions;  // sorted by qualified name
     std::vector<std::string> warnings;  // oddities the reader skipped over, once each
+    std::vector<Transformer> transformers;
+
+    const Transformer *find_transformer(Transformer::Kind kind, std::string_view name) const
+    {
+        for (const Transformer &transformer : transformers)
+            if (transformer.kind == kind && transformer.name == name)
+                return &transformer;
+        return nullptr;
+    }
 
     const Type &type(TypeId id) const { return types.at(id); }
     const Variable *find_variable(std::string_view qualified_name) const;

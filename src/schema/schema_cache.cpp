@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-3\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-4\n";
 
 class Writer {
 public:
@@ -254,6 +254,12 @@ std::string serialize_schema(const Schema &schema)
     out.u32(static_cast<std::uint32_t>(schema.warnings.size()));
     for (const std::string &warning : schema.warnings)
         out.text(warning);
+    out.u32(static_cast<std::uint32_t>(schema.transformers.size()));
+    for (const Transformer &transformer : schema.transformers) {
+        out.u8(static_cast<std::uint8_t>(transformer.kind));
+        out.text(transformer.name);
+        out.u64(transformer.record_address);
+    }
     return out.take();
 }
 
@@ -331,6 +337,15 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
     schema.warnings.resize(in.count(4));
     for (std::string &warning : schema.warnings)
         warning = in.text();
+    schema.transformers.resize(in.count(13));
+    for (Transformer &transformer : schema.transformers) {
+        std::uint8_t kind = in.u8();
+        if (kind != 1 && kind != 2)
+            return std::nullopt;
+        transformer.kind = static_cast<Transformer::Kind>(kind);
+        transformer.name = in.text();
+        transformer.record_address = in.u64();
+    }
     if (in.failed() || !ids_valid(schema) || !sorted_and_unique(schema.variables) ||
         !sorted_and_unique(schema.functions) || !check_value_nesting(schema.types, 256).empty())
         return std::nullopt;  // the same promises the reader makes, or the entry is not used

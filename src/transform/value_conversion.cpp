@@ -135,10 +135,22 @@ ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schem
 {
 }
 
+ValueConverter::Transformer ValueConverter::type_transformer(TypeId new_type) const
+{
+    if (m_transformers.empty())
+        return nullptr;
+    auto found = m_transformers.find(schema::qualified_type_name(m_new, schema::strip_typedefs_and_qualifiers(m_new, new_type)));
+    if (found == m_transformers.end())  // also by a typedef's own name
+        found = m_transformers.find(schema::qualified_type_name(m_new, new_type));
+    return found == m_transformers.end() ? nullptr : found->second;
+}
+
 Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::string &where) const
 {
     if (m_identity.identical(old_type, new_type))
         return true;
+    if (type_transformer(new_type))
+        return true;  // the programmer's transformer finishes what the default rules cannot
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
     if (is_integer(x) && is_integer(y))
@@ -215,6 +227,17 @@ Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId n
 Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char *source, TypeId new_type,
                                            unsigned char *target, const Place &where) const
 {
+    if (Transformer transformer = type_transformer(new_type)) {
+        // Default rules first, where they apply (members that cannot be converted stay zero).
+        const Type &x = layout(m_old, old_type);
+        const Type &y = layout(m_new, new_type);
+        std::memset(target, 0, y.size);
+        if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
+            (void)convert_struct(x, source, y, target, where, Leniency::SkipFailures);
+        if (const char *message = transformer(target, source))
+            return failure(where.text(), std::string("transformer failed: ") + message);
+        return true;
+    }
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
     if (m_identity.identical(old_type, new_type)) {
@@ -228,7 +251,7 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
     switch (y.kind) {
     case TypeKind::Struct:
         if (x.kind == TypeKind::Struct)
-            return convert_struct(x, source, y, target, where);
+            return convert_struct(x, source, y, target, where, Leniency::Strict);
         break;
     case TypeKind::Union:
         if (x.kind == TypeKind::Union && m_identity.identical(old_type, new_type)) {
@@ -248,7 +271,7 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
 }
 
 Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *from, const Type &y,
-                                            unsigned char *to, const Place &where) const
+                                            unsigned char *to, const Place &where, Leniency leniency) const
 {
     std::memset(to, 0, y.size);
     for (const Member &member : y.members) {
@@ -263,17 +286,28 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
                                  ? read_bits(from, old_member->bit_offset, old_member->bit_size, is_signed(old_type))
                                  : read_integer(from + old_member->offset, old_type.size, is_signed(old_type));
             std::uint64_t width = member.is_bit_field() ? member.bit_size : new_type.size * 8;
-            if (!fits(value, width, is_signed(new_type)))
+            if (!fits(value, width, is_signed(new_type))) {
+                if (leniency == Leniency::SkipFailures)
+                    continue;
                 return failure(place.text(), "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
+            }
             if (member.is_bit_field())
                 write_bits(to, member.bit_offset, member.bit_size, value);
             else
                 std::memcpy(to + member.offset, &value, new_type.size);
             continue;
         }
+        if (leniency == Leniency::SkipFailures && !plan(old_member->type, member.type, "")) {
+            continue;  // left zero for the transformer
+        }
         auto converted = convert_value(old_member->type, from + old_member->offset, member.type, to + member.offset, place);
-        if (!converted)
+        if (!converted) {
+            if (leniency == Leniency::SkipFailures) {
+                std::memset(to + member.offset, 0, layout(m_new, member.type).size);
+                continue;
+            }
             return converted;
+        }
     }
     return true;
 }

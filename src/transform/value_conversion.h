@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -66,6 +67,13 @@ public:
 
     void set_pointer_translator(PointerTranslator translator) { m_translate = std::move(translator); }
 
+    // A programmer's transformer for a type of the new version (by qualified type name): it runs
+    // after the default conversion of each object of that type, and members the default rules
+    // cannot convert are left zero for it. Returns null or a message that fails the conversion.
+    using Transformer = const char *(*)(void *to, const void *from);
+    void add_type_transformer(const std::string &type_name, Transformer function) { m_transformers[type_name] = function; }
+    Transformer type_transformer(schema::TypeId new_type) const;
+
     // Writes the converted value into `to` (new_size bytes, zero-filled first). Fails, naming
     // the place, when a value does not fit (narrowing, an enum value without a counterpart, a
     // dropped array element that is not zero).
@@ -81,8 +89,9 @@ private:
                             const std::string &where) const;
     Result<bool> convert_array(const schema::Type &x, std::size_t old_dim, const unsigned char *from,
                                const schema::Type &y, std::size_t new_dim, unsigned char *to, const Place &where) const;
+    enum class Leniency { Strict, SkipFailures };  // SkipFailures: a transformer follows
     Result<bool> convert_struct(const schema::Type &x, const unsigned char *from, const schema::Type &y,
-                                unsigned char *to, const Place &where) const;
+                                unsigned char *to, const Place &where, Leniency leniency) const;
     Result<bool> convert_scalar(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
                                 unsigned char *to, const Place &where) const;
 
@@ -91,6 +100,7 @@ private:
     schema::LayoutIdentity m_identity;
     FunctionRemap m_remap;
     PointerTranslator m_translate;
+    std::map<std::string, Transformer> m_transformers;  // by qualified type name in the new schema
     mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned (cycles)
 };
 

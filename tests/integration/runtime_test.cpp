@@ -588,6 +588,77 @@ TEST(HeapConversionFailure, AValueThatDoesNotFitLeavesV1IntactAndALaterUpdateWor
     EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1);
 }
 
+// ---- programmer transformers -------------------------------------------------------------------
+
+class Transformers : public ::testing::TestWithParam<Toolchain> {
+protected:
+    // v2 reads v1's objects through the header `molt old-types` writes for v1.
+    std::string v2_with_old_types(const std::string &v1, const std::string &extra)
+    {
+        std::string directory = unique_path("old-types");
+        std::filesystem::create_directories(directory);
+        ToolResult header = molt_tool({"old-types", v1, "-o", directory + "/old_types.h"});
+        EXPECT_EQ(header.status, 0) << header.err;
+        return shared_object("runtime/transformed.c", GetParam(), "-DV=2 -I" + directory + " " + extra);
+    }
+};
+
+TEST_P(Transformers, TypeAndVariableTransformersFinishTheConversion)
+{
+    std::string v1 = executable("runtime/transformed.c", GetParam(), "-DV=1");
+    std::string v2 = v2_with_old_types(v1, "");
+    ToolResult check = molt_tool({"check", v1, v2});
+    EXPECT_EQ(check.status, 0) << check.out;
+    EXPECT_NE(check.out.find("covered by a transformer: struct entry.value: int -> char *"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("covered by a transformer: variable transformed.c/counter: int -> double"), std::string::npos)
+        << check.out;
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 transformed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(log), "^V2 transformed PASS"), 1) << read_text(log);
+}
+
+TEST_P(Transformers, AFailingTransformerLeavesV1IntactAndALaterUpdateWorks)
+{
+    std::string v1 = executable("runtime/transformed.c", GetParam(), "-DV=1");
+    std::string failing = v2_with_old_types(v1, "-DFAIL");
+    std::string v2 = v2_with_old_types(v1, "");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult refused = molt_tool({"update", std::to_string(process.pid()), failing});
+    EXPECT_EQ(refused.status, 1);
+    EXPECT_NE(refused.err.find("transformer failed: entry 5 refused on purpose"), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 transformed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+}
+
+TEST(TransformersMissing, WithoutTransformersTheChangeIsRefusedBeforeThePause)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/transformed.c", toolchain, "-DV=1");
+    std::string directory = unique_path("old-types");
+    std::filesystem::create_directories(directory);
+    ASSERT_EQ(molt_tool({"old-types", v1, "-o", directory + "/old_types.h"}).status, 0);
+    // The same v2 built without Molt (MOLT_DISABLE): the transformer macros register nothing.
+    std::string bare = shared_object("runtime/transformed.c", toolchain,
+                                     "-DV=2 -DMOLT_DISABLE -I" + directory + " -Wno-unused-function");
+    ToolResult check = molt_tool({"check", v1, bare});
+    EXPECT_EQ(check.status, 1);
+    EXPECT_NE(check.out.find("struct entry.value: int -> char *: needs a transformer"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("variable transformed.c/counter: int -> double: needs a transformer"), std::string::npos)
+        << check.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, Transformers, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
 // ---- no old code after an update ---------------------------------------------------------------
 
 class CodeRedirection : public ::testing::TestWithParam<Toolchain> {};
