@@ -20,11 +20,11 @@ int main(int argc, char **argv)
     using namespace molt::cli;
     Options options;
     CLI::App app{"molt: dynamic software updating for C programs.\n"
-                 "Reads what a version holds (globals, statics, functions, types) from its DWARF and tells\n"
-                 "what an update between two versions changes and whether it can be done automatically."};
+                 "Updates a running process to a new version of its program without a restart, and tells\n"
+                 "beforehand, from the versions' DWARF, what such an update changes and whether it can be done."};
     app.footer(exit_codes);
     app.require_subcommand(1);
-    app.set_version_flag("--version", "molt 0.1.0");
+    app.set_version_flag("--version", "molt 0.2.0");
     auto add_cache_flag = [&](CLI::App *command) {
         command->add_flag("--no-cache", options.no_cache,
                           "Read the DWARF even when a cached schema for this build-id exists "
@@ -46,9 +46,9 @@ int main(int argc, char **argv)
     diff->add_flag("--json", options.json, "Print JSON");
     add_cache_flag(diff);
 
-    CLI::App *check = app.add_subcommand("check", "Tell whether an update from OLD to NEW can be done without "
-                                                  "programmer-written transformers; exit 1 and list each change "
-                                                  "that needs one");
+    CLI::App *check = app.add_subcommand("check", "Tell whether every change of an update from OLD to NEW is covered "
+                                                  "by default rules or by NEW's transformers; exit 1 and list each "
+                                                  "change that still needs one");
     check->add_option("OLD", options.old_file, "The running version")->required();
     check->add_option("NEW", options.new_file, "The version to update to")->required();
     add_cache_flag(check);

@@ -38,7 +38,7 @@ for command in schema diff check old-types; do
   contains "$out" "--no-cache"
 done
 expect 0 "$molt" --version
-contains "$out" "molt 0.1.0"
+contains "$out" "molt 0.2.0"
 
 # Usage errors: exit 2 and a line that says what is wrong.
 expect 2 "$molt"
