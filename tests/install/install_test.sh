@@ -34,7 +34,7 @@ mkdir -p "$work/consumer"
 cat > "$work/consumer/CMakeLists.txt" <<'CMAKE'
 cmake_minimum_required(VERSION 3.25)
 project(consumer C)
-find_package(Molt 0.1 REQUIRED)
+find_package(Molt 0.2 REQUIRED)
 add_executable(use ../use.c)
 target_link_libraries(use PRIVATE Molt::runtime)
 molt_add_version(server SOURCES ../use.c)
