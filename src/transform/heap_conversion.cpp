@@ -135,6 +135,10 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
         return true;  // a global of the old version: the new version's global is converted as a root
     if (x.size == 0 || y.size == 0)
         return failure(where(), "points to an object of unknown size");
+    // The object and the 16 bytes below it (where a tracked block keeps its header) must be
+    // mapped: a dangling pointer fails the update instead of crashing the process.
+    if (!mapped(address - 16, x.size + 16))
+        return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block(reinterpret_cast<const void *>(address));
     std::uint64_t count = 1;
     if (tracked) {
@@ -153,6 +157,18 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
     m_bytes += count * y.size;
     for (std::uint64_t i = 0; i < count; ++i)
         work.push_back({old_pointee, new_pointee, reinterpret_cast<const unsigned char *>(address + i * x.size), root});
+    return true;
+}
+
+bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
+{
+    for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
+        if (m_mapped_pages.count(page))
+            continue;  // heaps are dense: one probe per page
+        if (!readable(reinterpret_cast<const void *>(page << 12), 4096))
+            return false;
+        m_mapped_pages.insert(page);
+    }
     return true;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,6 +72,7 @@ private:
     Result<bool> walk_pointer(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
                               const std::string *root, std::vector<Pending> &work);
     const Block *block_holding(std::uintptr_t address) const;
+    bool mapped(std::uintptr_t address, std::uint64_t size);
     std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address, schema::TypeId old_pointee,
                                                            schema::TypeId new_pointee);
 
@@ -87,6 +89,7 @@ private:
     mutable std::vector<std::size_t> m_sorted;  // m_blocks by old start, for pointers inside a block
     mutable bool m_sorted_valid = false;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
+    std::unordered_set<std::uintptr_t> m_mapped_pages;  // pages known to be mapped
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;
 };

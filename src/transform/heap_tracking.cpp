@@ -4,6 +4,7 @@
 #include "heap_tracking.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <string.h>
 
@@ -50,10 +51,23 @@ void *finish(void *base, std::size_t size, std::size_t offset)
     return user;
 }
 
+// Whether the page holding `address` is mapped (mincore fails with ENOMEM on a hole).
+bool page_is_mapped(std::uintptr_t address)
+{
+    unsigned char resident;
+    std::uintptr_t page = address & ~static_cast<std::uintptr_t>(4095);
+    return mincore(reinterpret_cast<void *>(page), 4096, &resident) == 0;
+}
+
 // The header of a tracked block, or null for a block that did not come through here.
 Header *tracked_header(const void *user)
 {
     if (!user || reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
+        return nullptr;
+    // A pointer at the start of a page may be the start of a mapping (not a block of ours: ours
+    // always have their header in the same allocation): do not read below it blindly.
+    if ((reinterpret_cast<std::uintptr_t>(user) & 4095) < sizeof(Header) &&
+        !page_is_mapped(reinterpret_cast<std::uintptr_t>(user) - sizeof(Header)))
         return nullptr;
     Header *header = header_of(user);
     if (header->check != check_word(user, header->size, header->offset))
@@ -105,6 +119,15 @@ std::size_t usable_size_of_untracked(void *user)
 bool is_power_of_two(std::size_t value) { return value && !(value & (value - 1)); }
 
 }  // namespace
+
+bool readable(const void *pointer, std::size_t size)
+{
+    auto start = reinterpret_cast<std::uintptr_t>(pointer);
+    for (std::uintptr_t page = start & ~static_cast<std::uintptr_t>(4095); page < start + size; page += 4096)
+        if (!page_is_mapped(page))
+            return false;
+    return true;
+}
 
 std::optional<HeapBlock> tracked_block(const void *pointer)
 {

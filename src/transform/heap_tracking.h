@@ -15,6 +15,10 @@ struct HeapBlock {
     std::size_t size = 0;   // what the program asked for
 };
 
+// Whether [pointer, pointer + size) lies in mapped memory (a probe, for pointers Molt did not
+// allocate: a dangling one must fail an update, not crash the process).
+bool readable(const void *pointer, std::size_t size);
+
 // The tracked block that starts at `pointer`, if it is one.
 std::optional<HeapBlock> tracked_block(const void *pointer);
 

@@ -689,6 +689,23 @@ TEST_P(CodeRedirection, ASignalHandlerAndAHiddenCallbackRunTheNewCode)
 INSTANTIATE_TEST_SUITE_P(Toolchains, CodeRedirection, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
+TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingTheProcess)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DDANGLING");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DDANGLING");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    EXPECT_EQ(update.status, 1);
+    EXPECT_NE(update.err.find("points to unmapped memory"), std::string::npos) << update.err;
+    EXPECT_TRUE(process.alive());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // v1 checks its state every 50 rounds
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
+}
+
 // ---- heap tracking ----------------------------------------------------------------------------
 
 class HeapTracking : public ::testing::TestWithParam<Toolchain> {};
