@@ -134,10 +134,27 @@ typedef const char *(*molt_transformer_function)(void *to, const void *from);
 
 struct molt_transformer_record {
     unsigned int magic;  /* MOLT_TRANSFORMER_MAGIC */
-    unsigned int kind;   /* 1: type, 2: variable */
-    char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store" */
+    unsigned int kind;   /* 1: type, 2: variable transformer; 3, 4, 5: variable, type, member rename */
+    char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store"; renames: parts split by NUL */
     molt_transformer_function function;
 };
+
+/*
+ * Renames, in the new version: a renamed variable, type or member carries its value over instead
+ * of being dropped and added anew. Names as `molt schema` prints them:
+ *     MOLT_RENAME_VARIABLE("total", "sum");
+ *     MOLT_RENAME_TYPE("struct entry", "struct item");
+ *     MOLT_RENAME_MEMBER("struct item", "count", "hits");   (the type by its new name)
+ */
+#define MOLT_RENAME_VARIABLE(old_name, new_name) \
+    MOLT_RENAME_RECORD(3, old_name "\0" new_name, __LINE__)
+#define MOLT_RENAME_TYPE(old_name, new_name) MOLT_RENAME_RECORD(4, old_name "\0" new_name, __LINE__)
+#define MOLT_RENAME_MEMBER(type_name, old_member, new_member) \
+    MOLT_RENAME_RECORD(5, type_name "\0" old_member "\0" new_member, __LINE__)
+#define MOLT_RENAME_RECORD(kind, text, line) MOLT_RENAME_RECORD_AT(kind, text, line)
+#define MOLT_RENAME_RECORD_AT(kind, text, line)                                                     \
+    __attribute__((section("molt_transformers"), used, aligned(8))) static const struct molt_transformer_record \
+        molt_rename_record_##line = {MOLT_TRANSFORMER_MAGIC, kind, text, 0}
 
 #define MOLT_TRANSFORMER_MAGIC 0x544c4f4du
 #define MOLT_TRANSFORMER_RECORD(kind, text, function)                                                  \
@@ -156,6 +173,9 @@ static inline size_t molt_block_size(const void *pointer) { (void)pointer; retur
 #define MOLT_LOCAL(var) ((void)0)
 #define MOLT_TYPE_TRANSFORMER(type_name, function) typedef int molt_unused_##function
 #define MOLT_VARIABLE_TRANSFORMER(variable_name, function) typedef int molt_unused_##function
+#define MOLT_RENAME_VARIABLE(old_name, new_name) struct molt_unused_rename
+#define MOLT_RENAME_TYPE(old_name, new_name) struct molt_unused_rename
+#define MOLT_RENAME_MEMBER(type_name, old_member, new_member) struct molt_unused_rename
 
 #endif /* MOLT_DISABLE */
 

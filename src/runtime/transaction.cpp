@@ -347,6 +347,9 @@ private:
     Result<bool> register_transformers()
     {
         for (const schema::Transformer &transformer : m_new_schema->transformers) {
+            if (transformer.kind != schema::Transformer::Kind::Type &&
+                transformer.kind != schema::Transformer::Kind::Variable)
+                continue;  // renames: used by the diff and the conversions, nothing to call
             const auto *record = reinterpret_cast<const molt_transformer_record *>(m_new->address(transformer.record_address));
             if (record->magic != MOLT_TRANSFORMER_MAGIC || !record->function)
                 return Error{m_path, "transformer record for " + transformer.name + " is damaged"};

@@ -88,11 +88,19 @@ public:
     {
         const Type &old_type = m_old.type(strip_typedefs_and_qualifiers(m_old, a));
         const Type &new_type = m_new.type(strip_typedefs_and_qualifiers(m_new, b));
+        // New members are keyed by the name they had in the old version (MOLT_RENAME_MEMBER).
+        std::string new_type_name = qualified_type_name(m_new, strip_typedefs_and_qualifiers(m_new, b));
+        auto new_key = [&](const Member &member) {
+            return member.name.empty() ? member_key(new_type, member)
+                                       : m_new.old_name(Transformer::Kind::RenameMember, member.name, new_type_name);
+        };
         std::map<std::string, const Member *> old_members = members_by_key(old_type);
-        std::map<std::string, const Member *> new_members = members_by_key(new_type);
+        std::map<std::string, const Member *> new_members;
+        for (const Member &member : new_type.members)
+            new_members.emplace(new_key(member), &member);
         std::vector<MemberChange> changes;
         for (const Member &member : new_type.members) {
-            std::string key = member_key(new_type, member);
+            std::string key = new_key(member);
             auto found = old_members.find(key);
             if (found == old_members.end()) {
                 MemberChange added = describe(nullptr, &member);
@@ -164,7 +172,8 @@ private:
             }
             return {Verdict::Convertible, "enumerators matched by name"};
         case TypeKind::Struct: {
-            if (x.name != y.name)
+            if (x.name != y.name &&
+                m_new.new_name(Transformer::Kind::RenameType, qualified_type_name(m_old, a)) != qualified_type_name(m_new, b))
                 return needs_transformer(original_a, original_b, where,
                                          qualified_type_name(m_old, a) + " became " + qualified_type_name(m_new, b));
             if (x.declaration || y.declaration)
@@ -253,7 +262,9 @@ private:
         TypeId old_id = strip_typedefs_and_qualifiers(m_old, x.target);
         TypeId new_id = strip_typedefs_and_qualifiers(m_new, y.target);
         if (is_named_tagged(old_pointee)) {
-            if (old_pointee.kind != new_pointee.kind || old_pointee.name != new_pointee.name)
+            bool renamed = m_new.new_name(Transformer::Kind::RenameType, qualified_type_name(m_old, old_id)) ==
+                           qualified_type_name(m_new, new_id);
+            if (old_pointee.kind != new_pointee.kind || (old_pointee.name != new_pointee.name && !renamed))
                 return needs_transformer(a, b, where,
                                          "the pointee " + qualified_type_name(m_old, old_id) + " became " +
                                              qualified_type_name(m_new, new_id));
@@ -439,7 +450,11 @@ void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer
         change.name = old_variable.qualified_name;
         change.old_type = type_to_c(old_schema, old_variable.type);
         change.read_only = old_variable.read_only;
-        std::string new_name = renamed(old_variable.qualified_name, unit_renames);
+        // A rename the new version declares (MOLT_RENAME_VARIABLE), else the same name (its
+        // file possibly renamed).
+        std::string new_name = new_schema.new_name(Transformer::Kind::RenameVariable, old_variable.qualified_name);
+        if (new_name == old_variable.qualified_name)
+            new_name = renamed(old_variable.qualified_name, unit_renames);
         const Variable *new_variable = new_schema.find_variable(new_name);
         if (!new_variable) {
             change.status = Status::Removed;
@@ -527,6 +542,8 @@ void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &co
         auto found = new_types.find(name);
         if (found == new_types.end())
             found = new_types.find(renamed(name, unit_renames));
+        if (found == new_types.end())  // MOLT_RENAME_TYPE
+            found = new_types.find(new_schema.new_name(Transformer::Kind::RenameType, name));
         const Type &old_type = old_schema.type(old_id);
         TypeChange change;
         change.name = name;
@@ -556,8 +573,8 @@ void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &co
         diff.types.push_back(std::move(change));
     }
     for (const auto &[name, new_id] : new_types) {
-        if (matched_new.count(name))
-            continue;
+        if (matched_new.count(name) || name == "struct molt_transformer_record" || name == "molt_transformer_function")
+            continue;  // matched, or Molt's own registration records (molt/molt.h)
         TypeChange change;
         change.status = Status::Added;
         change.name = name;

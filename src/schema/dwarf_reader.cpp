@@ -206,11 +206,34 @@ void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
         std::uint32_t magic, kind;
         std::memcpy(&magic, bytes + offset, 4);
         std::memcpy(&kind, bytes + offset + 4, 4);
-        if (magic != 0x544c4f4du || (kind != 1 && kind != 2))
+        if (magic != 0x544c4f4du || kind < 1 || kind > 5)
             continue;
-        const char *name = reinterpret_cast<const char *>(bytes + offset + 8);
-        facts.transformers.push_back({static_cast<Transformer::Kind>(kind), std::string(name, strnlen(name, 112)),
-                                      section.sh_addr + offset});
+        // The name field: one name, or (renames) names split by NUL.
+        const char *text = reinterpret_cast<const char *>(bytes + offset + 8);
+        std::vector<std::string> parts;
+        for (std::size_t at = 0; at < 112 && parts.size() < 3;) {
+            std::size_t length = strnlen(text + at, 112 - at);
+            parts.emplace_back(text + at, length);
+            at += length + 1;
+            if (kind < 3)
+                break;
+        }
+        Transformer transformer;
+        transformer.kind = static_cast<Transformer::Kind>(kind);
+        transformer.record_address = section.sh_addr + offset;
+        if (kind <= 2) {
+            transformer.name = parts[0];
+        } else if (kind == 5 && parts.size() >= 3) {
+            transformer.name = parts[0];
+            transformer.renamed_from = parts[1];
+            transformer.renamed_to = parts[2];
+        } else if (kind != 5 && parts.size() >= 2) {
+            transformer.renamed_from = parts[0];
+            transformer.renamed_to = parts[1];
+        } else {
+            continue;
+        }
+        facts.transformers.push_back(std::move(transformer));
     }
 }
 

@@ -100,9 +100,10 @@ struct Function {
 
 // A transformer registered in the version's molt_transformers section (molt/molt.h).
 struct Transformer {
-    enum class Kind : std::uint8_t { Type = 1, Variable = 2 };
+    enum class Kind : std::uint8_t { Type = 1, Variable = 2, RenameVariable = 3, RenameType = 4, RenameMember = 5 };
     Kind kind = Kind::Type;
-    std::string name;             // the type or the variable it transforms
+    std::string name;             // the type or the variable it transforms; the type of a member rename
+    std::string renamed_from, renamed_to;  // renames: old and new name
     std::uint64_t record_address = 0;  // link-time address of its record (the function pointer is in it)
 };
 
@@ -114,6 +115,23 @@ struct Schema {
     std::vector<Function> functions;  // sorted by qualified name
     std::vector<std::string> warnings;  // oddities the reader skipped over, once each
     std::vector<Transformer> transformers;
+
+    // Renames declared by this (new) version: the old name of a new variable, type or member, or
+    // the name itself when it was not renamed.
+    std::string old_name(Transformer::Kind kind, const std::string &new_name, const std::string &type = {}) const
+    {
+        for (const Transformer &rename : transformers)
+            if (rename.kind == kind && rename.renamed_to == new_name && (type.empty() || rename.name == type))
+                return rename.renamed_from;
+        return new_name;
+    }
+    std::string new_name(Transformer::Kind kind, const std::string &old_name, const std::string &type = {}) const
+    {
+        for (const Transformer &rename : transformers)
+            if (rename.kind == kind && rename.renamed_from == old_name && (type.empty() || rename.name == type))
+                return rename.renamed_to;
+        return old_name;
+    }
 
     const Transformer *find_transformer(Transformer::Kind kind, std::string_view name) const
     {

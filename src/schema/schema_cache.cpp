@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-4\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-5\n";
 
 class Writer {
 public:
@@ -258,6 +258,8 @@ std::string serialize_schema(const Schema &schema)
     for (const Transformer &transformer : schema.transformers) {
         out.u8(static_cast<std::uint8_t>(transformer.kind));
         out.text(transformer.name);
+        out.text(transformer.renamed_from);
+        out.text(transformer.renamed_to);
         out.u64(transformer.record_address);
     }
     return out.take();
@@ -340,10 +342,12 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
     schema.transformers.resize(in.count(13));
     for (Transformer &transformer : schema.transformers) {
         std::uint8_t kind = in.u8();
-        if (kind != 1 && kind != 2)
+        if (kind < 1 || kind > 5)
             return std::nullopt;
         transformer.kind = static_cast<Transformer::Kind>(kind);
         transformer.name = in.text();
+        transformer.renamed_from = in.text();
+        transformer.renamed_to = in.text();
         transformer.record_address = in.u64();
     }
     if (in.failed() || !ids_valid(schema) || !sorted_and_unique(schema.variables) ||

@@ -92,7 +92,7 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
         if (y.kind != TypeKind::Struct)
             return true;  // planned already: cannot happen
         for (const Member &member : y.members) {
-            const Member *old_member = corresponding_member(x, member, y);
+            const Member *old_member = corresponding_member(x, member, y, *m_new.schema);
             if (!old_member || member.is_bit_field() || old_member->is_bit_field())
                 continue;
             work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});

@@ -110,7 +110,8 @@ std::uint64_t element_count(const Type &array, std::size_t dim)
 
 }  // namespace
 
-const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in)
+const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in,
+                                   const Schema &new_schema)
 {
     if (wanted.name.empty()) {
         int rank = 0;
@@ -124,8 +125,10 @@ const Member *corresponding_member(const Type &aggregate, const Member &wanted, 
                 return &member;
         return nullptr;
     }
+    std::string tag = wanted_in.kind == TypeKind::Union ? "union " : "struct ";
+    std::string name = new_schema.old_name(schema::Transformer::Kind::RenameMember, wanted.name, tag + wanted_in.name);
     for (const Member &member : aggregate.members)
-        if (member.name == wanted.name)
+        if (member.name == name)
             return &member;
     return nullptr;
 }
@@ -163,10 +166,11 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
                                   schema::type_to_c(m_new, new_type) + ": needs a transformer");
     switch (x.kind) {
     case TypeKind::Struct: {
-        if (x.name != y.name || x.declaration || y.declaration)
+        bool renamed = m_new.new_name(schema::Transformer::Kind::RenameType, "struct " + x.name) == "struct " + y.name;
+        if ((x.name != y.name && !renamed) || x.declaration || y.declaration)
             return failure(where, "the struct changed identity: needs a transformer");
         for (const Member &member : y.members) {
-            const Member *old_member = corresponding_member(x, member, y);
+            const Member *old_member = corresponding_member(x, member, y, m_new);
             if (!old_member)
                 continue;  // new member: zeroed
             std::string place = where + "." + (member.name.empty() ? "<anonymous>" : member.name);
@@ -275,7 +279,7 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
 {
     std::memset(to, 0, y.size);
     for (const Member &member : y.members) {
-        const Member *old_member = corresponding_member(x, member, y);
+        const Member *old_member = corresponding_member(x, member, y, m_new);
         if (!old_member)
             continue;  // a new member starts at zero
         Place place(where, member.name);

@@ -53,8 +53,9 @@ using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t ad
 
 // The member of `aggregate` that stands for `wanted` (a member of `wanted_in`): the one of the
 // same name; anonymous members by their rank among anonymous members (as the diff matches them).
+// `new_schema` brings the renames the new version declares (MOLT_RENAME_MEMBER).
 const schema::Member *corresponding_member(const schema::Type &aggregate, const schema::Member &wanted,
-                                           const schema::Type &wanted_in);
+                                           const schema::Type &wanted_in, const schema::Schema &new_schema);
 
 class ValueConverter {
 public:

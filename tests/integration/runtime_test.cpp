@@ -659,6 +659,34 @@ TEST(TransformersMissing, WithoutTransformersTheChangeIsRefusedBeforeThePause)
 INSTANTIATE_TEST_SUITE_P(Toolchains, Transformers, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
+// ---- renames ---------------------------------------------------------------------------------
+
+class Renames : public ::testing::TestWithParam<Toolchain> {};
+
+TEST_P(Renames, ARenamedTypeMemberAndVariableKeepTheirValues)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/renamed.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/renamed.c", toolchain, "-DV=2");
+    std::string bare = shared_object("runtime/renamed.c", toolchain, "-DV=2 -DMOLT_DISABLE");
+    ToolResult without = molt_tool({"check", v1, bare});
+    EXPECT_EQ(without.status, 1);  // without the declarations, struct entry simply became struct item
+    EXPECT_NE(without.out.find("struct entry became struct item"), std::string::npos) << without.out;
+    ToolResult with = molt_tool({"check", v1, v2});
+    EXPECT_EQ(with.status, 0) << with.out;
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("0 new, 0 dropped"), std::string::npos) << update.out;  // sum is total, renamed
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 renamed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(log), "^V2 renamed PASS"), 1) << read_text(log);
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, Renames, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
 // ---- no old code after an update ---------------------------------------------------------------
 
 class CodeRedirection : public ::testing::TestWithParam<Toolchain> {};
