@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -70,6 +71,22 @@ struct Migration {
 
 // Stands for a transformer while planning, before the new version is loaded.
 const char *planned_transformer(void *, const void *) { return nullptr; }
+
+// Fault injection (../shared/STYLE.md): MOLT_FAULT=<point> in the process's environment makes the
+// first update that reaches that named point fail there, as a real failure would. Each point is
+// one where everything so far must roll back; tests re-run updates under every point and check
+// that the old version kept its state. Fires once, so that the next update can succeed.
+// Points: prepare.loaded, quiesce.parked, transform.heap_discovered, transform.globals (half the
+// globals written), restart.stacks (just before any thread moves).
+
+Result<bool> fault_point(const char *point)
+{
+    static std::atomic<bool> fired{false};
+    const char *chosen = std::getenv("MOLT_FAULT");
+    if (!chosen || std::strcmp(chosen, point) != 0 || fired.exchange(true))
+        return true;
+    return Error{"", std::string("fault injected at ") + point + " (MOLT_FAULT)"};
+}
 
 class Transaction;
 // The transaction whose restart is running, for MOLT_LOCAL; used and cleared under the mutex, so
@@ -268,6 +285,8 @@ private:
         // Last: loading runs the new version's constructors.
         MOLT_TRY(opened, open_version(m_path));
         m_new = opened;
+        MOLT_TRY(loaded_fault, fault_point("prepare.loaded"));
+        (void)loaded_fault;
         m_new->schema = std::move(*m_loaded_schema);  // vectors move: planned pointers stay valid
         m_new_schema = &*m_new->schema;
         m_new->build_id = m_new_schema->build_id;
@@ -441,6 +460,10 @@ private:
         }
         m_report.threads = m_parked.size();
         m_detail = std::to_string(m_parked.size()) + " threads parked";
+        if (auto fault = fault_point("quiesce.parked"); !fault) {
+            resume_old();
+            return fault.error();
+        }
         return true;
     }
 
@@ -538,6 +561,8 @@ private:
                 if (!discovered)
                     return Error{"", discovered.error().message + ": the old version keeps running"};
             }
+        MOLT_TRY(discovered_fault, fault_point("transform.heap_discovered"));
+        (void)discovered_fault;
         auto blocks = m_heap->convert_blocks();
         if (!blocks)
             return Error{"", blocks.error().message + ": the old version keeps running"};
@@ -562,6 +587,10 @@ private:
                 ++m_report.variables_transformed;
             }
             ++(migration.identical ? m_report.variables_copied : m_report.variables_converted);
+            if (m_report.variables_copied + m_report.variables_converted == (m_migrations.size() + 1) / 2) {
+                MOLT_TRY(globals_fault, fault_point("transform.globals"));  // half the globals written
+                (void)globals_fault;
+            }
         }
         m_detail = std::to_string(m_report.variables_copied) + " variables copied, " +
                    std::to_string(m_report.variables_converted) + " converted, " +
@@ -589,6 +618,10 @@ private:
                                      ", which the new version does not have: the old version keeps running"};
             }
             thread->restart_start = reinterpret_cast<StartRoutine>(m_new->address(routine->address));
+        }
+        if (auto fault = fault_point("restart.stacks"); !fault) {
+            resume_old();
+            return fault.error();
         }
         // Stacks first: if memory is short, nothing has moved yet.
         std::vector<Stack> stacks;

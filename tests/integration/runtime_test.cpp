@@ -734,6 +734,41 @@ TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingThePr
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
 }
 
+// ---- fault injection: every named point of the transaction rolls back ------------------------------
+
+class FaultInjection : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    setenv("MOLT_FAULT", GetParam().c_str(), 1);  // the fixture inherits it
+    LiveProcess process({v1, log, ready});
+    unsetenv("MOLT_FAULT");
+    ready_pid(ready);
+    ToolResult failed = molt_tool({"update", std::to_string(process.pid()), v2});
+    EXPECT_EQ(failed.status, 1) << failed.out;
+    EXPECT_NE(failed.err.find("fault injected at " + GetParam()), std::string::npos) << failed.err;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 re-checks its whole state every 50 rounds
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});  // the fault fired once
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, FaultInjection,
+                         ::testing::Values("prepare.loaded", "quiesce.parked", "transform.heap_discovered",
+                                           "transform.globals", "restart.stacks"),
+                         [](const auto &info) {
+                             std::string name = info.param;
+                             std::replace(name.begin(), name.end(), '.', '_');
+                             return name;
+                         });
+
 // ---- heap tracking ----------------------------------------------------------------------------
 
 class HeapTracking : public ::testing::TestWithParam<Toolchain> {};
