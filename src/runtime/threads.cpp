@@ -110,6 +110,12 @@ void wake_handler(int, siginfo_t *, void *)
 {
     int saved_errno = errno;
     ThreadRecord *record = t_current;
+    // A rollback of a restart that outlived its deadline: leave the new code where it is.
+    if (record && record->rollback_requested.exchange(0) &&
+        record->current_state() == ThreadState::Restarting) {
+        errno = saved_errno;
+        return_to_old_frames(*record);
+    }
     if (record && record->capture_requested.load()) {
         record->frame_count.store(backtrace(record->frames, 32));
         record->capture_requested.store(0);
@@ -239,6 +245,34 @@ void install_wake_signal()
     backtrace(warm, 1);  // loads libgcc now: backtrace() in the handler must not allocate
 }
 
+constexpr int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction g_previous_crash_actions[std::size(crash_signals)];
+
+void crash_handler(int number, siginfo_t *info, void *context)
+{
+    ThreadRecord *record = t_current;
+    if (record && record->current_state() == ThreadState::Restarting) {
+        record->crash_signal.store(number);
+        return_to_old_frames(*record);
+    }
+    // Not a restarting thread: what the program would have had without Molt.
+    for (std::size_t i = 0; i < std::size(crash_signals); ++i)
+        if (crash_signals[i] == number) {
+            const struct sigaction &previous = g_previous_crash_actions[i];
+            if (previous.sa_flags & SA_SIGINFO) {
+                previous.sa_sigaction(number, info, context);
+                return;
+            }
+            if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+                previous.sa_handler(number);
+                return;
+            }
+            sigaction(number, &previous, nullptr);
+            raise(number);  // SIG_DFL: the default action (core dump), as without Molt
+            return;
+        }
+}
+
 void kick(ThreadRecord &record)
 {
     while (record.waiting_lock.test_and_set(std::memory_order_acquire)) {
@@ -248,6 +282,30 @@ void kick(ThreadRecord &record)
     record.waiting_lock.clear(std::memory_order_release);
     if (record.tid)
         syscall(SYS_tgkill, getpid(), record.tid, wake_signal());
+}
+
+void install_crash_handlers()
+{
+    for (std::size_t i = 0; i < std::size(crash_signals); ++i) {
+        struct sigaction action {};
+        action.sa_sigaction = crash_handler;
+        action.sa_flags = SA_SIGINFO | SA_NODEFER;  // NODEFER: the old frames may crash again later
+        sigemptyset(&action.sa_mask);
+        sigaction(crash_signals[i], &action, &g_previous_crash_actions[i]);
+    }
+}
+
+void remove_crash_handlers()
+{
+    for (std::size_t i = 0; i < std::size(crash_signals); ++i)
+        sigaction(crash_signals[i], &g_previous_crash_actions[i], nullptr);
+}
+
+void return_to_old_frames(ThreadRecord &record)
+{
+    // The signal masks saved in the old context come back with it (the crash signal unblocked).
+    setcontext(&record.parked_context);
+    std::abort();  // setcontext does not return
 }
 
 void register_main_thread()

@@ -24,7 +24,7 @@ enum class ThreadState : int {
     Arrived,     // at an update point of the new version, waiting for the commit
 };
 
-enum class Command : int { None, Resume, Restart, Commit };
+enum class Command : int { None, Resume, Restart, Commit, Rollback };
 
 // Commands carry the generation of the update they belong to (generation * 8 + command), so
 // that a command of an update that ended can never release a thread parked for the next one.
@@ -66,6 +66,8 @@ struct ThreadRecord {
     StartRoutine restart_start = nullptr;
     MainFunction restart_main = nullptr;
     int restart_generation = 0;  // the update this thread is restarting for
+    std::atomic<int> crash_signal{0};        // the signal that ended its restart in the new code
+    std::atomic<int> rollback_requested{0};  // the wake signal takes it back to its old frames
     ucontext_t parked_context{};
     ucontext_t exit_context{};  // bottom of a thread Molt started: a restarted start routine returns here
     bool has_exit_context = false;
@@ -125,6 +127,15 @@ ProcessArguments &process_arguments();
 
 // Signals a thread so that a blocking system call returns EINTR; wakes pthread_cond_wait.
 void kick(ThreadRecord &record);
+
+// During a restart: a crash (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) in a restarting thread
+// takes it back to its old version's frames instead of killing the process. Installed for the
+// restart phase only; the previous dispositions come back after it.
+void install_crash_handlers();
+void remove_crash_handlers();
+
+// Back to the old version's frames (from arrive(), or from a signal handler).
+[[noreturn]] void return_to_old_frames(ThreadRecord &record);
 int wake_signal();
 void install_wake_signal();
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <signal.h>
 #include <ctime>
 #include <map>
 #include <memory>
@@ -635,6 +636,7 @@ private:
             }
             stacks.push_back(stack);
         }
+        install_crash_handlers();  // a crash in the new code rolls back instead of killing
         for (std::size_t i = 0; i < m_parked.size(); ++i) {
             ThreadRecord &thread = *m_parked[i];
             thread.previous_stack = thread.stack_in_use;
@@ -643,37 +645,114 @@ private:
             thread.locals.clear();
             send(thread, Command::Restart);
         }
-        // The commit waits for every restarted thread at an update point of the new version.
+        // The commit waits for every restarted thread at an update point of the new version. A
+        // crash on the way (or the deadline) takes every thread back to its old frames.
         auto deadline = Clock::now() + m_timeout;
         for (;;) {
             int seen = thread_changes().load();
             std::size_t arrived = 0, present = 0;
+            ThreadRecord *crashed = nullptr;
             registry().for_each([&](ThreadRecord &thread) {
                 if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end())
                     return;
                 ++present;
                 arrived += thread.current_state() == ThreadState::Arrived;
+                if (thread.crash_signal.load() && !crashed)
+                    crashed = &thread;
             });
+            if (crashed) {
+                std::string name = start_routine_name(*crashed);
+                int number = crashed->crash_signal.load();
+                return roll_back_restart("thread " + std::to_string(crashed->tid) + " (" + name + ") crashed with " +
+                                         sigabbrev_np(number) + " in the new version before it reached an update point");
+            }
             if (arrived == present)
                 break;
-            if (Clock::now() >= deadline) {
-                // Without rollback (a later release), the threads already run the new version:
-                // committing is the only consistent way on.
-                m_report.warnings.push_back(std::to_string(present - arrived) +
-                                            " restarted threads did not reach an update point within " +
-                                            std::to_string(m_timeout.count()) + " ms; committed anyway");
-                break;
-            }
+            if (Clock::now() >= deadline)
+                return roll_back_restart(std::to_string(present - arrived) + " restarted threads did not reach an update "
+                                         "point of the new version within " + std::to_string(m_timeout.count()) + " ms");
             futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
         }
         m_detail = std::to_string(m_parked.size()) + " threads in the new version";
         return true;
     }
 
+    // Every restarted thread back to its old frames: those at an update point of the new version
+    // by command, those still running new code by the wake signal (their handler jumps back; a
+    // lock the new code holds at that moment stays held: said in the report), the crashed ones
+    // are back already. Then their new stacks go, their MOLT_LOCALs come back, the heap's new
+    // blocks are freed (m_heap), and the old version resumes.
+    Error roll_back_restart(const std::string &why)
+    {
+        bool forced = false;
+        registry().for_each([&](ThreadRecord &thread) {
+            if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end())
+                return;
+            if (thread.current_state() == ThreadState::Arrived) {
+                send(thread, Command::Rollback);
+            } else if (thread.current_state() == ThreadState::Restarting) {
+                thread.rollback_requested.store(1);
+                kick(thread);
+                forced = true;
+            }
+        });
+        auto limit = Clock::now() + std::chrono::seconds(2);
+        std::size_t back = 0;
+        for (;;) {
+            int seen = thread_changes().load();
+            back = 0;
+            std::size_t present = 0;
+            registry().for_each([&](ThreadRecord &thread) {
+                if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end())
+                    return;
+                ++present;
+                ThreadState state = thread.current_state();
+                bool returned = state == ThreadState::Parked;
+                back += returned;
+                if (state == ThreadState::Arrived)
+                    send(thread, Command::Rollback);  // it reached an update point meanwhile
+                else if (state == ThreadState::Restarting && thread.rollback_requested.load())
+                    kick(thread);  // the signal may have landed where it could not act
+            });
+            if (back == present || Clock::now() >= limit)
+                break;
+            futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
+        }
+        remove_crash_handlers();
+        for (ThreadRecord *thread : m_parked) {
+            if (thread->current_state() != ThreadState::Parked)
+                continue;  // never came back: left as it is (reported below)
+            release_stack(thread->stack_in_use);  // it runs on its old stack again
+            thread->stack_in_use = thread->previous_stack;
+            thread->previous_stack = {};
+            thread->locals = std::move(thread->old_locals);
+            thread->old_locals.clear();
+            thread->restart_start = nullptr;
+            thread->crash_signal.store(0);
+        }
+        // Threads the new version started on its way are not resumed: they would run new code
+        // on old state. They stay parked.
+        end_pending();
+        registry().for_each([&](ThreadRecord &thread) {
+            bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
+            if (thread.current_state() == ThreadState::Parked &&
+                (restarted || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start))))
+                send(thread, Command::Resume);
+        });
+        std::string outcome = back == m_parked.size()
+                                  ? ": rolled back, the old version keeps running"
+                                  : ": rolled back, but " + std::to_string(m_parked.size() - back) +
+                                        " threads did not come back from the new code";
+        if (forced)
+            outcome += " (threads were interrupted in the new code: a lock it held stays held)";
+        return Error{"", why + outcome};
+    }
+
     // ---- commit -------------------------------------------------------------------------------
 
     void commit()
     {
+        remove_crash_handlers();
         set_current_version(m_new);
         committed_generation().store(m_generation);
         end_pending();  // first, as in resume_old

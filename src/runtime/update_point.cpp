@@ -35,8 +35,8 @@ void restart_trampoline()
         ProcessArguments &arguments = process_arguments();
         exit(thread.restart_main(arguments.argc, arguments.argv, arguments.envp));
     }
-    thread.start = thread.restart_start;
-    thread.result = thread.start(thread.arg);
+    // thread.start stays the old routine until the commit (a rollback must find it unchanged).
+    thread.result = thread.restart_start(thread.arg);
     if (thread.has_exit_context)
         setcontext(&thread.exit_context);  // back to thread_entry, on the thread's own stack
     pthread_exit(thread.result);
@@ -51,9 +51,16 @@ void restart(ThreadRecord &thread, int generation)
     next.uc_stack.ss_size = thread.stack_in_use.size;
     next.uc_link = nullptr;
     makecontext(&next, restart_trampoline, 0);
+    thread.crash_signal.store(0);
     thread.state.store(static_cast<int>(ThreadState::Restarting));
     swapcontext(&thread.parked_context, &next);
-    // Only a rollback comes back here (the old frames are intact until the commit).
+    // Only a rollback comes back here (the old frames are intact until the commit): parked
+    // again, until the coordinator has put everything back and resumes the old version.
+    thread.state.store(static_cast<int>(ThreadState::Parked));
+    notify_thread_change();
+    while (wait_for_command(thread, generation) != Command::Resume) {
+        // a Rollback repeated while this thread was on its way back: already done
+    }
     thread.state.store(static_cast<int>(ThreadState::Running));
 }
 
@@ -93,8 +100,9 @@ void arrive(ThreadRecord &thread, int generation)
 {
     thread.state.store(static_cast<int>(ThreadState::Arrived));
     notify_thread_change();
-    if (committed_generation().load() < generation)
-        wait_for_command(thread, generation);  // the commit
+    if (committed_generation().load() < generation &&
+        wait_for_command(thread, generation) == Command::Rollback)
+        return_to_old_frames(thread);  // another thread failed: back to the old version
     thread.parked_at.clear();
     thread.state.store(static_cast<int>(ThreadState::Running));
 }

@@ -734,6 +734,81 @@ TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingThePr
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
 }
 
+// ---- a new version that crashes or hangs before its first update point: rolled back ------------
+
+class RestartRollback : public ::testing::TestWithParam<Toolchain> {};
+
+TEST_P(RestartRollback, ACrashOrAHangInTheNewCodeLeavesV1RunningAndALaterUpdateWorks)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string crashing = shared_object("runtime/counter.c", toolchain, "-DV=2 -DCRASH");
+    std::string hanging = shared_object("runtime/counter.c", toolchain, "-DV=2 -DHANG");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    auto v1_goes_on = [&] {
+        int before = count_matching(read_lines(log), "^v1 count");
+        return wait_until([&] { return count_matching(read_lines(log), "^v1 count") > before + 5; });
+    };
+    ToolResult crash = molt_tool({"update", std::to_string(process.pid()), crashing});
+    EXPECT_EQ(crash.status, 1);
+    EXPECT_NE(crash.err.find("update failed in restart"), std::string::npos) << crash.err;
+    EXPECT_NE(crash.err.find("crashed with SEGV in the new version"), std::string::npos) << crash.err;
+    EXPECT_NE(crash.err.find("rolled back, the old version keeps running"), std::string::npos) << crash.err;
+    EXPECT_TRUE(v1_goes_on());
+    ToolResult hang = molt_tool({"update", "--timeout", "0.3", std::to_string(process.pid()), hanging});
+    EXPECT_EQ(hang.status, 1);
+    EXPECT_NE(hang.err.find("did not reach an update point of the new version"), std::string::npos) << hang.err;
+    EXPECT_NE(hang.err.find("rolled back"), std::string::npos) << hang.err;
+    EXPECT_TRUE(v1_goes_on());
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
+    // One count, never reset and never repeated, through the failed attempts and the update.
+    long previous = 0;
+    for (const std::string &line : read_lines(log)) {
+        long count = 0, rounds = 0;
+        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2) {
+            EXPECT_EQ(count, previous + 1) << line;
+            previous = count;
+        }
+    }
+    ToolResult status = molt_tool({"status", std::to_string(process.pid())});
+    EXPECT_EQ(std::count(status.out.begin(), status.out.end(), '\n') >= 3, true);
+    EXPECT_NE(status.out.find("failed"), std::string::npos) << status.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, RestartRollback,
+                         ::testing::Values(Toolchain{"gcc", "-O0", "gcc_O0"}, Toolchain{"clang", "-O2", "clang_O2"}),
+                         [](const auto &info) { return info.param.label; });
+
+TEST(RestartRollback, OneThreadCrashingTakesEveryThreadBackToV1)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/threads.c", toolchain, "-DV=1");
+    std::string crashing = shared_object("runtime/threads.c", toolchain, "-DV=2 -DCRASH_SLEEPER");
+    std::string v2 = shared_object("runtime/threads.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    LiveProcess process({v1, log, ready});
+    ready_pid(ready);
+    ASSERT_TRUE(wait_until([&] { return tids_of_version(read_lines(log), 1).size() == 6; }));
+    int threads = process.threads();
+    ToolResult crash = molt_tool({"update", std::to_string(process.pid()), crashing});
+    EXPECT_EQ(crash.status, 1);
+    EXPECT_NE(crash.err.find("threads.c/sleeper) crashed with SEGV"), std::string::npos) << crash.err;
+    EXPECT_TRUE(process.alive());
+    EXPECT_TRUE(wait_until([&] { return process.threads() == threads; }));
+    // Back in v1, all of them: a correct update now finds six threads at v1's update points.
+    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("threads 6"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 state PASS") >= 2; })) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "state FAIL"), 0);
+}
+
 // ---- fault injection: every named point of the transaction rolls back ------------------------------
 
 class FaultInjection : public ::testing::TestWithParam<std::string> {};
