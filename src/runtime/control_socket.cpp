@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control_protocol.h"
+#include "stacks.h"
 #include "threads.h"
 #include "transaction.h"
 #include "versions.h"
@@ -71,6 +72,7 @@ const char *state_word(ThreadState state)
     switch (state) {
     case ThreadState::Running: return "running";
     case ThreadState::Parked: return "parked";
+    case ThreadState::Switching: return "switching";
     case ThreadState::Restarting: return "restarting";
     case ThreadState::Arrived: return "arrived";
     }
@@ -94,6 +96,7 @@ json status_json()
     for (const UpdateReport &report : update_history())
         history.push_back(report_json(report));
     return {{"pid", getpid()},
+            {"stacks", live_stacks().load()},
             {"version", {{"path", version.path}, {"build_id", version.build_id}}},
             {"threads", threads},
             {"history", history}};

@@ -7,8 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace molt::runtime {
+
+std::atomic<long> &live_stacks()
+{
+    static std::atomic<long> count{0};
+    return count;
+}
 
 Stack allocate_stack(std::size_t size)
 {
@@ -19,6 +26,7 @@ Stack allocate_stack(std::size_t size)
     if (mapping == MAP_FAILED)
         return {};
     mprotect(mapping, page, PROT_NONE);  // guard: an overflow faults instead of corrupting
+    live_stacks().fetch_add(1);
     return {static_cast<char *>(mapping) + page, size};
 }
 
@@ -28,6 +36,7 @@ void release_stack(Stack &stack)
         return;
     std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
     munmap(static_cast<char *>(stack.base) - page, stack.size + page);
+    live_stacks().fetch_sub(1);
     stack = {};
 }
 

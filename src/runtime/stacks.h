@@ -1,6 +1,7 @@
 // Stacks for threads restarted in a new version: mapped here, with a guard page below.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace molt::runtime {
@@ -14,6 +15,9 @@ struct Stack {
 // Maps a stack of `size` bytes (rounded to pages, lazily committed) or returns an empty Stack.
 Stack allocate_stack(std::size_t size);
 void release_stack(Stack &stack);
+
+// How many stacks Molt has mapped and not released (molt status: restarted threads hold one each).
+std::atomic<long> &live_stacks();
 
 // The size a restarted thread gets: that of the thread's current stack, at least 256 KiB.
 std::size_t stack_size_for_current_thread();

@@ -684,22 +684,16 @@ private:
     // blocks are freed (m_heap), and the old version resumes.
     Error roll_back_restart(const std::string &why)
     {
+        // First a grace period: threads still running new code are on their way to an update
+        // point, where they go back by command, safely. Only those that do not arrive in time
+        // (a hang) are interrupted by the wake signal, wherever they are.
         bool forced = false;
-        registry().for_each([&](ThreadRecord &thread) {
-            if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end())
-                return;
-            if (thread.current_state() == ThreadState::Arrived) {
-                send(thread, Command::Rollback);
-            } else if (thread.current_state() == ThreadState::Restarting) {
-                thread.rollback_requested.store(1);
-                kick(thread);
-                forced = true;
-            }
-        });
-        auto limit = Clock::now() + std::chrono::seconds(2);
         std::size_t back = 0;
+        auto grace = Clock::now() + std::min<std::chrono::milliseconds>(m_timeout, std::chrono::seconds(1));
+        auto limit = grace + std::chrono::seconds(2);
         for (;;) {
             int seen = thread_changes().load();
+            bool force = Clock::now() >= grace;
             back = 0;
             std::size_t present = 0;
             registry().for_each([&](ThreadRecord &thread) {
@@ -707,12 +701,14 @@ private:
                     return;
                 ++present;
                 ThreadState state = thread.current_state();
-                bool returned = state == ThreadState::Parked;
-                back += returned;
-                if (state == ThreadState::Arrived)
-                    send(thread, Command::Rollback);  // it reached an update point meanwhile
-                else if (state == ThreadState::Restarting && thread.rollback_requested.load())
-                    kick(thread);  // the signal may have landed where it could not act
+                back += state == ThreadState::Parked;
+                if (state == ThreadState::Arrived) {
+                    send(thread, Command::Rollback);
+                } else if (state == ThreadState::Restarting && force) {
+                    thread.rollback_requested.store(1);
+                    kick(thread);  // again each round: the signal may land where it cannot act
+                    forced = true;
+                }
             });
             if (back == present || Clock::now() >= limit)
                 break;
@@ -759,9 +755,10 @@ private:
         registry().for_each([&](ThreadRecord &thread) {
             bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
             ThreadState state = thread.current_state();
-            if (restarted && state == ThreadState::Arrived) {
-                // The old version's frames: never resumed now. (A thread that is late keeps its
-                // old stack and locals: it may still be on the way out of them.)
+            if (restarted && state != ThreadState::Restarting && state != ThreadState::Switching) {
+                // The old version's frames: never resumed now. Every restarted thread has reached
+                // an update point of the new version (Arrived, or already Running: it may have
+                // seen the commit before this loop sent it), so none still reads its old stack.
                 release_stack(thread.previous_stack);
                 thread.old_locals.clear();
             }

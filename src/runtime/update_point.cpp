@@ -31,6 +31,8 @@ Command wait_for_command(ThreadRecord &thread, int generation)
 void restart_trampoline()
 {
     ThreadRecord &thread = *current_thread();
+    // On the new stack now: parked_context holds the old frames, so a rollback can go back.
+    thread.state.store(static_cast<int>(ThreadState::Restarting));
     if (thread.is_main) {
         ProcessArguments &arguments = process_arguments();
         exit(thread.restart_main(arguments.argc, arguments.argv, arguments.envp));
@@ -52,7 +54,7 @@ void restart(ThreadRecord &thread, int generation)
     next.uc_link = nullptr;
     makecontext(&next, restart_trampoline, 0);
     thread.crash_signal.store(0);
-    thread.state.store(static_cast<int>(ThreadState::Restarting));
+    thread.state.store(static_cast<int>(ThreadState::Switching));
     swapcontext(&thread.parked_context, &next);
     // Only a rollback comes back here (the old frames are intact until the commit): parked
     // again, until the coordinator has put everything back and resumes the old version.
