@@ -78,6 +78,22 @@ Fixture start_fixture(const std::string &binary)
     return fixture;
 }
 
+// The counter fixture's count, in whichever version's format: every printed count is the one
+// before plus one (never reset, repeated or skipped across updates and rollbacks).
+void expect_count_unbroken(const std::string &log)
+{
+    long previous = 0;
+    for (const std::string &line : read_lines(log)) {
+        long count = 0, rounds = 0;
+        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2 ||
+            std::sscanf(line.c_str(), "v3 [%ld] %ld", &count, &rounds) == 2) {
+            EXPECT_EQ(count, previous + 1) << line;
+            previous = count;
+        }
+    }
+}
+
 const Toolchain all_toolchains[] = {
     {"gcc", "-O0", "gcc_O0"}, {"gcc", "-O2", "gcc_O2"}, {"clang", "-O0", "clang_O0"}, {"clang", "-O2", "clang_O2"}};
 
@@ -239,16 +255,7 @@ TEST(UpdateStreak, V1ToV2ToV3AndBackToV1)
         ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), formats[step]) > before + 5; }));
     }
     // The count never went back: every printed count is larger than the one before.
-    long previous = 0;
-    for (const std::string &line : read_lines(log)) {
-        long count = 0, rounds = 0;
-        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
-            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2 ||
-            std::sscanf(line.c_str(), "v3 [%ld] %ld", &count, &rounds) == 2) {
-            EXPECT_EQ(count, previous + 1) << line;
-            previous = count;
-        }
-    }
+    expect_count_unbroken(log);
 }
 
 TEST(UpdateStreak, HundredsOfUpdatesLeaveNoThreadsFdsOrStacksBehind)
@@ -294,15 +301,7 @@ TEST(UpdateStreak, UpdatingToTheSameVersionChangesNothingObservable)
     ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
     int before = count_matching(read_lines(log), "^v2: count=");
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") > before + 5; }));
-    long previous = 0;
-    for (const std::string &line : read_lines(log)) {
-        long count = 0, rounds = 0;
-        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
-            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2) {
-            EXPECT_EQ(count, previous + 1) << line;
-            previous = count;
-        }
-    }
+    expect_count_unbroken(log);
 }
 
 // ---- refusals and failures: the old version keeps running ------------------------------------
@@ -783,15 +782,7 @@ TEST_P(RestartRollback, ACrashOrAHangInTheNewCodeLeavesV1RunningAndALaterUpdateW
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
     // One count, never reset and never repeated, through the failed attempts and the update.
-    long previous = 0;
-    for (const std::string &line : read_lines(log)) {
-        long count = 0, rounds = 0;
-        if (std::sscanf(line.c_str(), "v1 count %ld rounds %ld", &count, &rounds) == 2 ||
-            std::sscanf(line.c_str(), "v2: count=%ld rounds=%ld", &count, &rounds) == 2) {
-            EXPECT_EQ(count, previous + 1) << line;
-            previous = count;
-        }
-    }
+    expect_count_unbroken(log);
     ToolResult status = molt_tool({"status", std::to_string(process.pid())});
     EXPECT_EQ(std::count(status.out.begin(), status.out.end(), '\n') >= 3, true);
     EXPECT_NE(status.out.find("failed"), std::string::npos) << status.out;
