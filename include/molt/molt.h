@@ -87,6 +87,14 @@ int molt_is_updating_from(const char *name);
 int molt_wake_fd(void);
 
 /*
+ * The updates this process went through, for the program to show (kvd's INFO does): one line per
+ * attempt, oldest first, "committed NEW pause_ms=P converted_objects=N" or "rolled-back NEW
+ * phase=PHASE error=WHY", where NEW is the new version's file name. Writes at most `size` bytes
+ * into `buffer`, NUL-terminated, and returns the length of the whole history (as snprintf does).
+ */
+size_t molt_update_history(char *buffer, size_t size);
+
+/*
  * The size the program asked for when it allocated the block that starts at `pointer` (with
  * malloc, calloc, realloc, posix_memalign, aligned_alloc, strdup, getline...), or 0 for a pointer
  * that is not the start of a block the runtime tracks. The runtime interposes the malloc family to
@@ -170,6 +178,12 @@ static inline int molt_is_updating(void) { return 0; }
 static inline int molt_is_updating_from(const char *name) { (void)name; return 0; }
 static inline int molt_wake_fd(void) { return -1; }
 static inline size_t molt_block_size(const void *pointer) { (void)pointer; return 0; }
+static inline size_t molt_update_history(char *buffer, size_t size)
+{
+    if (buffer && size > 0)
+        buffer[0] = '\0';
+    return 0;
+}
 #define MOLT_LOCAL(var) ((void)0)
 #define MOLT_TYPE_TRANSFORMER(type_name, function) typedef int molt_unused_##function
 #define MOLT_VARIABLE_TRANSFORMER(variable_name, function) typedef int molt_unused_##function

@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <ucontext.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "gate.h"
 #include "molt/molt.h"
@@ -148,6 +151,28 @@ __attribute__((visibility("default"))) int molt_is_updating_from(const char *nam
 }
 
 __attribute__((visibility("default"))) int molt_wake_fd(void) { return wake_fd(); }
+
+__attribute__((visibility("default"))) size_t molt_update_history(char *buffer, size_t size)
+{
+    std::string text;
+    char line[512];
+    for (const UpdateReport &report : update_history()) {
+        std::string to = report.to_path.substr(report.to_path.rfind('/') + 1);
+        if (report.ok)
+            std::snprintf(line, sizeof line, "committed %s pause_ms=%.3f converted_objects=%zu\n", to.c_str(),
+                          report.pause_ms, report.heap_objects_converted);
+        else
+            std::snprintf(line, sizeof line, "rolled-back %s phase=%s error=%s\n", to.c_str(), report.phase.c_str(),
+                          report.error.c_str());
+        text += line;
+    }
+    if (buffer && size > 0) {
+        std::size_t copied = std::min(text.size(), size - 1);
+        std::memcpy(buffer, text.data(), copied);
+        buffer[copied] = '\0';
+    }
+    return text.size();
+}
 
 __attribute__((visibility("default"))) int molt_local(const char *function, const char *name, void *address, size_t size)
 {

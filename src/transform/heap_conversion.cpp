@@ -88,16 +88,23 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
     const Type &x = layout(*m_old.schema, value.old_type);
     const Type &y = layout(*m_new.schema, value.new_type);
     switch (x.kind) {
-    case TypeKind::Struct:
+    case TypeKind::Struct: {
         if (y.kind != TypeKind::Struct)
             return true;  // planned already: cannot happen
+        // Under a type transformer, members without a default conversion are the transformer's
+        // to fill: what they point to is not the defaults' to convert (a fixed bucket array
+        // that becomes a pointer reaches the same entries, which may not have changed at all).
+        bool transformed = m_converter.type_transformer(value.new_type) != nullptr;
         for (const Member &member : y.members) {
             const Member *old_member = corresponding_member(x, member, y, *m_new.schema);
             if (!old_member || member.is_bit_field() || old_member->is_bit_field())
                 continue;
+            if (transformed && !m_converter.plan(old_member->type, member.type, ""))
+                continue;
             work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});
         }
         return true;
+    }
     case TypeKind::Array: {
         if (y.kind != TypeKind::Array)
             return true;

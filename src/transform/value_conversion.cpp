@@ -200,8 +200,10 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
         std::pair<TypeId, TypeId> pair{schema::strip_typedefs_and_qualifiers(m_old, x.target),
                                        schema::strip_typedefs_and_qualifiers(m_new, y.target)};
         if (!m_planning.insert(pair).second)
-            return true;
-        return plan(x.target, y.target, where + "->");
+            return true;  // in progress further up: assumed fine, the rest decides
+        auto planned = plan(x.target, y.target, where + "->");
+        m_planning.erase(pair);  // a pair is only remembered while it is being planned
+        return planned;
     }
     default:
         return failure(where, "the type changed from " + schema::type_to_c(m_old, old_type) + " to " +

@@ -102,7 +102,7 @@ private:
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::map<std::string, Transformer> m_transformers;  // by qualified type name in the new schema
-    mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned (cycles)
+    mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned now (cycles)
 };
 
 }  // namespace molt::transform
