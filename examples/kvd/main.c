@@ -92,7 +92,7 @@ static void execute_input(struct conn *conn, struct request *request)
         if (result == parse_incomplete)
             break;
         if (result == parse_error) {
-            reply_error(&conn->out, "%s", error);   /* as Redis does: say why, then hang up */
+            reply_error(&conn->out, "ERR %s", error);   /* as Redis does: say why, then hang up */
             connection_close_later(conn);
             break;
         }

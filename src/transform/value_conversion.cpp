@@ -138,13 +138,21 @@ ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schem
 {
 }
 
+void ValueConverter::add_type_transformer(const std::string &type_name, Transformer function)
+{
+    // Resolved to type ids once: lookups happen for every value converted (millions per update).
+    for (TypeId id = 0; id < m_new.types.size(); ++id)
+        if (schema::qualified_type_name(m_new, id) == type_name)
+            m_transformers[id] = function;
+}
+
 ValueConverter::Transformer ValueConverter::type_transformer(TypeId new_type) const
 {
     if (m_transformers.empty())
         return nullptr;
-    auto found = m_transformers.find(schema::qualified_type_name(m_new, schema::strip_typedefs_and_qualifiers(m_new, new_type)));
+    auto found = m_transformers.find(schema::strip_typedefs_and_qualifiers(m_new, new_type));
     if (found == m_transformers.end())  // also by a typedef's own name
-        found = m_transformers.find(schema::qualified_type_name(m_new, new_type));
+        found = m_transformers.find(new_type);
     return found == m_transformers.end() ? nullptr : found->second;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <string>
 
 #include "layout_identity.h"
@@ -72,7 +73,7 @@ public:
     // after the default conversion of each object of that type, and members the default rules
     // cannot convert are left zero for it. Returns null or a message that fails the conversion.
     using Transformer = const char *(*)(void *to, const void *from);
-    void add_type_transformer(const std::string &type_name, Transformer function) { m_transformers[type_name] = function; }
+    void add_type_transformer(const std::string &type_name, Transformer function);
     Transformer type_transformer(schema::TypeId new_type) const;
 
     // Writes the converted value into `to` (new_size bytes, zero-filled first). Fails, naming
@@ -101,7 +102,7 @@ private:
     schema::LayoutIdentity m_identity;
     FunctionRemap m_remap;
     PointerTranslator m_translate;
-    std::map<std::string, Transformer> m_transformers;  // by qualified type name in the new schema
+    std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
     mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned now (cycles)
 };
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# End-to-end tests of kvd (examples/kvd) under Molt, driven by Debian's redis-cli and
+# redis-benchmark: real processes, real sockets, real clients.
+# Usage: kvd_test.sh BUILD_DIR CASE, where CASE is one of
+#   streak    v1 -> v2 -> v3 -> v4 -> v5 live, with redis-benchmark running and a connection open
+#             all along; after each update the data is checked by checksum and each version's
+#             new behaviour through redis-cli
+#   rollback  a v2 whose transformer fails half-way: the update rolls back and v1 keeps every key
+#   hammer    updates requested while 50 pipelining clients hammer the server
+#   protocol  garbage, huge values, pipelining, many connections: answered, never a crash
+set -euo pipefail
+build=$(realpath "$1")
+case_name=$2
+molt=$build/bin/molt
+kvd=$build/kvd
+work=$(mktemp -d)
+export MOLT_CACHE_DIR=$work/cache
+server=""
+benchmark=""
+cleanup() {
+    [ -n "$benchmark" ] && kill "$benchmark" 2>/dev/null
+    [ -n "$server" ] && kill "$server" 2>/dev/null
+    wait 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*" >&2; [ -f kvd.log ] && tail -5 kvd.log >&2; exit 1; }
+cli() { redis-cli -p "$port" "$@"; }
+expect() {   # expect WHAT COMMAND...: the reply of redis-cli COMMAND must be WHAT
+    local want=$1 got
+    shift
+    got=$(cli "$@") || fail "redis-cli $* failed"
+    [ "$got" = "$want" ] || fail "redis-cli $*: expected '$want', got '$got'"
+}
+
+start_kvd() {   # start_kvd EXECUTABLE: runs it, sets $server and $port
+    rm -f port
+    "$1" --port 0 --port-file port --workers 4 2>kvd.log &
+    server=$!
+    for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+    [ -s port ] || fail "kvd did not start"
+    port=$(cat port)
+}
+
+# N keys k:1..k:N: even ones hold numbers, odd ones strings, every tenth a long string (v5 keeps
+# those on the heap, the others inline or as numbers).
+load_keys() {
+    awk -v n="$1" 'BEGIN { for (i = 1; i <= n; i++) {
+        if (i % 2 == 0) v = i * 7; else if (i % 10 == 1) v = sprintf("long-value-%d-%s", i, "abcdefghijklmnopqrstuvwxyz0123456789"); else v = "s" i;
+        print "SET k:" i " " v } }' > load.txt
+    [ "$(cli < load.txt | grep -c '^OK$')" = "$1" ] || fail "loading $1 keys"
+    awk -v n="$1" 'BEGIN { for (i = 1; i <= n; i += 500) { line = "MGET"; for (j = i; j < i + 500 && j <= n; j++) line = line " k:" j; print line } }' > mget.txt
+}
+checksum() { cli < mget.txt | md5sum | cut -d' ' -f1; }
+
+update() {   # update NEW.so: must succeed
+    "$molt" update "$server" "$1" > update.log 2>&1 || { cat update.log >&2; fail "molt update $1"; }
+    grep -E '^pause' update.log
+}
+
+# A connection that stays open across every update, spoken to in RESP by hand.
+open_connection() { exec 3<>"/dev/tcp/127.0.0.1/$port"; }
+ask() {   # ask COMMAND...: sends one inline command on the open connection, prints the reply line
+    printf '%s\r\n' "$*" >&3
+    local line
+    IFS= read -r -t 5 line <&3 || fail "the open connection did not answer '$*'"
+    line=${line%$'\r'}
+    if [[ $line == \$* && $line != '$-1' ]]; then   # a bulk string: read its body
+        local body
+        IFS= read -r -t 5 -N $((${line#\$} + 2)) body <&3 || fail "short bulk reply to '$*'"
+        line=${body%$'\r\n'}
+    fi
+    printf '%s\n' "$line"
+}
+
+start_benchmark() {   # redis-benchmark in a loop, on its own keys (key:..., counter:...)
+    redis-benchmark -p "$port" -c "$1" -P "$2" -r 100000 -t set,get,incr -l -q > benchmark.log 2>&1 &
+    benchmark=$!
+    sleep 1
+}
+stop_benchmark() {
+    kill -0 "$benchmark" 2>/dev/null || { cat benchmark.log >&2; fail "redis-benchmark stopped by itself"; }
+    kill "$benchmark"
+    wait "$benchmark" 2>/dev/null || true
+    benchmark=""
+    tr '\r' '\n' < benchmark.log | grep -iE 'error|reset|refused' && fail "redis-benchmark saw errors"
+    local rates
+    rates=$(tr '\r' '\n' < benchmark.log | grep -c 'rps=' || true)
+    [ "$rates" -gt 5 ] || fail "redis-benchmark made no progress"
+    echo "redis-benchmark: no errors"
+}
+
+case $case_name in
+streak)
+    start_kvd "$kvd/kvd-v1"
+    load_keys 10000
+    cli SET k:expire-me soon > /dev/null
+    before=$(checksum)
+    open_connection
+    [ "$(ask PING)" = "+PONG" ] || fail "PING on the open connection"
+    start_benchmark 20 1
+
+    update "$kvd/kvd-v2.so"
+    cli INFO server | grep -q '^kvd_version:2' || fail "v2 is not running"
+    [ "$(checksum)" = "$before" ] || fail "data changed by v1 -> v2"
+    freq=$(cli OBJECT FREQ k:1)
+    [ "$freq" -ge 1 ] || fail "OBJECT FREQ on an inherited key: $freq"
+    idle=$(cli OBJECT IDLETIME k:3)
+    [ "$idle" -lt 60 ] || fail "OBJECT IDLETIME of an inherited key dates from before the update: $idle"
+
+    update "$kvd/kvd-v3.so"
+    cli INFO server | grep -q '^kvd_version:3' || fail "v3 is not running"
+    [ "$(checksum)" = "$before" ] || fail "data changed by v2 -> v3"
+    # the inherited buckets grow by incremental rehashing: add as many keys again, read them all
+    awk 'BEGIN { for (i = 1; i <= 20000; i++) print "SET grow:" i " " i }' | cli > /dev/null
+    awk 'BEGIN { for (i = 1; i <= 20000; i++) print "GET grow:" i }' | cli | awk '$0 != NR { bad = 1 } END { exit bad }' ||
+        fail "keys added after v3 read back wrong"
+    [ "$(checksum)" = "$before" ] || fail "data changed while v3 rehashed"
+
+    update "$kvd/kvd-v4.so"
+    cli INFO server | grep -q '^kvd_version:4' || fail "v4 is not running"
+    [ "$(checksum)" = "$before" ] || fail "data changed by v3 -> v4"
+    expect -1 TTL k:5
+    expect 1 EXPIRE k:expire-me 1
+    expect OK SET fresh 1 PX 300
+    sleep 1.5
+    expect 0 EXISTS k:expire-me
+    expect 0 EXISTS fresh
+    [ "$(ask TTL k:5)" = ":-1" ] || fail "the open connection is not served by v4"
+
+    update "$kvd/kvd-v5.so"
+    cli INFO server | grep -q '^kvd_version:5' || fail "v5 is not running"
+    [ "$(checksum)" = "$before" ] || fail "data changed by v4 -> v5"
+    expect 15 INCRBY k:2 1      # 14 inherited as a number
+    expect 14 DECR k:2
+    expect "ERR value is not an integer or out of range" INCR k:3
+    [ "$(checksum)" = "$before" ] || fail "data changed after v5 arithmetic"
+
+    ask INFO server | grep -q 'kvd_version:5' || fail "the open connection is not served by v5"
+    stop_benchmark
+    [ "$("$molt" status --json "$server" | grep -o '"ok": *true' | wc -l)" = 4 ] || fail "molt status does not show 4 updates"
+    cli INFO molt | grep '^molt_update_'
+    echo "streak v1 -> v5: passed"
+    ;;
+
+rollback)
+    start_kvd "$kvd/kvd-v1"
+    load_keys 10000
+    before=$(checksum)
+    open_connection
+    if "$molt" update "$server" "$kvd/kvd-v2-faulty.so" > update.log 2>&1; then
+        fail "the faulty v2 was applied"
+    fi
+    cat update.log
+    grep -q 'transformer failed: faulty v2' update.log || fail "the failure does not name the transformer"
+    grep -q 'old version keeps running' update.log || fail "the failure does not say v1 runs on"
+    cli INFO server | grep -q '^kvd_version:1' || fail "v1 is not running after the rollback"
+    [ "$(checksum)" = "$before" ] || fail "data changed by the failed update"
+    [ "$(ask GET k:2)" = "14" ] || fail "the open connection lost its answers"
+    cli INFO molt | grep -q '^molt_update_1:rolled-back kvd-v2-faulty.so' || fail "INFO does not show the failed attempt"
+    update "$kvd/kvd-v2.so"
+    [ "$(checksum)" = "$before" ] || fail "data changed by the correct update after the rollback"
+    cli INFO server | grep -q '^kvd_version:2' || fail "v2 is not running"
+    echo "rollback: passed"
+    ;;
+
+hammer)
+    start_kvd "$kvd/kvd-v1"
+    load_keys 2000
+    before=$(checksum)
+    start_benchmark 50 16
+    update "$kvd/kvd-v2.so"
+    update "$kvd/kvd-v3.so"
+    update "$kvd/kvd-v4.so"
+    update "$kvd/kvd-v5.so"
+    stop_benchmark
+    [ "$(checksum)" = "$before" ] || fail "data changed under load"
+    echo "hammer: passed"
+    ;;
+
+protocol)
+    start_kvd "$kvd/kvd-v1"
+    expect PONG PING
+    expect "ERR unknown command 'NOSUCH'" NOSUCH
+    expect "ERR wrong number of arguments for 'GET' command" GET
+    # a value of 8 MiB (6 MiB in base64), both ways
+    head -c $((6 * 1024 * 1024)) /dev/urandom | base64 -w0 > big
+    cli -x SET big < big > /dev/null
+    cmp -s <(cli GET big) <(cat big; echo) || fail "a big value came back different"
+    # 2000 pipelined requests in one write
+    awk 'BEGIN { for (i = 0; i < 2000; i++) printf "INCR pipelined\r\n" }' > pipeline
+    exec 4<>"/dev/tcp/127.0.0.1/$port"
+    cat pipeline >&4
+    for _ in $(seq 2000); do IFS= read -r -t 5 last <&4 || fail "pipelined replies missing"; done
+    [ "${last%$'\r'}" = ":2000" ] || fail "pipelined replies out of order: $last"
+    exec 4>&-
+    # malformed requests get an error and are hung up on; garbage never stops the server
+    printf '*1\r\n$99999999999\r\n' > bad-length
+    reply=$(timeout 5 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat bad-length >&5; head -c 100 <&5" || true)
+    [[ $reply == -ERR\ Protocol\ error* ]] || fail "a bad bulk length got '$reply'"
+    for _ in $(seq 20); do
+        head -c 65536 /dev/urandom | timeout 5 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat >&5; exit 0" || true
+    done
+    expect PONG PING
+    # many connections at once
+    redis-benchmark -p "$port" -c 500 -n 20000 -t ping -q > many.log 2>&1 || fail "500 connections: $(cat many.log)"
+    expect PONG PING
+    kill -0 "$server" || fail "kvd died"
+    echo "protocol: passed"
+    ;;
+*)
+    echo "kvd_test.sh: unknown case $case_name" >&2
+    exit 2
+    ;;
+esac
