@@ -6,7 +6,7 @@ BUILD  ?= build
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure test test-all demo bench install fuzz asan clean
+.PHONY: all deps configure test test-all demo tour bench install fuzz asan clean
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -24,8 +24,13 @@ test: all
 test-all: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# kvd, a Redis-protocol server, updated live v1 -> v5 under redis-benchmark (examples/kvd).
 demo: all
-	examples/demo.sh $(BUILD)/bin/molt $(BUILD)/lib
+	examples/kvd/demo.sh $(BUILD)
+
+# A tour of the tools on small programs: molt schema/diff/check/old-types, a live update.
+tour: all
+	examples/tour.sh $(BUILD)/bin/molt $(BUILD)/lib
 
 bench: all
 	bench/run.sh $(BUILD)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: builds three versions of a small C program (examples/tally) and shows what Molt
+# make tour: builds three versions of a small C program (examples/tally) and shows what Molt
 # learns from their DWARF: the schema, what an update changes (molt diff), whether it can be
 # done by default rules (molt check), and the old types for a transformer (molt old-types).
 # Then updates a running server (examples/greeter) live, with a client connected across it.
