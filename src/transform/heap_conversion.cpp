@@ -136,7 +136,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
         return true;
     if (m_converter.identity().identical(old_pointee, new_pointee))
         return true;
-    if (m_block_starts.count(address))
+    if (m_block_starts.contains(address))
         return true;  // shared: converted once (pointers into a block's middle are not followed here)
     if (redirect_into_new_global(address, old_pointee, new_pointee))
         return true;  // a global of the old version: the new version's global is converted as a root
@@ -158,7 +158,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
     void *fresh = std::calloc(count, y.size);
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
-    m_block_starts.emplace(address, m_blocks.size());
+    m_block_starts.insert(address, m_blocks.size());
     m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, x.size, y.size, old_pointee, new_pointee});
     m_objects += count;
     m_bytes += count * y.size;
@@ -170,11 +170,11 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
 bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
 {
     for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
-        if (m_mapped_pages.count(page))
+        if (m_mapped_pages.contains(page))
             continue;  // heaps are dense: one probe per page
         if (!readable(reinterpret_cast<const void *>(page << 12), 4096))
             return false;
-        m_mapped_pages.insert(page);
+        m_mapped_pages.insert(page, 1);
     }
     return true;
 }
@@ -204,10 +204,16 @@ Result<bool> HeapConverter::convert_blocks()
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
 {
-    if (auto exact = m_block_starts.find(address); exact != m_block_starts.end())
-        return &m_blocks[exact->second];  // the common case: a pointer to a block's start
+    if (std::size_t exact = m_block_starts.find(address); exact != AddressMap::absent)
+        return &m_blocks[exact];  // the common case: a pointer to a block's start
     if (!m_sorted_valid)
         return nullptr;  // before convert_blocks: only exact starts are known
+    // Most pointers that are not to a converted block point to the start of another heap block
+    // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
+    // Only read where discovery has seen the page mapped (this runs concurrently: read-only).
+    if (m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12) &&
+        tracked_block(reinterpret_cast<const void *>(address)))
+        return nullptr;
     auto after = std::upper_bound(m_sorted.begin(), m_sorted.end(), address,
                                   [this](std::uintptr_t value, std::size_t index) { return value < m_blocks[index].old_start; });
     if (after == m_sorted.begin())

@@ -15,6 +15,7 @@
 
 #include "result.h"
 #include "schema.h"
+#include "address_map.h"
 #include "value_conversion.h"
 
 namespace molt::transform {
@@ -85,11 +86,11 @@ private:
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Pending::root points to
     ValueConverter &m_converter;
     std::vector<Block> m_blocks;
-    std::unordered_map<std::uintptr_t, std::size_t> m_block_starts;  // old start -> index in m_blocks
+    AddressMap m_block_starts;  // old start -> index in m_blocks
     mutable std::vector<std::size_t> m_sorted;  // m_blocks by old start, for pointers inside a block
     mutable bool m_sorted_valid = false;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
-    std::unordered_set<std::uintptr_t> m_mapped_pages;  // pages known to be mapped
+    AddressMap m_mapped_pages;  // page numbers known to be mapped
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;
 };
