@@ -99,7 +99,7 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
             const Member *old_member = corresponding_member(x, member, y, *m_new.schema);
             if (!old_member || member.is_bit_field() || old_member->is_bit_field())
                 continue;
-            if (transformed && !m_converter.plan(old_member->type, member.type, ""))
+            if (transformed && !m_converter.convertible(old_member->type, member.type))
                 continue;
             work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});
         }

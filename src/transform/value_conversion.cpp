@@ -156,6 +156,15 @@ ValueConverter::Transformer ValueConverter::type_transformer(TypeId new_type) co
     return found == m_transformers.end() ? nullptr : found->second;
 }
 
+bool ValueConverter::convertible(TypeId old_type, TypeId new_type) const
+{
+    std::lock_guard lock(m_convertible_mutex);  // plan() itself uses m_planning: one at a time
+    auto [known, inserted] = m_convertible.try_emplace({old_type, new_type}, false);
+    if (inserted)
+        known->second = static_cast<bool>(plan(old_type, new_type, ""));
+    return known->second;
+}
+
 Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::string &where) const
 {
     if (m_identity.identical(old_type, new_type))
@@ -311,7 +320,7 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
                 std::memcpy(to + member.offset, &value, new_type.size);
             continue;
         }
-        if (leniency == Leniency::SkipFailures && !plan(old_member->type, member.type, "")) {
+        if (leniency == Leniency::SkipFailures && !convertible(old_member->type, member.type)) {
             continue;  // left zero for the transformer
         }
         auto converted = convert_value(old_member->type, from + old_member->offset, member.type, to + member.offset, place);

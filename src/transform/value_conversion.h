@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -67,6 +68,10 @@ public:
     // says where and why, e.g. "variable table[].value: the type changed from int to char *".
     Result<bool> plan(schema::TypeId old_type, schema::TypeId new_type, const std::string &where) const;
 
+    // plan() without the reason, remembered per type pair: asked for every member of every
+    // object under a type transformer. Safe to call from several threads.
+    bool convertible(schema::TypeId old_type, schema::TypeId new_type) const;
+
     void set_pointer_translator(PointerTranslator translator) { m_translate = std::move(translator); }
 
     // A programmer's transformer for a type of the new version (by qualified type name): it runs
@@ -103,6 +108,8 @@ private:
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
+    mutable std::mutex m_convertible_mutex;
+    mutable std::map<std::pair<schema::TypeId, schema::TypeId>, bool> m_convertible;  // results of complete plans
     mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned now (cycles)
 };
 

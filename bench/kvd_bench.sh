@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# kvd under Molt, measured with redis-benchmark (make bench; or alone:
+#   bench/kvd_bench.sh BUILD_DIR [SIZES...]   e.g. bench/kvd_bench.sh build 10000 100000 1000000)
+#   1. steady-state overhead: kvd v1 with Molt against kvd v1 without it (MOLT_DISABLE), SET and
+#      GET, 50 clients, pipelining 1 and 16, runs alternated A/B/A/B, the ratio printed;
+#   2. the pause of each update of the v1 -> v5 streak against the number of keys;
+#   3. the latency clients see while an update runs (max of redis-benchmark against the pause);
+#   4. a 100-update streak v1 <-> v2 under load: memory, threads and fds after it;
+#   5. for context, Debian's redis-server under the same redis-benchmark runs.
+set -euo pipefail
+build=$(realpath "$1")
+shift
+sizes=("${@:-10000 100000 1000000}")
+read -r -a sizes <<< "${sizes[*]}"
+molt=$build/bin/molt
+kvd=$build/kvd
+work=$(mktemp -d)
+export MOLT_CACHE_DIR=$work/cache
+server="" load=""
+stop() { for pid in $load $server; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; load="" server=""; }
+trap 'stop; rm -rf "$work"' EXIT
+cd "$work"
+
+start() {   # start COMMAND...: a server on a free port, sets $server and $port
+    port=$(( 20000 + RANDOM % 20000 ))
+    if [[ $1 == *redis-server ]]; then
+        "$1" --port "$port" --save '' --appendonly no --daemonize no > server.log 2>&1 &
+    else
+        "$@" --port "$port" 2> server.log &
+    fi
+    server=$!
+    for _ in $(seq 100); do redis-cli -p "$port" PING > /dev/null 2>&1 && return; sleep 0.05; done
+    echo "kvd_bench: $1 did not start: $(cat server.log)" >&2
+    exit 1
+}
+
+fill() {   # fill N: N keys through redis-cli --pipe
+    awk -v n="$1" 'BEGIN { for (i = 1; i <= n; i++) { k = "k:" i; v = (i % 2 ? "value-" i : i * 7)
+        printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v } }' | redis-cli -p "$port" --pipe > /dev/null
+}
+
+# --csv lines: "test","rps","avg","min","p50","p95","p99","max"
+measure() {   # measure PIPELINE REQUESTS: prints "test rps p99" lines for SET and GET
+    redis-benchmark -p "$port" -c 50 -P "$1" -n "$2" -r 100000 -t set,get --csv 2>/dev/null |
+        tr -d '"' | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $7 }'
+}
+
+echo "kvd_bench: 1. steady-state overhead, kvd v1 with Molt (B) against without (A), 50 clients"
+for pipeline in 1 16; do
+    requests=$(( pipeline == 1 ? 200000 : 1000000 ))
+    : > "overhead-$pipeline.txt"
+    for round in 1 2; do
+        for variant in plain molt; do
+            binary=$kvd/kvd-v1-plain
+            [ "$variant" = molt ] && binary=$kvd/kvd-v1
+            start "$binary"
+            measure "$pipeline" "$requests" | sed "s/^/$variant /" >> "overhead-$pipeline.txt"
+            stop
+        done
+    done
+    awk -v p="$pipeline" '{ rps[$1 " " $2] += $3; p99[$1 " " $2] += $4; n[$1 " " $2]++ }
+        END { split("SET GET", tests, " ")
+              for (t = 1; t <= 2; t++) { x = tests[t]
+                  printf "  %s -P %-2d  without Molt %9.0f req/s p99 %.3f ms | with Molt %9.0f req/s p99 %.3f ms | throughput ratio %.3f\n", x, p,
+                      rps["plain " x] / n["plain " x], p99["plain " x] / n["plain " x],
+                      rps["molt " x] / n["molt " x], p99["molt " x] / n["molt " x], rps["molt " x] / rps["plain " x] } }' "overhead-$pipeline.txt"
+done
+
+echo "kvd_bench: 2. pause of each update against the number of keys (target: no type change under 1 ms; 5M objects/s)"
+printf '  %-9s | %-26s | %-26s | %-26s | %-26s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5"
+for size in "${sizes[@]}"; do
+    start "$kvd/kvd-v1"
+    fill "$size"
+    row=$(printf '  %-9s' "$size")
+    for version in 2 3 4 5; do
+        "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
+        pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
+        objects=$(sed -n 's/.*heap: \([0-9]*\) objects converted.*/\1/p' update.log)
+        rate=$(awk -v o="$objects" -v p="$pause" 'BEGIN { if (o > 0) printf "%.2fM/s", o / p / 1000; else printf "-" }')
+        row+=$(printf ' | %9s ms %7s obj %6s' "$pause" "$objects" "$rate")
+    done
+    echo "$row"
+    stop
+done
+
+echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients)"
+start "$kvd/kvd-v1"
+fill 100000
+redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --csv > during.csv 2>&1 &
+load=$!
+sleep 2
+"$molt" update "$server" "$kvd/kvd-v2.so" > update.log 2>&1 || { cat update.log; exit 1; }
+wait "$load" || { echo "kvd_bench: redis-benchmark failed: $(cat during.csv)"; exit 1; }
+load=""
+pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
+tr -d '"' < during.csv | awk -F, -v pause="$pause" '$1 == "GET" {
+    printf "  update pause %s ms; requests: %.0f req/s, p99 %s ms, max %s ms (target: max within pause + 1 ms)\n", pause, $2, $7, $8 }'
+grep -qi error during.csv && echo "  redis-benchmark reported errors" || echo "  no request failed"
+stop
+
+echo "kvd_bench: 4. 100 updates v1 <-> v2 under load (10,000 keys)"
+start "$kvd/kvd-v1"
+fill 10000
+redis-benchmark -p "$port" -c 20 -r 100000 -t set,get -l -q > streak-load.log 2>&1 &
+load=$!
+snapshot() {
+    printf 'rss %s KiB, threads %s, fds %s' "$(awk '/VmRSS/ { print $2 }' /proc/$server/status)" \
+        "$(awk '/Threads/ { print $2 }' /proc/$server/status)" "$(ls /proc/$server/fd | wc -l)"
+}
+for i in $(seq 100); do
+    version=$(( i % 2 == 1 ? 2 : 1 ))
+    "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
+    [ "$i" = 1 ] && after_first=$(snapshot)
+done
+echo "  after the first update: $after_first"
+echo "  after 100 updates:      $(snapshot)"
+kill -0 "$load" || { echo "  redis-benchmark stopped"; exit 1; }
+stop
+tr '\r' '\n' < streak-load.log | grep -qiE 'error|reset' && echo "  redis-benchmark saw errors" || echo "  redis-benchmark saw no error"
+
+if command -v redis-server > /dev/null; then
+    echo "kvd_bench: 5. for context: Debian's redis-server ($(redis-server --version | awk '{ print $3 }')), same runs"
+    for pipeline in 1 16; do
+        requests=$(( pipeline == 1 ? 200000 : 1000000 ))
+        start "$(command -v redis-server)"
+        measure "$pipeline" "$requests" | awk -v p="$pipeline" '{ printf "  %s -P %-2d  redis-server %9.0f req/s p99 %.3f ms\n", $1, p, $2, $3 }'
+        stop
+    done
+fi
