@@ -27,3 +27,6 @@ paste "$build/malloc-glibc.txt" "$build/malloc-molt.txt" |
   awk '{ printf "malloc/free %s %s: glibc %s ns, molt %s ns, difference %+.2f ns (target within 10 ns)\n", $2, $3, $4, $9, $9 - $4 }'
 "$build/bin/update_point_bench"
 "$here/pause_bench.sh" "$build"
+
+# kvd under Molt with redis-benchmark: overhead, pause against keys, latency, 100 updates.
+"$here/kvd_bench.sh" "$build" 10000 100000 1000000

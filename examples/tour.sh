@@ -3,7 +3,7 @@
 # learns from their DWARF: the schema, what an update changes (molt diff), whether it can be
 # done by default rules (molt check), and the old types for a transformer (molt old-types).
 # Then updates a running server (examples/greeter) live, with a client connected across it.
-# Usage: examples/demo.sh PATH/TO/molt PATH/TO/libmolt-directory
+# Usage: examples/tour.sh PATH/TO/molt PATH/TO/libmolt-directory
 set -euo pipefail
 molt=$(realpath "$1")
 libdir=$(realpath "$2")
