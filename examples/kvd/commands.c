@@ -266,11 +266,14 @@ extern int listen_port;
 static void info(struct conn *conn, const struct request *request)
 {
     (void)request;
+    unsigned long long events = 0;
+    for (int i = 0; i < worker_count; i++)
+        events += __atomic_load_n(&workers[i].events_handled, __ATOMIC_RELAXED);
     char text[8192];
     int length = snprintf(text, sizeof text,
                           "# Server\r\nredis_version:7.0.15\r\nkvd_version:%d\r\nmolt:%s\r\nprocess_id:%ld\r\n"
                           "tcp_port:%d\r\n\r\n# Clients\r\nconnected_clients:%llu\r\n\r\n# Stats\r\n"
-                          "total_commands_processed:%llu\r\n\r\n# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
+                          "total_commands_processed:%llu\r\nworker_events:%llu\r\n\r\n# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
                           KVD_VERSION,
 #ifdef MOLT_DISABLE
                           "disabled",
@@ -279,7 +282,7 @@ static void info(struct conn *conn, const struct request *request)
 #endif
                           (long)getpid(), listen_port,
                           (unsigned long long)__atomic_load_n(&connected_clients, __ATOMIC_RELAXED),
-                          (unsigned long long)__atomic_load_n(&commands_processed, __ATOMIC_RELAXED), store_size());
+                          (unsigned long long)__atomic_load_n(&commands_processed, __ATOMIC_RELAXED), events, store_size());
 #ifndef MOLT_DISABLE
     /* Molt's record of the updates this process went through, one line each. */
     char history[4096];

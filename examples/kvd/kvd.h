@@ -117,6 +117,7 @@ struct worker {
     int index;
     int epoll_fd;
     uint64_t connections_served;
+    uint64_t events_handled;   /* counted through the thread's argument, shown by INFO */
 };
 
 /* A parsed request: arguments point into the connection's input buffer. */

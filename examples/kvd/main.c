@@ -159,6 +159,7 @@ static void *worker_main(void *argument)
             struct conn *conn = fd >= 0 && fd < max_fds ? __atomic_load_n(&connections[fd], __ATOMIC_ACQUIRE) : NULL;
             if (conn)
                 serve(conn, &request);
+            __atomic_add_fetch(&self->events_handled, 1, __ATOMIC_RELAXED);
             /* else: molt_wake_fd(), an update is pending; the loop goes to its update point */
         }
     }

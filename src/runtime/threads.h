@@ -65,6 +65,7 @@ struct ThreadRecord {
 
     // Restart: where to go, and where the old version waits (kept until the commit).
     StartRoutine restart_start = nullptr;
+    void *restart_arg = nullptr;  // `arg`, redirected into the new version (a pointer to an old global...)
     MainFunction restart_main = nullptr;
     int restart_generation = 0;  // the update this thread is restarting for
     std::atomic<int> crash_signal{0};        // the signal that ended its restart in the new code

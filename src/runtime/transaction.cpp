@@ -619,6 +619,11 @@ private:
                                      ", which the new version does not have: the old version keeps running"};
             }
             thread->restart_start = reinterpret_cast<StartRoutine>(m_new->address(routine->address));
+            // The argument is a root too: a pointer to an old global (kvd's &workers[i]) or to a
+            // converted block goes to its new place; anything else is passed as it was.
+            auto argument = reinterpret_cast<std::uintptr_t>(thread->arg);
+            auto moved = m_heap ? m_heap->redirect_untyped(argument) : std::nullopt;
+            thread->restart_arg = reinterpret_cast<void *>(moved ? *moved : argument);
         }
         if (auto fault = fault_point("restart.stacks"); !fault) {
             resume_old();
@@ -762,8 +767,10 @@ private:
                 release_stack(thread.previous_stack);
                 thread.old_locals.clear();
             }
-            if (restarted && thread.restart_start)
+            if (restarted && thread.restart_start) {
                 thread.start = thread.restart_start;
+                thread.arg = thread.restart_arg;
+            }
             if (state == ThreadState::Arrived)
                 send(thread, Command::Commit);
             else if (state == ThreadState::Parked)  // a thread the new version started

@@ -41,7 +41,7 @@ void restart_trampoline()
         exit(thread.restart_main(arguments.argc, arguments.argv, arguments.envp));
     }
     // thread.start stays the old routine until the commit (a rollback must find it unchanged).
-    thread.result = thread.restart_start(thread.arg);
+    thread.result = thread.restart_start(thread.restart_arg);
     if (thread.has_exit_context)
         setcontext(&thread.exit_context);  // back to thread_entry, on the thread's own stack
     pthread_exit(thread.result);

@@ -256,6 +256,15 @@ std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintp
     return std::nullopt;
 }
 
+std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t address)
+{
+    if (auto global = redirect_into_new_global(address, 0, 0))
+        return global;
+    if (std::size_t exact = m_block_starts.find(address); exact != AddressMap::absent)
+        return m_blocks[exact].new_start;
+    return std::nullopt;
+}
+
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
                                                 const Place &where)
 {

@@ -44,6 +44,10 @@ public:
     Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
                                      const Place &where);
 
+    // Where an untyped pointer (a thread's argument) goes: into the new version's global of the
+    // same name, or to the new copy of a converted block it points at; nullopt: unchanged.
+    std::optional<std::uintptr_t> redirect_untyped(std::uintptr_t address);
+
     // After a failure: frees the new copies. After the commit: keeps them (they are the state).
     void release_new_blocks();
     void keep_new_blocks() { m_keep = true; }

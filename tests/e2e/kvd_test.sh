@@ -110,6 +110,13 @@ streak)
     idle=$(cli OBJECT IDLETIME k:3)
     [ "$idle" -lt 60 ] || fail "OBJECT IDLETIME of an inherited key dates from before the update: $idle"
 
+    # the workers count events through their thread argument, &workers[i]: after the update it
+    # must lead into v2's array, which INFO reads
+    events() { cli INFO stats | tr -d '\r' | sed -n 's/^worker_events://p'; }
+    first=$(events)
+    cli PING > /dev/null; cli PING > /dev/null
+    [ "$(events)" -gt "$first" ] || fail "workers count into the old version's array (thread argument not redirected)"
+
     update "$kvd/kvd-v3.so"
     cli INFO server | grep -q '^kvd_version:3' || fail "v3 is not running"
     [ "$(checksum)" = "$before" ] || fail "data changed by v2 -> v3"
