@@ -10,8 +10,8 @@
 set -euo pipefail
 build=$(realpath "$1")
 shift
-sizes=("${@:-10000 100000 1000000}")
-read -r -a sizes <<< "${sizes[*]}"
+[ $# -gt 0 ] || set -- 10000 100000 1000000
+sizes=("$@")
 molt=$build/bin/molt
 kvd=$build/kvd
 work=$(mktemp -d)

@@ -9,30 +9,25 @@
 namespace molt::cli {
 namespace {
 
-struct Pair {
-    schema::Schema old_schema, new_schema;
-};
-
-Result<Pair> load_both(const Options &options)
+Result<schema::SchemaDiff> diff_files(const Options &options)
 {
-    schema::CacheUse use = options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use;
-    auto old_schema = schema::load_schema(options.old_file, use);
+    auto old_schema = load_schema(options, options.old_file);
     if (!old_schema)
         return old_schema.error();
-    auto new_schema = schema::load_schema(options.new_file, use);
+    auto new_schema = load_schema(options, options.new_file);
     if (!new_schema)
         return new_schema.error();
-    return Pair{std::move(*old_schema), std::move(*new_schema)};
+    return schema::diff_schemas(*old_schema, *new_schema);
 }
 
 }  // namespace
 
 int run_diff(const Options &options)
 {
-    auto schemas = load_both(options);
-    if (!schemas)
-        return report_error(schemas.error().to_string());
-    schema::SchemaDiff diff = schema::diff_schemas(schemas->old_schema, schemas->new_schema);
+    auto diffed = diff_files(options);
+    if (!diffed)
+        return report_error(diffed.error().to_string());
+    const schema::SchemaDiff &diff = *diffed;
     if (options.json)
         schema::write_diff_json(diff, std::cout);
     else
@@ -42,10 +37,10 @@ int run_diff(const Options &options)
 
 int run_check(const Options &options)
 {
-    auto schemas = load_both(options);
-    if (!schemas)
-        return report_error(schemas.error().to_string());
-    schema::SchemaDiff diff = schema::diff_schemas(schemas->old_schema, schemas->new_schema);
+    auto diffed = diff_files(options);
+    if (!diffed)
+        return report_error(diffed.error().to_string());
+    const schema::SchemaDiff &diff = *diffed;
     if (diff.needs_transformer.empty()) {
         std::size_t variables = 0, types = 0, added = 0;
         for (const auto &change : diff.variables) {

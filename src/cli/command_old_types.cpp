@@ -17,7 +17,7 @@ int run_old_types(const Options &options)
     for (char c : options.prefix)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
             return report_error("--prefix must be a C identifier part (letters, digits, _), got \"" + options.prefix + "\"");
-    auto schema = schema::load_schema(options.file, options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use);
+    auto schema = load_schema(options, options.file);
     if (!schema)
         return report_error(schema.error().to_string());
     std::ostringstream header;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "dwarf_reader.h"
+#include "schema_cache.h"
 
 namespace molt::cli {
 
@@ -21,7 +21,7 @@ int run_run(const Options &options, const std::vector<std::string> &arguments)
     self[length] = '\0';
     std::string driver = std::string(self);
     driver = driver.substr(0, driver.rfind('/') + 1) + "molt-driver";
-    if (auto schema = schema::read_schema(options.file); !schema)
+    if (auto schema = load_schema(options, options.file); !schema)
         return report_error(schema.error().to_string());
     char resolved[PATH_MAX];
     if (!realpath(options.file.c_str(), resolved))

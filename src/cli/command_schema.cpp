@@ -13,9 +13,14 @@ int report_error(const std::string &what)
     return exit_error;
 }
 
+Result<schema::Schema> load_schema(const Options &options, const std::string &file)
+{
+    return schema::load_schema(file, options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use);
+}
+
 int run_schema(const Options &options)
 {
-    auto schema = schema::load_schema(options.file, options.no_cache ? schema::CacheUse::Bypass : schema::CacheUse::Use);
+    auto schema = load_schema(options, options.file);
     if (!schema)
         return report_error(schema.error().to_string());
     if (options.json)

@@ -11,7 +11,7 @@
 
 #include "commands.h"
 #include "control_client.h"
-#include "dwarf_reader.h"
+#include "schema_cache.h"
 
 namespace molt::cli {
 namespace {
@@ -55,8 +55,9 @@ int run_update(const Options &options)
     char resolved[PATH_MAX];
     if (!realpath(options.new_file.c_str(), resolved))
         return report_error(options.new_file + ": " + std::strerror(errno));
-    // Check the file here too, so that a bad NEW is told without disturbing the process.
-    if (auto schema = schema::read_schema(resolved); !schema)
+    // Check the file here too, so that a bad NEW is told without disturbing the process; through
+    // the cache, where the process then finds the schema instead of reading the DWARF again.
+    if (auto schema = load_schema(options, resolved); !schema)
         return report_error(schema.error().to_string());
     json request = {{"protocol", 1}, {"command", "update"}, {"path", resolved},
                     {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)}};

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "result.h"
+#include "schema.h"
+
 namespace molt::cli {
 
 // Exit codes, documented in `molt --help` and the README.
@@ -35,5 +38,8 @@ int run_run(const Options &options, const std::vector<std::string> &arguments);
 
 // Prints `molt: error: <what>` on stderr and returns exit_error.
 int report_error(const std::string &what);
+
+// The schema of `file`, through the build-id cache unless --no-cache (which `options` carries).
+Result<schema::Schema> load_schema(const Options &options, const std::string &file);
 
 }  // namespace molt::cli
