@@ -359,7 +359,7 @@ private:
     std::string bit_gap(const Member &member, std::uint64_t cursor_bits, const std::string &pad, int &padding)
     {
         std::string text;
-        std::uint64_t unit_bits = m_schema.type(strip_typedefs_and_qualifiers(m_schema, member.type)).size * 8;
+        std::uint64_t unit_bits = layout(m_schema, member.type).size * 8;
         std::string unit_type = declare(member.type, "", 0);
         if (unit_bits && member.bit_offset % unit_bits == 0 && member.bit_offset - cursor_bits < unit_bits)
             return pad + unit_type + " : 0;\n";
@@ -376,10 +376,7 @@ private:
         return text;
     }
 
-    std::uint64_t member_size(const Member &member) const
-    {
-        return m_schema.type(strip_typedefs_and_qualifiers(m_schema, member.type)).size;
-    }
+    std::uint64_t member_size(const Member &member) const { return layout(m_schema, member.type).size; }
 
     std::uint64_t largest_member(const Type &type) const
     {
@@ -443,7 +440,6 @@ private:
             const Type &type = m_schema.type(id);
             if (type.declaration)
                 continue;
-            std::string spelled = spell(id, 0);
             TypeId layout_id = strip_typedefs_and_qualifiers(m_schema, id);
             const Type &layout_type = m_schema.type(layout_id);
             if (layout_type.kind == TypeKind::Function || layout_type.kind == TypeKind::Void ||
@@ -451,27 +447,28 @@ private:
                 continue;
             if (layout_type.kind == TypeKind::Array && layout_type.size == 0)
                 continue;  // flexible: no size
-            m_out += fmt::format("_Static_assert(sizeof({}) == {}, \"size of {}\");\n", spelled, layout_type.size, name);
+            m_out += fmt::format("_Static_assert(sizeof({}) == {}, \"size of {}\");\n", name, layout_type.size, name);
             if (is_aggregate(layout_type.kind) && (type.kind != TypeKind::Typedef || layout_type.name.empty()))
-                write_offset_checks(spelled, name, layout_type, "", 0, 0);
+                write_offset_checks(name, layout_type, 0, 0);
         }
     }
 
-    void write_offset_checks(const std::string &spelled, const std::string &name, const Type &aggregate,
-                             const std::string &path, std::uint64_t base, int depth)
+    // `name` is the aggregate's spelling (the key of m_named); anonymous members are reached
+    // through their parent, at their offset.
+    void write_offset_checks(const std::string &name, const Type &aggregate, std::uint64_t base, int depth)
     {
         if (depth > max_depth)
             return;
         for (const Member &member : aggregate.members) {
             if (member.is_bit_field())
                 continue;
-            const Type &member_type = m_schema.type(strip_typedefs_and_qualifiers(m_schema, member.type));
+            const Type &member_type = layout(m_schema, member.type);
             if (member.name.empty()) {  // anonymous member: its members are reached directly
-                write_offset_checks(spelled, name, member_type, path, base + member.offset, depth + 1);
+                write_offset_checks(name, member_type, base + member.offset, depth + 1);
                 continue;
             }
-            m_out += fmt::format("_Static_assert(offsetof({}, {}{}) == {}, \"offset of {}.{}{}\");\n", spelled, path,
-                                 member.name, base + member.offset, name, path, member.name);
+            m_out += fmt::format("_Static_assert(offsetof({}, {}) == {}, \"offset of {}.{}\");\n", name, member.name,
+                                 base + member.offset, name, member.name);
         }
     }
 

@@ -20,13 +20,8 @@ struct Comparison {
     std::string reason;
 };
 
-bool is_integer(const Type &type)
-{
-    return type.kind == TypeKind::Base &&
-           (type.encoding == Encoding::Signed || type.encoding == Encoding::Unsigned || type.encoding == Encoding::Bool);
-}
-
-bool is_signed(const Type &type) { return type.encoding == Encoding::Signed; }
+// A scalar integer (enums are compared by their enumerators instead).
+bool is_base_integer(const Type &type) { return type.kind == TypeKind::Base && is_integral(type); }
 
 const char *kind_noun(TypeKind kind)
 {
@@ -86,8 +81,8 @@ public:
     // The members of two structs that changed (added, removed, moved, retyped, resized).
     std::vector<MemberChange> member_changes(TypeId a, TypeId b, const std::string &where)
     {
-        const Type &old_type = m_old.type(strip_typedefs_and_qualifiers(m_old, a));
-        const Type &new_type = m_new.type(strip_typedefs_and_qualifiers(m_new, b));
+        const Type &old_type = layout(m_old, a);
+        const Type &new_type = layout(m_new, b);
         // New members are keyed by the name they had in the old version (MOLT_RENAME_MEMBER).
         std::string new_type_name = qualified_type_name(m_new, strip_typedefs_and_qualifiers(m_new, b));
         auto new_key = [&](const Member &member) {
@@ -154,7 +149,7 @@ private:
         const Type &x = m_old.type(a);
         const Type &y = m_new.type(b);
         if (x.kind != y.kind) {
-            if (x.kind == TypeKind::Enum && is_integer(y))
+            if (x.kind == TypeKind::Enum && is_base_integer(y))
                 return {Verdict::Convertible, "enum to integer: the value is kept (range checked)"};
             return needs_transformer(original_a, original_b, where,
                                      std::string(kind_noun(x.kind)) + " became " + kind_noun(y.kind));
@@ -201,8 +196,8 @@ private:
 
     Comparison classify_base(const Type &x, const Type &y, TypeId a, TypeId b, const std::string &where)
     {
-        if (is_integer(x) && is_integer(y)) {
-            if (is_signed(x) != is_signed(y))
+        if (is_base_integer(x) && is_base_integer(y)) {
+            if (is_signed_integral(x) != is_signed_integral(y))
                 return {Verdict::Convertible, "signedness changed: range checked at update time"};
             if (y.size > x.size)
                 return {Verdict::Convertible, "integer widened"};
@@ -246,8 +241,8 @@ private:
 
     Comparison classify_pointer(const Type &x, const Type &y, TypeId a, TypeId b, const std::string &where)
     {
-        const Type &old_pointee = m_old.type(strip_typedefs_and_qualifiers(m_old, x.target));
-        const Type &new_pointee = m_new.type(strip_typedefs_and_qualifiers(m_new, y.target));
+        const Type &old_pointee = layout(m_old, x.target);
+        const Type &new_pointee = layout(m_new, y.target);
         if (old_pointee.kind == TypeKind::Void)
             return needs_transformer(a, b, where, "a void pointer became a typed pointer: Molt cannot tell what it points to");
         if (new_pointee.kind == TypeKind::Void)
@@ -287,8 +282,8 @@ private:
             return true;
         if (depth > 16)
             return false;
-        const Type &x = m_old.type(strip_typedefs_and_qualifiers(m_old, a));
-        const Type &y = m_new.type(strip_typedefs_and_qualifiers(m_new, b));
+        const Type &x = layout(m_old, a);
+        const Type &y = layout(m_new, b);
         if (x.kind != y.kind)
             return false;
         switch (x.kind) {
@@ -320,19 +315,14 @@ private:
         if (old_member) {
             change.old_type = type_to_c(m_old, old_member->type);
             change.old_offset = old_member->offset;
-            change.old_size = old_member->is_bit_field() ? 0 : type_size(m_old, old_member->type);
+            change.old_size = old_member->is_bit_field() ? 0 : layout(m_old, old_member->type).size;
         }
         if (new_member) {
             change.new_type = type_to_c(m_new, new_member->type);
             change.new_offset = new_member->offset;
-            change.new_size = new_member->is_bit_field() ? 0 : type_size(m_new, new_member->type);
+            change.new_size = new_member->is_bit_field() ? 0 : layout(m_new, new_member->type).size;
         }
         return change;
-    }
-
-    static std::uint64_t type_size(const Schema &schema, TypeId id)
-    {
-        return schema.type(strip_typedefs_and_qualifiers(schema, id)).size;
     }
 
     MemberChange compare_member(const Member &old_member, const Member &new_member, const std::string &where)
@@ -361,17 +351,15 @@ private:
 
     Comparison compare_bit_field(const Member &old_member, const Member &new_member, const std::string &where)
     {
-        const Type &x = m_old.type(strip_typedefs_and_qualifiers(m_old, old_member.type));
-        const Type &y = m_new.type(strip_typedefs_and_qualifiers(m_new, new_member.type));
-        bool x_integral = is_integer(x) || x.kind == TypeKind::Enum;
-        bool y_integral = is_integer(y) || y.kind == TypeKind::Enum;
-        if (!x_integral || !y_integral)
+        const Type &x = layout(m_old, old_member.type);
+        const Type &y = layout(m_new, new_member.type);
+        if (!is_integral(x) || !is_integral(y))
             return needs_transformer(old_member.type, new_member.type, where, "a bit-field changed into a non-integer");
         std::uint64_t old_bits = old_member.is_bit_field() ? old_member.bit_size : x.size * 8;
         std::uint64_t new_bits = new_member.is_bit_field() ? new_member.bit_size : y.size * 8;
         if (old_bits == new_bits && identical(old_member.type, new_member.type))
             return {};
-        if (is_signed(x) != is_signed(y))
+        if (is_signed_integral(x) != is_signed_integral(y))
             return {Verdict::Convertible, "bit-field signedness changed: range checked at update time"};
         if (new_bits > old_bits)
             return {Verdict::Convertible, "bit-field widened"};
@@ -559,7 +547,7 @@ void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &co
             continue;
         // A typedef of a named struct changes with the struct: reported once, under the struct.
         if (old_type.kind == TypeKind::Typedef) {
-            const Type &target = old_schema.type(strip_typedefs_and_qualifiers(old_schema, old_id));
+            const Type &target = layout(old_schema, old_id);
             if (is_named_type(target))
                 continue;
         }

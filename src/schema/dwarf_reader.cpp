@@ -311,14 +311,7 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
     if (!has_debug_info)
         return "no DWARF in the file: build with -g";
 
-    const void *id = nullptr;
-    ssize_t id_size = dwelf_elf_gnu_build_id(elf, &id);
-    static const char hex[] = "0123456789abcdef";
-    for (ssize_t i = 0; i < id_size && id; ++i) {
-        unsigned char byte = static_cast<const unsigned char *>(id)[i];
-        facts.build_id += hex[byte >> 4];
-        facts.build_id += hex[byte & 15];
-    }
+    facts.build_id = gnu_build_id_hex(elf);
     return std::nullopt;
 }
 
@@ -1190,6 +1183,20 @@ Result<Schema> read_from_elf(const std::string &name, Elf *elf)
 }
 
 }  // namespace
+
+std::string gnu_build_id_hex(Elf *elf)
+{
+    const void *id = nullptr;
+    ssize_t size = dwelf_elf_gnu_build_id(elf, &id);
+    static const char hex[] = "0123456789abcdef";
+    std::string text;
+    for (ssize_t i = 0; i < size && id; ++i) {
+        unsigned char byte = static_cast<const unsigned char *>(id)[i];
+        text += hex[byte >> 4];
+        text += hex[byte & 15];
+    }
+    return text;
+}
 
 Result<Schema> read_schema(const std::string &path)
 {

@@ -1,6 +1,8 @@
 // Reading a version's schema from its ELF file and DWARF (elfutils libdw). Never prints.
 #pragma once
 
+#include <libelf.h>
+
 #include <cstddef>
 #include <string>
 
@@ -13,6 +15,9 @@ namespace molt::schema {
 // Refuses, with a one-line reason, what it cannot read faithfully: not ELF, truncated, another
 // architecture, no DWARF, split DWARF (.dwo), dwz alternate files, corrupt DWARF.
 Result<Schema> read_schema(const std::string &path);
+
+// The GNU build-id of an ELF file in lower-case hex, or "" when it has none.
+std::string gnu_build_id_hex(Elf *elf);
 
 // The same from bytes in memory; `name` stands for the file in messages (used by the fuzzer).
 Result<Schema> read_schema_from_memory(const std::string &name, const void *data, std::size_t size);

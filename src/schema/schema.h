@@ -150,6 +150,22 @@ struct Schema {
 // Follows typedefs and const/volatile/restrict/_Atomic to the type that gives the layout.
 TypeId strip_typedefs_and_qualifiers(const Schema &schema, TypeId id);
 
+// The type that gives the layout of `id` (behind its typedefs and qualifiers).
+inline const Type &layout(const Schema &schema, TypeId id) { return schema.type(strip_typedefs_and_qualifiers(schema, id)); }
+
+// Integers in the widest sense (char, bool, every int, enums), and whether one is signed: what
+// a bit-field may hold, and what converts by value.
+inline bool is_integral(const Type &type)
+{
+    return (type.kind == TypeKind::Base &&
+            (type.encoding == Encoding::Signed || type.encoding == Encoding::Unsigned || type.encoding == Encoding::Bool)) ||
+           type.kind == TypeKind::Enum;
+}
+inline bool is_signed_integral(const Type &type)
+{
+    return type.kind == TypeKind::Enum ? type.enum_signed : type.encoding == Encoding::Signed;
+}
+
 // `struct node`, `enum color`, `point_t`, `int`: the name a type is matched by between
 // versions. Prefixed with `file/` when the schema holds two different types of that name.
 std::string qualified_type_name(const Schema &schema, TypeId id);

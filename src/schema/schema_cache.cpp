@@ -149,14 +149,7 @@ std::string build_id_of(const std::string &path)
         return {};
     std::string hex_id;
     if (Elf *elf = elf_begin(fd, ELF_C_READ, nullptr)) {
-        const void *id = nullptr;
-        ssize_t size = dwelf_elf_gnu_build_id(elf, &id);
-        static const char hex[] = "0123456789abcdef";
-        for (ssize_t i = 0; i < size && id; ++i) {
-            unsigned char byte = static_cast<const unsigned char *>(id)[i];
-            hex_id += hex[byte >> 4];
-            hex_id += hex[byte & 15];
-        }
+        hex_id = gnu_build_id_hex(elf);
         elf_end(elf);
     }
     close(fd);

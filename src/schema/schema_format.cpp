@@ -60,7 +60,7 @@ void write_members(const Schema &schema, const Type &type, std::ostream &out, in
         if (member.is_bit_field())
             fmt::print(out, " bit_offset={} bit_size={}", member.bit_offset, member.bit_size);
         fmt::print(out, " type={}\n", type_to_c(schema, member.type));
-        const Type &member_type = schema.type(strip_typedefs_and_qualifiers(schema, member.type));
+        const Type &member_type = layout(schema, member.type);
         if (is_anonymous_aggregate(member_type))
             write_members(schema, member_type, out, indent + 2);
     }
@@ -90,7 +90,7 @@ void write_type(const Schema &schema, TypeId id, std::ostream &out)
         return;
     case TypeKind::Typedef: {
         fmt::print(out, "type {} = {}\n", name, type_to_c(schema, type.target));
-        const Type &target = schema.type(strip_typedefs_and_qualifiers(schema, type.target));
+        const Type &target = layout(schema, type.target);
         if (is_anonymous_aggregate(target) && schema.type(type.target).kind != TypeKind::Typedef) {
             fmt::print(out, "  size={}\n", target.size);
             write_members(schema, target, out, 2);

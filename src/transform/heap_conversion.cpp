@@ -16,10 +16,7 @@ using schema::Type;
 using schema::TypeId;
 using schema::TypeKind;
 
-const Type &layout(const Schema &schema, TypeId id)
-{
-    return schema.type(schema::strip_typedefs_and_qualifiers(schema, id));
-}
+using schema::layout;
 
 Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
 

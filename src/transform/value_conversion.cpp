@@ -17,22 +17,9 @@ using schema::TypeKind;
 
 Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
 
-const Type &layout(const Schema &schema, TypeId id)
-{
-    return schema.type(schema::strip_typedefs_and_qualifiers(schema, id));
-}
-
-bool is_integer(const Type &type)
-{
-    return (type.kind == TypeKind::Base &&
-            (type.encoding == Encoding::Signed || type.encoding == Encoding::Unsigned || type.encoding == Encoding::Bool)) ||
-           type.kind == TypeKind::Enum;
-}
-
-bool is_signed(const Type &type)
-{
-    return type.kind == TypeKind::Enum ? type.enum_signed : type.encoding == Encoding::Signed;
-}
+using schema::layout;
+bool is_integer(const Type &type) { return schema::is_integral(type); }
+bool is_signed(const Type &type) { return schema::is_signed_integral(type); }
 
 // An integer of 1 to 16 bytes, little-endian, widened to 128 bits.
 __int128 read_integer(const unsigned char *bytes, std::uint64_t size, bool is_signed_value)
