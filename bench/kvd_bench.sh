@@ -22,14 +22,20 @@ trap 'stop; rm -rf "$work"' EXIT
 cd "$work"
 
 start() {   # start COMMAND...: a server on a free port, sets $server and $port
-    port=$(( 20000 + RANDOM % 20000 ))
-    if [[ $1 == *redis-server ]]; then
+    rm -f port
+    port=""
+    if [[ $1 == *redis-server ]]; then   # it cannot pick its own port and tell: a random one
+        port=$(( 20000 + RANDOM % 20000 ))
         "$1" --port "$port" --save '' --appendonly no --daemonize no > server.log 2>&1 &
     else
-        "$@" --port "$port" 2> server.log &
+        "$@" --port 0 --port-file port 2> server.log &
     fi
     server=$!
-    for _ in $(seq 100); do redis-cli -p "$port" PING > /dev/null 2>&1 && return; sleep 0.05; done
+    for _ in $(seq 100); do
+        [ -s port ] && port=$(cat port)   # kvd: the port it picked, once written
+        [ -n "${port:-}" ] && redis-cli -p "$port" PING > /dev/null 2>&1 && return
+        sleep 0.05
+    done
     echo "kvd_bench: $1 did not start: $(cat server.log)" >&2
     exit 1
 }
@@ -116,7 +122,7 @@ echo "  after the first update: $after_first"
 echo "  after 100 updates:      $(snapshot)"
 kill -0 "$load" || { echo "  redis-benchmark stopped"; exit 1; }
 stop
-tr '\r' '\n' < streak-load.log | grep -qiE 'error|reset' && echo "  redis-benchmark saw errors" || echo "  redis-benchmark saw no error"
+grep -qiE 'error|reset' <<< "$(tr '\r' '\n' < streak-load.log)" && echo "  redis-benchmark saw errors" || echo "  redis-benchmark saw no error"
 
 if command -v redis-server > /dev/null; then
     echo "kvd_bench: 5. for context: Debian's redis-server ($(redis-server --version | awk '{ print $3 }')), same runs"

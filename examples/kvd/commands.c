@@ -1,4 +1,6 @@
 /* commands.c: the Redis commands kvd answers, each a small function over the store. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +34,9 @@ static int integer_argument(struct conn *conn, const struct request *request, in
         goto bad;
     memcpy(text, request->argv[i], length);
     text[length] = '\0';
+    errno = 0;
     *value = strtoll(text, &end, 10);
-    if (*end == '\0')
+    if (end == text + length && errno == 0)   /* the whole argument (no NUL inside), in range */
         return 0;
 bad:
     reply_error(&conn->out, "ERR value is not an integer or out of range");
@@ -72,6 +75,17 @@ static void get(struct conn *conn, const struct request *request)
     store_unlock(shard);
 }
 
+#if KVD_VERSION >= 4
+/* The wall-clock time `amount` units of `unit_ms` from now; -1 when it does not fit. */
+static int deadline(long long amount, int64_t unit_ms, int64_t *at)
+{
+    int64_t span;
+    if (__builtin_mul_overflow(amount, unit_ms, &span) || __builtin_add_overflow(now_ms(), span, at))
+        return -1;
+    return 0;
+}
+#endif
+
 /* SET key value, and from v4 on: [EX seconds | PX milliseconds]. */
 static void set(struct conn *conn, const struct request *request)
 {
@@ -85,11 +99,10 @@ static void set(struct conn *conn, const struct request *request)
         }
         if (integer_argument(conn, request, i + 1, &amount) != 0)
             return;
-        if (amount <= 0) {
+        if (amount <= 0 || deadline(amount, equals(request, i, "EX") ? 1000 : 1, &expires_at) != 0) {
             reply_error(&conn->out, "ERR invalid expire time in 'set' command");
             return;
         }
-        expires_at = now_ms() + (equals(request, i, "EX") ? amount * 1000 : amount);
     }
 #else
     if (request->argc != 3) {
@@ -165,7 +178,7 @@ static void decrby(struct conn *conn, const struct request *request)
 {
     long long delta;
     if (integer_argument(conn, request, 2, &delta) == 0) {
-        if (delta == -delta && delta != 0)
+        if (delta == LLONG_MIN)
             reply_error(&conn->out, "ERR decrement would overflow");
         else
             add_to(conn, request, -delta);
@@ -269,11 +282,21 @@ static void info(struct conn *conn, const struct request *request)
     unsigned long long events = 0;
     for (int i = 0; i < worker_count; i++)
         events += __atomic_load_n(&workers[i].events_handled, __ATOMIC_RELAXED);
+    char stats[128] = "";   /* what later versions add to the Stats section */
+    size_t used = 0;
+#if KVD_VERSION >= 3
+    used += (size_t)snprintf(stats + used, sizeof stats - used, "hash_buckets:%zu\r\n", store_buckets());
+#endif
+#if KVD_VERSION >= 4
+    used += (size_t)snprintf(stats + used, sizeof stats - used, "expired_keys:%llu\r\n",
+                             (unsigned long long)__atomic_load_n(&expired_keys, __ATOMIC_RELAXED));
+#endif
+    (void)used;
     char text[8192];
     int length = snprintf(text, sizeof text,
                           "# Server\r\nredis_version:7.0.15\r\nkvd_version:%d\r\nmolt:%s\r\nprocess_id:%ld\r\n"
                           "tcp_port:%d\r\n\r\n# Clients\r\nconnected_clients:%llu\r\n\r\n# Stats\r\n"
-                          "total_commands_processed:%llu\r\nworker_events:%llu\r\n\r\n# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
+                          "total_commands_processed:%llu\r\nworker_events:%llu\r\n%s\r\n# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
                           KVD_VERSION,
 #ifdef MOLT_DISABLE
                           "disabled",
@@ -282,14 +305,17 @@ static void info(struct conn *conn, const struct request *request)
 #endif
                           (long)getpid(), listen_port,
                           (unsigned long long)__atomic_load_n(&connected_clients, __ATOMIC_RELAXED),
-                          (unsigned long long)__atomic_load_n(&commands_processed, __ATOMIC_RELAXED), events, store_size());
+                          (unsigned long long)__atomic_load_n(&commands_processed, __ATOMIC_RELAXED), events, stats,
+                          store_size());
 #ifndef MOLT_DISABLE
     /* Molt's record of the updates this process went through, one line each. */
     char history[4096];
     molt_update_history(history, sizeof history);
     int updates = 0;
     length += snprintf(text + length, sizeof text - (size_t)length, "\r\n# Molt\r\n");
-    for (char *line = strtok(history, "\n"); line && length < (int)sizeof text - 256; line = strtok(NULL, "\n"))
+    char *rest = NULL;
+    for (char *line = strtok_r(history, "\n", &rest); line && length < (int)sizeof text - 256;
+         line = strtok_r(NULL, "\n", &rest))
         length += snprintf(text + length, sizeof text - (size_t)length, "molt_update_%d:%s\r\n", ++updates, line);
     length += snprintf(text + length, sizeof text - (size_t)length, "molt_updates:%d\r\n", updates);
 #endif
@@ -324,15 +350,20 @@ static void object(struct conn *conn, const struct request *request)
 static void expire(struct conn *conn, const struct request *request)
 {
     long long seconds;
+    int64_t expires_at = 0;
     if (integer_argument(conn, request, 2, &seconds) != 0)
         return;
+    if (seconds > 0 && deadline(seconds, 1000, &expires_at) != 0) {
+        reply_error(&conn->out, "ERR invalid expire time in 'expire' command");
+        return;
+    }
     uint64_t hash = store_hash(ARG(1));
     struct shard *shard = store_lock(hash);
     struct entry *entry = store_peek(shard, hash, ARG(1));
     if (entry && seconds <= 0) {
         store_delete(shard, hash, ARG(1));
     } else if (entry) {
-        entry->expires_at_ms = now_ms() + seconds * 1000;
+        entry->expires_at_ms = expires_at;
     }
     store_unlock(shard);
     reply_integer(&conn->out, entry != NULL);

@@ -171,9 +171,13 @@ int entry_add(struct entry *entry, int64_t delta, int64_t *result);
  * copy when `copy`, else `bytes` itself (a block from malloc that the value then owns). */
 struct value value_of(const char *bytes, size_t length, int copy);
 #endif
+#if KVD_VERSION >= 3
+size_t store_buckets(void);   /* buckets of every shard's tables: grows as they rehash */
+#endif
 #if KVD_VERSION >= 4
 void expirer_start(void);
 extern int expirer_running;
+extern uint64_t expired_keys;   /* removed by expiry, lazily or by the expiry thread */
 #endif
 
 /* commands.c */

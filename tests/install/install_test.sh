@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 
-"$prefix/bin/molt" --version | grep -q "molt 0.2.0"
+grep -q "molt 0.2.0" <<< "$("$prefix/bin/molt" --version)"
 test -f "$prefix/include/molt/molt.h"
 
 # pkg-config
