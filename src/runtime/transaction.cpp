@@ -720,17 +720,20 @@ private:
             futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
         }
         remove_crash_handlers();
-        for (ThreadRecord *thread : m_parked) {
-            if (thread->current_state() != ThreadState::Parked)
-                continue;  // never came back: left as it is (reported below)
-            release_stack(thread->stack_in_use);  // it runs on its old stack again
-            thread->stack_in_use = thread->previous_stack;
-            thread->previous_stack = {};
-            thread->locals = std::move(thread->old_locals);
-            thread->old_locals.clear();
-            thread->restart_start = nullptr;
-            thread->crash_signal.store(0);
-        }
+        // Through the registry: a thread whose new start routine returned has left it, and its
+        // record is gone (m_parked would still point at it).
+        registry().for_each([&](ThreadRecord &thread) {
+            if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end() ||
+                thread.current_state() != ThreadState::Parked)
+                return;  // not ours, or never came back: left as it is (reported below)
+            release_stack(thread.stack_in_use);  // it runs on its old stack again
+            thread.stack_in_use = thread.previous_stack;
+            thread.previous_stack = {};
+            thread.locals = std::move(thread.old_locals);
+            thread.old_locals.clear();
+            thread.restart_start = nullptr;
+            thread.crash_signal.store(0);
+        });
         // Threads the new version started on its way are not resumed: they would run new code
         // on old state. They stay parked.
         end_pending();

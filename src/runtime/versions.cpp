@@ -33,7 +33,7 @@ std::vector<std::unique_ptr<Version>> &all_versions()
     return *versions;
 }
 
-Version *g_current = nullptr;
+std::atomic<Version *> g_current{nullptr};  // written at commit, read by control-socket threads
 
 std::string real_path(const std::string &path)
 {

@@ -37,9 +37,13 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
         [this](std::uintptr_t address, TypeId old_pointee, TypeId new_pointee, const Place &where) {
             return translate(address, old_pointee, new_pointee, where);
         });
+    // Each old global with its counterpart, found once: the same qualified name, or the one a
+    // MOLT_RENAME_VARIABLE of the new version gives it.
     for (const schema::Variable &variable : m_old.schema->variables)
         if (!variable.read_only && !variable.thread_local_storage && variable.size)
-            m_globals.push_back({m_old.bias + variable.address, m_old.bias + variable.address + variable.size, &variable});
+            m_globals.push_back({m_old.bias + variable.address, m_old.bias + variable.address + variable.size, &variable,
+                                 m_new.schema->find_variable(m_new.schema->new_name(
+                                     schema::Transformer::Kind::RenameVariable, variable.qualified_name))});
     std::sort(m_globals.begin(), m_globals.end(), [](const GlobalRange &a, const GlobalRange &b) { return a.start < b.start; });
 }
 
@@ -135,7 +139,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_poin
         return true;
     if (m_block_starts.contains(address))
         return true;  // shared: converted once (pointers into a block's middle are not followed here)
-    if (redirect_into_new_global(address, old_pointee, new_pointee))
+    if (redirect_into_new_global(address))
         return true;  // a global of the old version: the new version's global is converted as a root
     if (x.size == 0 || y.size == 0)
         return failure(where(), "points to an object of unknown size");
@@ -186,6 +190,15 @@ Result<bool> HeapConverter::convert_blocks()
     std::sort(m_sorted.begin(), m_sorted.end(),
               [this](std::size_t a, std::size_t b) { return m_blocks[a].old_start < m_blocks[b].old_start; });
     m_sorted_valid = true;
+    // A block inside another: a pointer into the middle of an array (or to a member) was found
+    // before or after the pointer to its start. Two copies would tear apart what is one object.
+    for (std::size_t i = 1; i < m_sorted.size(); ++i) {
+        const Block &outer = m_blocks[m_sorted[i - 1]];
+        const Block &inner = m_blocks[m_sorted[i]];
+        if (inner.old_start < outer.old_start + outer.count * outer.old_size)
+            return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type),
+                           "a pointer points into the middle of this converted block: not supported yet");
+    }
     for (const Block &block : m_blocks) {
         const std::string where = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
         for (std::uint64_t i = 0; i < block.count; ++i) {
@@ -222,40 +235,36 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
 // A pointer into an old global or static goes to the same place in the new version's variable
 // of the same qualified name: the same offset when the variable's type is unchanged, its start
 // when it points at the start.
-std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address, TypeId, TypeId)
+std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address)
 {
     auto after = std::upper_bound(m_globals.begin(), m_globals.end(), address,
                                   [](std::uintptr_t value, const GlobalRange &range) { return value < range.start; });
     if (after == m_globals.begin() || address >= std::prev(after)->end)
         return std::nullopt;  // not inside an old global: the common case, found in log(globals)
-    {
-        const schema::Variable &variable = *std::prev(after)->variable;
-        std::uintptr_t start = m_old.bias + variable.address;
-        const schema::Variable *counterpart_variable = m_new.schema->find_variable(variable.qualified_name);
-        if (!counterpart_variable)
-            return std::nullopt;
-        std::uintptr_t new_start = m_new.bias + counterpart_variable->address;
-        if (address == start)
-            return new_start;
-        if (m_converter.identity().identical(variable.type, counterpart_variable->type))
-            return new_start + (address - start);
-        // Into an array of changed elements: the same element.
-        const Type &x = layout(*m_old.schema, variable.type);
-        const Type &y = layout(*m_new.schema, counterpart_variable->type);
-        if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
-            std::uint64_t old_stride = layout(*m_old.schema, x.target).size;
-            std::uint64_t new_stride = layout(*m_new.schema, y.target).size;
-            if (old_stride && (address - start) % old_stride == 0 && (address - start) / old_stride < elements_of(y))
-                return new_start + (address - start) / old_stride * new_stride;
-        }
+    const GlobalRange &range = *std::prev(after);
+    if (!range.counterpart)
         return std::nullopt;
+    std::uintptr_t new_start = m_new.bias + range.counterpart->address;
+    if (address == range.start)
+        return new_start;
+    if (m_converter.identity().identical(range.variable->type, range.counterpart->type))
+        return new_start + (address - range.start);
+    // Into an array of changed elements: the same element.
+    const Type &x = layout(*m_old.schema, range.variable->type);
+    const Type &y = layout(*m_new.schema, range.counterpart->type);
+    if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
+        std::uint64_t old_stride = layout(*m_old.schema, x.target).size;
+        std::uint64_t new_stride = layout(*m_new.schema, y.target).size;
+        std::uintptr_t offset = address - range.start;
+        if (old_stride && offset % old_stride == 0 && offset / old_stride < elements_of(y))
+            return new_start + offset / old_stride * new_stride;
     }
     return std::nullopt;
 }
 
 std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t address)
 {
-    if (auto global = redirect_into_new_global(address, 0, 0))
+    if (auto global = redirect_into_new_global(address))
         return global;
     if (std::size_t exact = m_block_starts.find(address); exact != AddressMap::absent)
         return m_blocks[exact].new_start;
@@ -265,7 +274,7 @@ std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t add
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
                                                 const Place &where)
 {
-    if (auto global = redirect_into_new_global(address, old_pointee, new_pointee))
+    if (auto global = redirect_into_new_global(address))
         return *global;
     const Block *block = block_holding(address);
     if (!block)

@@ -78,12 +78,12 @@ private:
                               const std::string *root, std::vector<Pending> &work);
     const Block *block_holding(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
-    std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address, schema::TypeId old_pointee,
-                                                           schema::TypeId new_pointee);
+    std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address);
 
     struct GlobalRange {
         std::uintptr_t start, end;
         const schema::Variable *variable;
+        const schema::Variable *counterpart;  // in the new version; null when it has none
     };
 
     Image m_old, m_new;

@@ -732,21 +732,32 @@ TEST_P(CodeRedirection, ASignalHandlerAndAHiddenCallbackRunTheNewCode)
 INSTANTIATE_TEST_SUITE_P(Toolchains, CodeRedirection, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
-TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingTheProcess)
+// heap_state built with `define` makes the update fail with `reason`; v1 keeps running intact.
+void expect_heap_update_refused(const std::string &define, const std::string &reason)
 {
     Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DDANGLING");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DDANGLING");
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 " + define);
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 " + define);
     Fixture fixture = start_fixture(v1);
     const std::string &log = fixture.log;
     LiveProcess &process = *fixture.process;
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     EXPECT_EQ(update.status, 1);
-    EXPECT_NE(update.err.find("points to unmapped memory"), std::string::npos) << update.err;
+    EXPECT_NE(update.err.find(reason), std::string::npos) << update.err;
     EXPECT_TRUE(process.alive());
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // v1 checks its state every 50 rounds
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
+}
+
+TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingTheProcess)
+{
+    expect_heap_update_refused("-DDANGLING", "points to unmapped memory");
+}
+
+TEST(HeapConversionFailure, APointerIntoTheMiddleOfAConvertedArrayFailsTheUpdate)
+{
+    expect_heap_update_refused("-DINTERIOR", "points into the middle of this converted block");
 }
 
 // ---- a new version that crashes or hangs before its first update point: rolled back ------------
