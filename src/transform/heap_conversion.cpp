@@ -96,8 +96,10 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
         // to fill: what they point to is not the defaults' to convert (a fixed bucket array
         // that becomes a pointer reaches the same entries, which may not have changed at all).
         bool transformed = m_converter.type_transformer(value.new_type) != nullptr;
-        for (const Member &member : y.members) {
-            const Member *old_member = corresponding_member(x, member, y, *m_new.schema);
+        const std::vector<const Member *> &matched = m_converter.matched_members(x, y);
+        for (std::size_t index = 0; index < y.members.size(); ++index) {
+            const Member &member = y.members[index];
+            const Member *old_member = matched[index];
             if (!old_member || member.is_bit_field() || old_member->is_bit_field())
                 continue;
             if (transformed && !m_converter.convertible(old_member->type, member.type))
@@ -109,6 +111,8 @@ Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &wor
     case TypeKind::Array: {
         if (y.kind != TypeKind::Array)
             return true;
+        if (m_converter.identity().identical(x.target, y.target))
+            return true;  // every element is identical: nothing it reaches changed
         std::uint64_t count = std::min(elements_of(x), elements_of(y));
         std::uint64_t stride = layout(*m_old.schema, x.target).size;
         for (std::uint64_t i = 0; i < count; ++i)
@@ -199,12 +203,15 @@ Result<bool> HeapConverter::convert_blocks()
             return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type),
                            "a pointer points into the middle of this converted block: not supported yet");
     }
+    std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
     for (const Block &block : m_blocks) {
-        const std::string where = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
+        auto [where, inserted] = wheres.try_emplace(block.old_type);
+        if (inserted)
+            where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
         for (std::uint64_t i = 0; i < block.count; ++i) {
             auto converted = m_converter.convert(block.old_type, reinterpret_cast<const void *>(block.old_start + i * block.old_size),
                                                  block.new_type, reinterpret_cast<void *>(block.new_start + i * block.new_size),
-                                                 where);
+                                                 where->second);
             if (!converted)
                 return converted;
         }

@@ -123,6 +123,51 @@ const Member *corresponding_member(const Type &aggregate, const Member &wanted, 
 ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schema, FunctionRemap remap_function)
     : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_remap(std::move(remap_function))
 {
+    // Which old types hold a pointer (data or function) anywhere inside: decided once, here,
+    // so that conversions can copy the others whole. Types nest by value only a few levels
+    // deep (a struct cannot contain itself), so the recursion is shallow.
+    m_pointer_free.assign(m_old.types.size(), -1);
+    std::function<bool(TypeId)> decide = [&](TypeId id) -> bool {
+        id = schema::strip_typedefs_and_qualifiers(m_old, id);
+        if (m_pointer_free[id] >= 0)
+            return m_pointer_free[id];
+        const Type &type = m_old.type(id);
+        bool free = true;
+        switch (type.kind) {
+        case TypeKind::Pointer:
+            free = false;
+            break;
+        case TypeKind::Array:
+            free = decide(type.target);
+            break;
+        case TypeKind::Struct:
+        case TypeKind::Union:
+            for (const Member &member : type.members)
+                free = free && decide(member.type);
+            break;
+        default:
+            break;
+        }
+        m_pointer_free[id] = free;
+        return free;
+    };
+    for (TypeId id = 0; id < m_old.types.size(); ++id)
+        decide(id);
+}
+
+bool ValueConverter::pointer_free(TypeId old_type) const
+{
+    return m_pointer_free[schema::strip_typedefs_and_qualifiers(m_old, old_type)] == 1;
+}
+
+const std::vector<const Member *> &ValueConverter::matched_members(const Type &x, const Type &y) const
+{
+    std::lock_guard lock(m_matched_mutex);
+    auto [found, inserted] = m_matched.try_emplace({&x, &y});
+    if (inserted)
+        for (const Member &member : y.members)
+            found->second.push_back(corresponding_member(x, member, y, m_new));
+    return found->second;  // never erased: the reference stays valid
 }
 
 void ValueConverter::add_type_transformer(const std::string &type_name, Transformer function)
@@ -250,14 +295,10 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
     }
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
-    if (m_identity.identical(old_type, new_type)) {
-        if (x.kind == TypeKind::Pointer || x.kind == TypeKind::Struct || x.kind == TypeKind::Array)
-            ;  // may hold function pointers: converted piecewise below
-        else {
-            std::memcpy(target, source, y.size);
-            return true;
-        }
-    }
+    if (m_identity.identical(old_type, new_type) && pointer_free(old_type)) {
+        std::memcpy(target, source, y.size);  // the same bytes mean the same value
+        return true;
+    }  // identical but holding pointers (to functions, to old globals...): converted piecewise
     switch (y.kind) {
     case TypeKind::Struct:
         if (x.kind == TypeKind::Struct)
@@ -284,8 +325,10 @@ Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *
                                             unsigned char *to, const Place &where, Leniency leniency) const
 {
     std::memset(to, 0, y.size);
-    for (const Member &member : y.members) {
-        const Member *old_member = corresponding_member(x, member, y, m_new);
+    const std::vector<const Member *> &matched = matched_members(x, y);
+    for (std::size_t index = 0; index < y.members.size(); ++index) {
+        const Member &member = y.members[index];
+        const Member *old_member = matched[index];
         if (!old_member)
             continue;  // a new member starts at zero
         Place place(where, member.name);

@@ -89,6 +89,10 @@ public:
 
     const schema::LayoutIdentity &identity() const { return m_identity; }
 
+    // For each member of new struct `y`, its counterpart in old struct `x` (corresponding_member)
+    // or null: matched once per pair of types, then reused for every object converted.
+    const std::vector<const schema::Member *> &matched_members(const schema::Type &x, const schema::Type &y) const;
+
 private:
     Result<bool> convert_value(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
                                unsigned char *to, const Place &where) const;
@@ -108,6 +112,12 @@ private:
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
+    // Whether an old type holds no pointer anywhere (nothing to translate: a copy is enough).
+    bool pointer_free(schema::TypeId old_type) const;
+
+    std::vector<signed char> m_pointer_free;  // by old type id (after typedefs): 1 yes, 0 no, -1 not known yet
+    mutable std::mutex m_matched_mutex;
+    mutable std::map<std::pair<const schema::Type *, const schema::Type *>, std::vector<const schema::Member *>> m_matched;
     mutable std::mutex m_convertible_mutex;
     mutable std::map<std::pair<schema::TypeId, schema::TypeId>, bool> m_convertible;  // results of complete plans
     mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned now (cycles)
