@@ -25,7 +25,6 @@ void after_fork_in_child()
     ThreadRecord *survivor = current_thread();
     if (survivor) {
         survivor->tid = static_cast<pid_t>(syscall(SYS_gettid));
-        survivor->handle = pthread_self();
         survivor->is_main = true;
         survivor->state.store(static_cast<int>(ThreadState::Running));
     }

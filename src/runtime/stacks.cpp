@@ -1,12 +1,9 @@
 // Stack mappings for restarted threads.
 #include "stacks.h"
 
-#include <pthread.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 
 namespace molt::runtime {
@@ -38,21 +35,6 @@ void release_stack(Stack &stack)
     munmap(static_cast<char *>(stack.base) - page, stack.size + page);
     live_stacks().fetch_sub(1);
     stack = {};
-}
-
-std::size_t stack_size_for_current_thread()
-{
-    std::size_t size = 0;
-    pthread_attr_t attributes;
-    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
-        void *address = nullptr;
-        pthread_attr_getstack(&attributes, &address, &size);
-        pthread_attr_destroy(&attributes);
-    }
-    rlimit limit{};
-    if (size == 0 && getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
-        size = limit.rlim_cur;
-    return std::clamp<std::size_t>(size, 256 * 1024, 64 * 1024 * 1024);
 }
 
 }  // namespace molt::runtime

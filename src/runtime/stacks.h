@@ -19,7 +19,4 @@ void release_stack(Stack &stack);
 // How many stacks Molt has mapped and not released (molt status: restarted threads hold one each).
 std::atomic<long> &live_stacks();
 
-// The size a restarted thread gets: that of the thread's current stack, at least 256 KiB.
-std::size_t stack_size_for_current_thread();
-
 }  // namespace molt::runtime

@@ -79,7 +79,6 @@ void *thread_entry(void *argument)
 {
     auto *record = static_cast<ThreadRecord *>(argument);
     record->tid = current_tid();
-    record->handle = pthread_self();
     set_current_thread(record);
     pthread_setspecific(exit_key(), record);
     volatile bool started = false;
@@ -180,12 +179,6 @@ void Registry::reset_after_fork(ThreadRecord *survivor)
     m_threads.clear();
     if (survivor)
         m_threads.push_back(survivor);
-}
-
-std::size_t Registry::size()
-{
-    std::lock_guard lock(m_mutex);
-    return m_threads.size();
 }
 
 Registry &registry()
@@ -313,7 +306,6 @@ void register_main_thread()
     auto *record = new ThreadRecord;
     record->is_main = true;
     record->tid = current_tid();
-    record->handle = pthread_self();
     set_current_thread(record);
     registry().add(record);
 }

@@ -49,7 +49,6 @@ using MainFunction = int (*)(int, char **, char **);
 
 struct ThreadRecord {
     pid_t tid = 0;
-    pthread_t handle{};
     bool is_main = false;
     StartRoutine start = nullptr;  // in the version the thread runs now (null for main)
     void *arg = nullptr;
@@ -103,7 +102,6 @@ public:
         for (ThreadRecord *record : m_threads)
             visit(*record);
     }
-    std::size_t size();
     // In the child of fork(): only the forking thread exists (the mutex may have been held by a
     // thread that is gone, so it is made anew).
     void reset_after_fork(ThreadRecord *survivor);

@@ -160,11 +160,7 @@ Result<Version *> open_version(const std::string &path)
 
 Version *adopt_shared_object(const std::string &path, void *handle)
 {
-    auto version = std::make_unique<Version>();
-    version->path = real_path(path);
-    version->handle = handle;
-    version->bias = bias_of(handle);
-    g_current = remember(std::move(version));
+    g_current = remember_opened(path, handle);
     return g_current;
 }
 

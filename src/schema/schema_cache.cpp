@@ -19,7 +19,17 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-5\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-6\n";
+
+// FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
+// (bounds checks alone would let flipped bytes through as a wrong schema).
+std::uint64_t checksum(std::string_view bytes)
+{
+    std::uint64_t hash = 0xcbf29ce484222325u;
+    for (char c : bytes)
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3u;
+    return hash;
+}
 
 class Writer {
 public:
@@ -40,7 +50,7 @@ private:
 // Reads what Writer wrote; every read is bounds-checked, a short or corrupt entry fails.
 class Reader {
 public:
-    explicit Reader(const std::string &bytes) : m_bytes(bytes) {}
+    explicit Reader(std::string_view bytes) : m_bytes(bytes) {}
     bool failed() const { return m_failed; }
     std::uint64_t u64() { return fixed<std::uint64_t>(); }
     std::uint32_t u32() { return fixed<std::uint32_t>(); }
@@ -50,7 +60,7 @@ public:
         std::uint32_t size = u32();
         if (m_failed || size > m_bytes.size() - m_position)
             return fail<std::string>();
-        std::string value = m_bytes.substr(m_position, size);
+        std::string value(m_bytes.substr(m_position, size));
         m_position += size;
         return value;
     }
@@ -81,7 +91,7 @@ private:
         m_failed = true;
         return T{};
     }
-    const std::string &m_bytes;
+    std::string_view m_bytes;
     std::size_t m_position = 0;
     bool m_failed = false;
 };
@@ -189,8 +199,6 @@ void store(const std::string &directory, const std::string &file, const std::str
 std::string serialize_schema(const Schema &schema)
 {
     Writer out;
-    for (char c : cache_magic)
-        out.u8(static_cast<std::uint8_t>(c));
     out.text(schema.build_id);
     out.u32(static_cast<std::uint32_t>(schema.types.size()));
     for (const Type &type : schema.types) {
@@ -255,14 +263,23 @@ std::string serialize_schema(const Schema &schema)
         out.text(transformer.renamed_to);
         out.u64(transformer.record_address);
     }
-    return out.take();
+    std::string body = out.take();
+    std::uint64_t sum = checksum(body);
+    std::string entry(cache_magic);
+    entry.append(reinterpret_cast<const char *>(&sum), sizeof sum);
+    return entry + body;
 }
 
 std::optional<Schema> deserialize_schema(const std::string &bytes)
 {
-    if (bytes.compare(0, cache_magic.size(), cache_magic) != 0)
+    std::size_t header = cache_magic.size() + sizeof(std::uint64_t);
+    if (bytes.size() < header || bytes.compare(0, cache_magic.size(), cache_magic) != 0)
         return std::nullopt;
-    std::string body = bytes.substr(cache_magic.size());
+    std::uint64_t sum;
+    std::memcpy(&sum, bytes.data() + cache_magic.size(), sizeof sum);
+    std::string_view body = std::string_view(bytes).substr(header);
+    if (checksum(body) != sum)
+        return std::nullopt;  // damaged: read from DWARF again
     Reader in(body);
     Schema schema;
     schema.build_id = in.text();

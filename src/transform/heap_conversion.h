@@ -53,7 +53,6 @@ public:
     void keep_new_blocks() { m_keep = true; }
 
     std::size_t objects_converted() const { return m_objects; }
-    std::size_t blocks_converted() const { return m_blocks.size(); }
     std::size_t bytes_converted() const { return m_bytes; }
 
 private:

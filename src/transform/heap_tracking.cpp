@@ -231,14 +231,7 @@ MOLT_EXPORT void *aligned_alloc(size_t alignment, size_t size)
     return allocate_aligned(alignment, size);
 }
 
-MOLT_EXPORT void *memalign(size_t alignment, size_t size)
-{
-    if (!is_power_of_two(alignment)) {
-        errno = EINVAL;
-        return nullptr;
-    }
-    return allocate_aligned(alignment, size);
-}
+MOLT_EXPORT void *memalign(size_t alignment, size_t size) { return aligned_alloc(alignment, size); }
 
 MOLT_EXPORT void *valloc(size_t size) { return allocate_aligned(4096, size); }
 

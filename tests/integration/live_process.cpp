@@ -126,15 +126,17 @@ bool wait_until(const std::function<bool()> &condition, std::chrono::millisecond
     return condition();
 }
 
-std::vector<std::string> read_lines(const std::string &path)
+std::vector<std::string> split_lines(const std::string &text)
 {
     std::vector<std::string> lines;
-    std::ifstream in(path);
+    std::istringstream in(text);
     std::string line;
     while (std::getline(in, line))
         lines.push_back(line);
     return lines;
 }
+
+std::vector<std::string> read_lines(const std::string &path) { return split_lines(read_text(path)); }
 
 std::string runtime_flags()
 {

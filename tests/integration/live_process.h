@@ -42,6 +42,7 @@ ToolResult molt_tool(const std::vector<std::string> &arguments);
 bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 std::vector<std::string> read_lines(const std::string &path);
+std::vector<std::string> split_lines(const std::string &text);
 
 // Flags to compile a fixture against the runtime of this build.
 std::string runtime_flags();
