@@ -83,21 +83,11 @@ public:
     {
         const Type &old_type = layout(m_old, a);
         const Type &new_type = layout(m_new, b);
-        // New members are keyed by the name they had in the old version (MOLT_RENAME_MEMBER).
-        std::string new_type_name = qualified_type_name(m_new, strip_typedefs_and_qualifiers(m_new, b));
-        auto new_key = [&](const Member &member) {
-            return member.name.empty() ? member_key(new_type, member)
-                                       : m_new.old_name(Transformer::Kind::RenameMember, member.name, new_type_name);
-        };
-        std::map<std::string, const Member *> old_members = members_by_key(old_type);
-        std::map<std::string, const Member *> new_members;
-        for (const Member &member : new_type.members)
-            new_members.emplace(new_key(member), &member);
+        std::set<const Member *> continued;  // old members that a new one continues
         std::vector<MemberChange> changes;
         for (const Member &member : new_type.members) {
-            std::string key = new_key(member);
-            auto found = old_members.find(key);
-            if (found == old_members.end()) {
+            const Member *old_member = corresponding_member(old_type, member, new_type, m_new);
+            if (!old_member) {
                 MemberChange added = describe(nullptr, &member);
                 added.status = Status::Added;
                 added.verdict = Verdict::Convertible;
@@ -105,12 +95,13 @@ public:
                 changes.push_back(std::move(added));
                 continue;
             }
-            MemberChange change = compare_member(*found->second, member, where);
+            continued.insert(old_member);
+            MemberChange change = compare_member(*old_member, member, where);
             if (change.status != Status::Unchanged)
                 changes.push_back(std::move(change));
         }
         for (const Member &member : old_type.members) {
-            if (new_members.count(member_key(old_type, member)))
+            if (continued.count(&member))
                 continue;
             MemberChange removed = describe(&member, nullptr);
             removed.status = Status::Removed;
@@ -369,27 +360,6 @@ private:
     }
 
     // Members match by name; anonymous struct/union members by their rank among anonymous ones.
-    static std::string member_key(const Type &aggregate, const Member &member)
-    {
-        if (!member.name.empty())
-            return member.name;
-        int rank = 0;
-        for (const Member &other : aggregate.members) {
-            if (&other == &member)
-                break;
-            rank += other.name.empty();
-        }
-        return "\x01anonymous" + std::to_string(rank);
-    }
-
-    static std::map<std::string, const Member *> members_by_key(const Type &aggregate)
-    {
-        std::map<std::string, const Member *> members;
-        for (const Member &member : aggregate.members)
-            members.emplace(member_key(aggregate, member), &member);
-        return members;
-    }
-
     const Schema &m_old;
     const Schema &m_new;
     LayoutIdentity m_identity{m_old, m_new};

@@ -72,13 +72,36 @@ TypeId strip_typedefs_and_qualifiers(const Schema &schema, TypeId id)
     return id;
 }
 
-std::string qualified_type_name(const Schema &schema, TypeId id)
+std::string qualified_type_name(const Schema &schema, TypeId id) { return qualified_type_name(schema.type(id)); }
+
+std::string qualified_type_name(const Type &type)
 {
-    const Type &type = schema.type(id);
     std::string name = type.name.empty() ? tag_word(type.kind) + "<anonymous>" : tag_word(type.kind) + type.name;
     if (!type.file.empty())
         return type.file + "/" + name;
     return name;
+}
+
+const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in,
+                                   const Schema &new_schema)
+{
+    if (wanted.name.empty()) {
+        int rank = 0;
+        for (const Member &member : wanted_in.members) {
+            if (&member == &wanted)
+                break;
+            rank += member.name.empty();
+        }
+        for (const Member &member : aggregate.members)
+            if (member.name.empty() && rank-- == 0)
+                return &member;
+        return nullptr;
+    }
+    std::string name = new_schema.old_name(Transformer::Kind::RenameMember, wanted.name, qualified_type_name(wanted_in));
+    for (const Member &member : aggregate.members)
+        if (member.name == name)
+            return &member;
+    return nullptr;
 }
 
 std::string type_to_c(const Schema &schema, TypeId id, std::string_view declarator)

@@ -169,6 +169,15 @@ inline bool is_signed_integral(const Type &type)
 // `struct node`, `enum color`, `point_t`, `int`: the name a type is matched by between
 // versions. Prefixed with `file/` when the schema holds two different types of that name.
 std::string qualified_type_name(const Schema &schema, TypeId id);
+std::string qualified_type_name(const Type &type);
+
+// The member of `aggregate` (a struct or union of the old version) that `wanted`, a member of
+// `wanted_in` (the same aggregate in the new version), continues: the one of the same name, or
+// of the name a MOLT_RENAME_MEMBER of `new_schema` gives it (the type named as `molt schema`
+// prints it); anonymous members by their rank among anonymous members. Null for a new member.
+// The diff, the conversion plan and the conversions all match members through this one function.
+const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in,
+                                   const Schema &new_schema);
 
 // The type written as C would spell it around `declarator` (empty for an abstract type):
 // `int (*)[3]`, `void (*handler)(int)`, `struct node *next`.

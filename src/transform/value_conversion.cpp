@@ -97,29 +97,6 @@ std::uint64_t element_count(const Type &array, std::size_t dim)
 
 }  // namespace
 
-const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in,
-                                   const Schema &new_schema)
-{
-    if (wanted.name.empty()) {
-        int rank = 0;
-        for (const Member &member : wanted_in.members) {
-            if (&member == &wanted)
-                break;
-            rank += member.name.empty();
-        }
-        for (const Member &member : aggregate.members)
-            if (member.name.empty() && rank-- == 0)
-                return &member;
-        return nullptr;
-    }
-    std::string tag = wanted_in.kind == TypeKind::Union ? "union " : "struct ";
-    std::string name = new_schema.old_name(schema::Transformer::Kind::RenameMember, wanted.name, tag + wanted_in.name);
-    for (const Member &member : aggregate.members)
-        if (member.name == name)
-            return &member;
-    return nullptr;
-}
-
 ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schema, FunctionRemap remap_function)
     : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_remap(std::move(remap_function))
 {
@@ -215,7 +192,8 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
                                   schema::type_to_c(m_new, new_type) + ": needs a transformer");
     switch (x.kind) {
     case TypeKind::Struct: {
-        bool renamed = m_new.new_name(schema::Transformer::Kind::RenameType, "struct " + x.name) == "struct " + y.name;
+        bool renamed = m_new.new_name(schema::Transformer::Kind::RenameType, schema::qualified_type_name(x)) ==
+                       schema::qualified_type_name(y);  // as the diff matches them
         if ((x.name != y.name && !renamed) || x.declaration || y.declaration)
             return failure(where, "the struct changed identity: needs a transformer");
         for (const Member &member : y.members) {

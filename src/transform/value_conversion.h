@@ -53,11 +53,7 @@ using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t
 using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee,
                                                                schema::TypeId new_pointee, const Place &where)>;
 
-// The member of `aggregate` that stands for `wanted` (a member of `wanted_in`): the one of the
-// same name; anonymous members by their rank among anonymous members (as the diff matches them).
-// `new_schema` brings the renames the new version declares (MOLT_RENAME_MEMBER).
-const schema::Member *corresponding_member(const schema::Type &aggregate, const schema::Member &wanted,
-                                           const schema::Type &wanted_in, const schema::Schema &new_schema);
+using schema::corresponding_member;
 
 class ValueConverter {
 public:
