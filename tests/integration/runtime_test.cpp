@@ -18,7 +18,6 @@
 #include <fstream>
 #include <map>
 #include <regex>
-#include <set>
 #include <thread>
 
 #include "fixture_build.h"
@@ -50,6 +49,13 @@ int count_matching(const std::vector<std::string> &lines, const std::string &pat
     std::regex wanted(pattern);
     return static_cast<int>(std::count_if(lines.begin(), lines.end(),
                                           [&](const std::string &line) { return std::regex_search(line, wanted); }));
+}
+
+// Whether the log gains more than `more` lines matching `pattern` from now on: the process runs.
+bool keeps_printing(const std::string &log, const std::string &pattern, int more)
+{
+    int before = count_matching(read_lines(log), pattern);
+    return wait_until([&] { return count_matching(read_lines(log), pattern) > before + more; });
 }
 
 // The pid a fixture wrote into its ready file (first word).
@@ -299,8 +305,7 @@ TEST(UpdateStreak, UpdatingToTheSameVersionChangesNothingObservable)
     LiveProcess &process = *fixture.process;
     ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
     ASSERT_EQ(molt_tool({"update", std::to_string(process.pid()), v2}).status, 0);
-    int before = count_matching(read_lines(log), "^v2: count=");
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") > before + 5; }));
+    ASSERT_TRUE(keeps_printing(log, "^v2: count=", 5));
     expect_count_unbroken(log);
 }
 
@@ -320,8 +325,7 @@ TEST(UpdateFailure, QuiescenceDeadlineNamesTheThreadAndV1KeepsRunning)
     EXPECT_NE(update.err.find("did not reach an update point within 500 ms"), std::string::npos) << update.err;
     EXPECT_NE(update.err.find("counter.c/spinner"), std::string::npos) << update.err;  // named from the schema
     EXPECT_NE(update.err.find("the old version keeps running"), std::string::npos);
-    int before = count_matching(read_lines(log), "^v1 count");
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v1 count") > before + 5; }));
+    ASSERT_TRUE(keeps_printing(log, "^v1 count", 5));
     EXPECT_EQ(count_matching(read_lines(log), "^v2"), 0);
     ToolResult status = molt_tool({"status", std::to_string(process.pid())});
     EXPECT_NE(status.out.find("failed"), std::string::npos) << status.out;
@@ -359,8 +363,7 @@ protected:
         ToolResult update = molt_tool({"update", std::to_string(m_process->pid()), new_version});
         EXPECT_EQ(update.status, status) << update.out << update.err;
         EXPECT_NE(update.err.find(message), std::string::npos) << update.err;
-        int before = count_matching(read_lines(m_log), "^v1 count");
-        EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(m_log), "^v1 count") > before + 3; }));
+        EXPECT_TRUE(keeps_printing(m_log, "^v1 count", 3));
         EXPECT_EQ(count_matching(read_lines(m_log), "^v2"), 0);
     }
     std::string m_log;
@@ -718,9 +721,7 @@ TEST_P(CodeRedirection, ASignalHandlerAndAHiddenCallbackRunTheNewCode)
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     // v2's loop calls v1's callback through the void *: its entry now jumps to v2's callback.
-    int before = count_matching(read_lines(log), "^V2 callback");
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 callback") >= before + 3; }))
-        << read_text(log);
+    ASSERT_TRUE(keeps_printing(log, "^V2 callback", 2)) << read_text(log);
     int v1_calls = count_matching(read_lines(log), "^V1 callback");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(count_matching(read_lines(log), "^V1 callback"), v1_calls);  // never again
@@ -775,8 +776,7 @@ TEST_P(RestartRollback, ACrashOrAHangInTheNewCodeLeavesV1RunningAndALaterUpdateW
     const std::string &log = fixture.log;
     LiveProcess &process = *fixture.process;
     auto v1_goes_on = [&] {
-        int before = count_matching(read_lines(log), "^v1 count");
-        return wait_until([&] { return count_matching(read_lines(log), "^v1 count") > before + 5; });
+        return keeps_printing(log, "^v1 count", 5);
     };
     ToolResult crash = molt_tool({"update", std::to_string(process.pid()), crashing});
     EXPECT_EQ(crash.status, 1);
