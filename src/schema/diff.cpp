@@ -463,7 +463,9 @@ void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer
             if (added.status != Status::Added || added.read_only)
                 continue;
             const Variable *new_variable = new_schema.find_variable(added.name);
-            bool same_scope = renamed(old_variable->file, unit_renames) == new_variable->file &&
+            auto unit = unit_renames.find(old_variable->file);  // a file name, not a qualified name
+            const std::string &old_file_now = unit == unit_renames.end() ? old_variable->file : unit->second;
+            bool same_scope = old_file_now == new_variable->file &&
                               old_variable->function == new_variable->function &&
                               old_variable->external == new_variable->external;
             if (same_scope && comparer.identical(old_variable->type, new_variable->type))

@@ -193,6 +193,23 @@ TEST(DiffVariables, StaticsMatchAcrossARenamedFile)
     EXPECT_TRUE(matched);
 }
 
+// A static renamed in a renamed file (requests -> served, kvd.c -> kvd2.c) is offered as a rename.
+TEST(DiffVariables, AStaticRenamedInARenamedFileIsARenameCandidate)
+{
+    std::string directory = scratch_directory();
+    write_text(directory + "/kvd.c", read_text(fixture("diff/cases.c")));
+    write_text(directory + "/kvd2.c", read_text(fixture("diff/cases.c")));
+    std::string old_binary = directory + "/renamed-v1", new_binary = directory + "/renamed-v2";
+    int status = 0;
+    run("cd " + directory + " && gcc -g -DCASE_static_in_renamed_file kvd.c -o " + old_binary + " && " +
+            "gcc -g -DCASE_static_in_renamed_file -Drequests=served kvd2.c -o " + new_binary, &status);
+    ASSERT_EQ(status, 0);
+    auto diff = schema::diff_schemas(*schema::read_schema(old_binary), *schema::read_schema(new_binary));
+    ASSERT_EQ(diff.renames.size(), 1u);
+    EXPECT_EQ(diff.renames[0].old_name, "kvd.c/requests");
+    EXPECT_EQ(diff.renames[0].new_name, "kvd2.c/served");
+}
+
 // Each variable whose own type changed needs its own transformer: two lines, not one.
 TEST(DiffVariables, EachChangedScalarIsListed)
 {
