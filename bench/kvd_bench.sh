@@ -7,7 +7,9 @@
 #   3. the latency clients see while an update runs (max of redis-benchmark against the pause);
 #   4. a 100-update streak v1 <-> v2 under load: memory, threads and fds after it;
 #   5. for context, Debian's redis-server under the same redis-benchmark runs.
+# KVD_BENCH_PARTS="2 4" runs only those parts (all by default).
 set -euo pipefail
+part() { [[ " ${KVD_BENCH_PARTS:-1 2 3 4 5} " == *" $1 "* ]]; }
 build=$(realpath "$1")
 shift
 [ $# -gt 0 ] || set -- 10000 100000 1000000
@@ -51,8 +53,8 @@ measure() {   # measure PIPELINE REQUESTS: prints "test rps p99" lines for SET a
         tr -d '"' | awk -F, '$1 == "SET" || $1 == "GET" { print $1, $2, $7 }'
 }
 
-echo "kvd_bench: 1. steady-state overhead, kvd v1 with Molt (B) against without (A), 50 clients"
-for pipeline in 1 16; do
+part 1 && echo "kvd_bench: 1. steady-state overhead, kvd v1 with Molt (B) against without (A), 50 clients"
+part 1 && for pipeline in 1 16; do
     requests=$(( pipeline == 1 ? 200000 : 1000000 ))
     : > "overhead-$pipeline.txt"
     for round in 1 2; do
@@ -72,13 +74,14 @@ for pipeline in 1 16; do
                       rps["molt " x] / n["molt " x], p99["molt " x] / n["molt " x], rps["molt " x] / rps["plain " x] } }' "overhead-$pipeline.txt"
 done
 
-echo "kvd_bench: 2. pause of each update against the number of keys (target: no type change under 1 ms; 5M objects/s)"
-printf '  %-9s | %-26s | %-26s | %-26s | %-26s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5"
-for size in "${sizes[@]}"; do
+part 2 && echo "kvd_bench: 2. pause of each update against the number of keys (target: no type change under 1 ms; 5M objects/s)"
+part 2 && echo "  (v5 -> v5-fix changes code only: no type changed)" &&
+printf '  %-9s | %-26s | %-26s | %-26s | %-26s | %-26s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5" "v5 -> v5-fix"
+part 2 && for size in "${sizes[@]}"; do
     start "$kvd/kvd-v1"
     fill "$size"
     row=$(printf '  %-9s' "$size")
-    for version in 2 3 4 5; do
+    for version in 2 3 4 5 5-fix; do
         "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
         pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
         objects=$(sed -n 's/.*heap: \([0-9]*\) objects converted.*/\1/p' update.log)
@@ -89,42 +92,47 @@ for size in "${sizes[@]}"; do
     stop
 done
 
-echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients)"
-start "$kvd/kvd-v1"
-fill 100000
-redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --csv > during.csv 2>&1 &
-load=$!
-sleep 2
-"$molt" update "$server" "$kvd/kvd-v2.so" > update.log 2>&1 || { cat update.log; exit 1; }
-wait "$load" || { echo "kvd_bench: redis-benchmark failed: $(cat during.csv)"; exit 1; }
-load=""
-pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
-tr -d '"' < during.csv | awk -F, -v pause="$pause" '$1 == "GET" {
-    printf "  update pause %s ms; requests: %.0f req/s, p99 %s ms, max %s ms (target: max within pause + 1 ms)\n", pause, $2, $7, $8 }'
-grep -qi error during.csv && echo "  redis-benchmark reported errors" || echo "  no request failed"
-stop
+if part 3; then
+    echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients)"
+    start "$kvd/kvd-v1"
+    fill 100000
+    redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --csv > during.csv 2>&1 &
+    load=$!
+    sleep 2
+    "$molt" update "$server" "$kvd/kvd-v2.so" > update.log 2>&1 || { cat update.log; exit 1; }
+    wait "$load" || { echo "kvd_bench: redis-benchmark failed: $(cat during.csv)"; exit 1; }
+    load=""
+    pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
+    tr -d '"' < during.csv | awk -F, -v pause="$pause" '$1 == "GET" {
+        printf "  update pause %s ms; requests: %.0f req/s, p99 %s ms, max %s ms (target: max within pause + 1 ms)\n", pause, $2, $7, $8 }'
+    grep -qi error during.csv && echo "  redis-benchmark reported errors" || echo "  no request failed"
+    stop
+fi
 
-echo "kvd_bench: 4. 100 updates v1 <-> v2 under load (10,000 keys)"
-start "$kvd/kvd-v1"
-fill 10000
-redis-benchmark -p "$port" -c 20 -r 100000 -t set,get -l -q > streak-load.log 2>&1 &
-load=$!
-snapshot() {
-    printf 'rss %s KiB, threads %s, fds %s' "$(awk '/VmRSS/ { print $2 }' /proc/$server/status)" \
-        "$(awk '/Threads/ { print $2 }' /proc/$server/status)" "$(ls /proc/$server/fd | wc -l)"
-}
-for i in $(seq 100); do
-    version=$(( i % 2 == 1 ? 2 : 1 ))
-    "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
-    [ "$i" = 1 ] && after_first=$(snapshot)
-done
-echo "  after the first update: $after_first"
-echo "  after 100 updates:      $(snapshot)"
-kill -0 "$load" || { echo "  redis-benchmark stopped"; exit 1; }
-stop
-grep -qiE 'error|reset' <<< "$(tr '\r' '\n' < streak-load.log)" && echo "  redis-benchmark saw errors" || echo "  redis-benchmark saw no error"
+if part 4; then
+    echo "kvd_bench: 4. 100 updates v1 <-> v2 under load (10,000 keys)"
+    start "$kvd/kvd-v1"
+    fill 10000
+    redis-benchmark -p "$port" -c 20 -r 100000 -t set,get -l -q > streak-load.log 2>&1 &
+    load=$!
+    snapshot() {   # the keys grow too: redis-benchmark sets up to 100,000 keys of its own
+        printf 'rss %s KiB, threads %s, fds %s, keys %s' "$(awk '/VmRSS/ { print $2 }' /proc/$server/status)" \
+            "$(awk '/Threads/ { print $2 }' /proc/$server/status)" "$(ls /proc/$server/fd | wc -l)" \
+            "$(redis-cli -p "$port" DBSIZE)"
+    }
+    for i in $(seq 100); do
+        version=$(( i % 2 == 1 ? 2 : 1 ))
+        "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
+        [ "$i" = 1 ] && after_first=$(snapshot)
+    done
+    echo "  after the first update: $after_first"
+    echo "  after 100 updates:      $(snapshot)"
+    kill -0 "$load" || { echo "  redis-benchmark stopped"; exit 1; }
+    stop
+    grep -qiE 'error|reset' <<< "$(tr '\r' '\n' < streak-load.log)" && echo "  redis-benchmark saw errors" || echo "  redis-benchmark saw no error"
+fi
 
-if command -v redis-server > /dev/null; then
+if part 5 && command -v redis-server > /dev/null; then
     echo "kvd_bench: 5. for context: Debian's redis-server ($(redis-server --version | awk '{ print $3 }')), same runs"
     for pipeline in 1 16; do
         requests=$(( pipeline == 1 ? 200000 : 1000000 ))

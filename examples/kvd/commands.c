@@ -291,6 +291,9 @@ static void info(struct conn *conn, const struct request *request)
     used += (size_t)snprintf(stats + used, sizeof stats - used, "expired_keys:%llu\r\n",
                              (unsigned long long)__atomic_load_n(&expired_keys, __ATOMIC_RELAXED));
 #endif
+#ifdef KVD_CODE_FIX   /* kvd-v5-fix.so: a release that changes code only (no type changes) */
+    used += (size_t)snprintf(stats + used, sizeof stats - used, "kvd_fix:1\r\n");
+#endif
     (void)used;
     char text[8192];
     int length = snprintf(text, sizeof text,

@@ -32,6 +32,10 @@ void print_report(const json &report)
                              report.value("variables_converted", 0), report.value("variables_new", 0),
                              report.value("variables_dropped", 0), report.value("locals_carried", 0),
                              report.value("heap_objects_converted", 0), report.value("heap_bytes_converted", 0));
+    if (report.value("old_blocks_freed", 0) > 0 || report.value("old_variable_bytes_released", 0) > 0)
+        std::cout << fmt::format("after the commit: {} old heap blocks freed ({} bytes), {} KiB of old variables released\n",
+                                 report.value("old_blocks_freed", 0), report.value("old_bytes_freed", 0),
+                                 report.value("old_variable_bytes_released", 0) / 1024);
     for (const auto &warning : report.value("warnings", json::array()))
         std::cout << "warning: " << warning.get<std::string>() << "\n";
 }
@@ -60,7 +64,8 @@ int run_update(const Options &options)
     if (auto schema = load_schema(options, resolved); !schema)
         return report_error(schema.error().to_string());
     json request = {{"protocol", 1}, {"command", "update"}, {"path", resolved},
-                    {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)}};
+                    {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)},
+                    {"keep_old_state", options.keep_old_state}};
     if (!options.json)
         std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
     auto result = control_request(*pid, request, [&](const json &line) {

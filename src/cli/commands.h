@@ -25,6 +25,7 @@ struct Options {
     std::string output;      // old-types: file to write instead of stdout
     std::string pid;         // update, status
     double timeout_seconds = 5;  // update: quiescence and restart deadline
+    bool keep_old_state = false;  // update: do not free the old copies of converted heap objects
 };
 
 int run_schema(const Options &options);

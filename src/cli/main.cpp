@@ -76,6 +76,10 @@ int main(int argc, char **argv)
                        "Seconds to wait for every thread to reach an update point, and again for the restart")
         ->capture_default_str()
         ->check(CLI::Range(0.001, 3600.0));
+    update->add_flag("--keep-old-state", options.keep_old_state,
+                     "Keep the old version's converted heap objects and its variables' memory after the "
+                     "commit (by default they are freed), for a program that may still reach them through "
+                     "pointers Molt cannot see, such as void *");
     update->add_flag("--json", options.json, "Print the outcome as JSON");
 
     CLI::App *status = app.add_subcommand("status", "Show what process PID runs: its version, its threads and where "

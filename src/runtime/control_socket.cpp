@@ -60,6 +60,10 @@ json report_json(const UpdateReport &report)
             {"locals_carried", report.locals_carried},
             {"heap_objects_converted", report.heap_objects_converted},
             {"heap_bytes_converted", report.heap_bytes_converted},
+            {"old_blocks_freed", report.old_blocks_freed},
+            {"old_bytes_freed", report.old_bytes_freed},
+            {"old_blocks_kept", report.old_blocks_kept},
+            {"old_variable_bytes_released", report.old_variable_bytes_released},
             {"functions_redirected", report.functions_redirected},
             {"variables_transformed", report.variables_transformed},
             {"signal_handlers_moved", report.signal_handlers_moved},
@@ -170,7 +174,10 @@ void handle(int fd)
             send_line(fd, failure("\"timeout_ms\" must be between 1 and 3600000"));
             return;
         }
-        UpdateReport report = update_to(path, std::chrono::milliseconds(timeout),
+        UpdateOptions options;
+        options.timeout = std::chrono::milliseconds(timeout);
+        options.keep_old_state = request.value("keep_old_state", false);
+        UpdateReport report = update_to(path, options,
                                         [fd](const std::string &phase, double ms, const std::string &detail) {
                                             send_line(fd, {{"event", "phase"}, {"phase", phase}, {"ms", ms}, {"detail", detail}});
                                         });

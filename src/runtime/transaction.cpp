@@ -4,6 +4,7 @@
 
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,6 +90,24 @@ Result<bool> fault_point(const char *point)
     return Error{"", std::string("fault injected at ") + point + " (MOLT_FAULT)"};
 }
 
+// The whole pages inside the old version's writable variables go back to the system (a private
+// mapping reads as zeros, or as the file's bytes, afterwards). Only pages that lie inside one
+// variable: a page shared with data that no variable describes (the C library's, say) stays.
+std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+{
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    std::size_t released = 0;
+    for (const schema::Variable &variable : schema.variables) {
+        if (variable.read_only || variable.thread_local_storage || variable.size < page)
+            continue;
+        std::uintptr_t start = (bias + variable.address + page - 1) & ~(page - 1);
+        std::uintptr_t end = (bias + variable.address + variable.size) & ~(page - 1);
+        if (end > start && madvise(reinterpret_cast<void *>(start), end - start, MADV_DONTNEED) == 0)
+            released += end - start;
+    }
+    return released;
+}
+
 class Transaction;
 // The transaction whose restart is running, for MOLT_LOCAL; used and cleared under the mutex, so
 // that a late thread never reaches a transaction that has ended.
@@ -103,8 +122,8 @@ void set_active(Transaction *transaction)
 
 class Transaction {
 public:
-    Transaction(std::string path, std::chrono::milliseconds timeout, const ProgressCallback &progress)
-        : m_path(std::move(path)), m_timeout(timeout), m_progress(progress)
+    Transaction(std::string path, const UpdateOptions &options, const ProgressCallback &progress)
+        : m_path(std::move(path)), m_timeout(options.timeout), m_keep_old_state(options.keep_old_state), m_progress(progress)
     {
         m_report.to_path = m_path;
         m_report.started_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -151,6 +170,8 @@ public:
         report_progress("redirect", milliseconds(redirect_start, Clock::now()),
                         std::to_string(m_report.functions_redirected) + " old functions jump to the new ones, " +
                             std::to_string(m_report.signal_handlers_moved) + " signal handlers moved");
+        reclaim_old_state();
+        forget_old_schema();
         m_report.ok = true;
         return finish();
     }
@@ -754,6 +775,45 @@ private:
 
     // ---- commit -------------------------------------------------------------------------------
 
+    // The old version will never run again, nor be updated from: its schema (megabytes for a
+    // real program) goes, with the conversion state that points into it.
+    void forget_old_schema()
+    {
+        m_heap.reset();
+        m_converter.reset();
+        m_old_schema = nullptr;
+        m_old->schema.reset();
+    }
+
+    // After the commit and outside the pause, what the old version's state occupied is given
+    // back: the old copies of converted heap objects are freed, and the pages of its variables
+    // (a server's big static tables) are released, so that a server updated a hundred times does
+    // not carry a hundred old states. Nothing of it is read again: every pointer Molt knew of
+    // was redirected, and old code jumps to new code. --keep-old-state is for a program that may
+    // still reach old objects through pointers Molt cannot see (void *, integers).
+    void reclaim_old_state()
+    {
+        auto start = Clock::now();
+        if (m_keep_old_state) {
+            report_progress("reclaim", 0, "the old version's heap objects and variables are kept (--keep-old-state)");
+            return;
+        }
+        if (m_heap) {
+            transform::HeapConverter::Reclaimed reclaimed = m_heap->free_old_blocks();
+            m_report.old_blocks_freed = reclaimed.blocks;
+            m_report.old_bytes_freed = reclaimed.bytes;
+            m_report.old_blocks_kept = reclaimed.kept;
+        }
+        m_report.old_variable_bytes_released = release_variable_pages(*m_old_schema, m_old->bias);
+        std::string detail = std::to_string(m_report.old_blocks_freed) + " old heap blocks freed (" +
+                             std::to_string(m_report.old_bytes_freed) + " bytes), " +
+                             std::to_string(m_report.old_variable_bytes_released / 1024) +
+                             " KiB of old variables released";
+        if (m_report.old_blocks_kept)
+            detail += "; " + std::to_string(m_report.old_blocks_kept) + " blocks not allocated through Molt kept";
+        report_progress("reclaim", milliseconds(start, Clock::now()), detail);
+    }
+
     void commit()
     {
         remove_crash_handlers();
@@ -783,6 +843,7 @@ private:
 
     std::string m_path;
     std::chrono::milliseconds m_timeout;
+    bool m_keep_old_state;
     const ProgressCallback &m_progress;
     UpdateReport m_report;
     std::mutex m_report_mutex;
@@ -807,7 +868,7 @@ private:
 
 }  // namespace
 
-UpdateReport update_to(const std::string &path, std::chrono::milliseconds timeout, const ProgressCallback &progress)
+UpdateReport update_to(const std::string &path, const UpdateOptions &options, const ProgressCallback &progress)
 {
     std::unique_lock lock(update_mutex(), std::try_to_lock);
     if (!lock.owns_lock()) {
@@ -817,7 +878,7 @@ UpdateReport update_to(const std::string &path, std::chrono::milliseconds timeou
         refused.error = "another update of this process is running: try again when it ends";
         return refused;
     }
-    Transaction transaction(path, timeout, progress);
+    Transaction transaction(path, options, progress);
     return transaction.run();
 }
 

@@ -30,6 +30,10 @@ struct UpdateReport {
     std::size_t variables_copied = 0, variables_converted = 0, variables_new = 0, variables_dropped = 0;
     std::size_t locals_carried = 0;
     std::size_t heap_objects_converted = 0, heap_bytes_converted = 0;
+    // Given back after the commit (unless --keep-old-state): old heap blocks converted and freed,
+    // blocks converted but not allocated through Molt (kept), pages of old variables released.
+    std::size_t old_blocks_freed = 0, old_bytes_freed = 0, old_blocks_kept = 0;
+    std::size_t old_variable_bytes_released = 0;
     std::size_t functions_redirected = 0, signal_handlers_moved = 0;
     std::size_t variables_transformed = 0;
     std::vector<std::string> warnings;
@@ -39,9 +43,17 @@ struct UpdateReport {
 // Called as each phase ends: its name, its duration, a short detail.
 using ProgressCallback = std::function<void(const std::string &phase, double ms, const std::string &detail)>;
 
-// Runs one update to the version in `path`; `timeout` bounds quiescence and the restart. Only one
-// update runs at a time: a second caller gets a refusal at once.
-UpdateReport update_to(const std::string &path, std::chrono::milliseconds timeout, const ProgressCallback &progress);
+struct UpdateOptions {
+    std::chrono::milliseconds timeout{5000};  // bounds quiescence, and again the restart
+    // Keep the old version's converted heap blocks and its variables' pages after the commit,
+    // instead of giving them back: for a program that may still reach them through pointers Molt
+    // cannot see (void *, integers).
+    bool keep_old_state = false;
+};
+
+// Runs one update to the version in `path`. Only one update runs at a time: a second caller gets
+// a refusal at once.
+UpdateReport update_to(const std::string &path, const UpdateOptions &options, const ProgressCallback &progress);
 
 std::vector<UpdateReport> update_history();
 

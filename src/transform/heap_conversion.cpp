@@ -64,6 +64,25 @@ void HeapConverter::release_new_blocks()
     m_sorted_valid = false;
 }
 
+HeapConverter::Reclaimed HeapConverter::free_old_blocks()
+{
+    Reclaimed reclaimed;
+    for (Block &block : m_blocks) {
+        auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start));
+        if (!tracked) {
+            ++reclaimed.kept;
+            continue;
+        }
+        reclaimed.bytes += tracked->size;
+        ++reclaimed.blocks;
+        std::free(tracked->start);
+    }
+    m_blocks.clear();  // nothing to translate any more: the conversion is over
+    m_block_starts.clear();
+    m_sorted_valid = false;
+    return reclaimed;
+}
+
 Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
 {
     // A worklist, not recursion: a list of a million nodes is a chain of a million pointers.

@@ -52,6 +52,15 @@ public:
     void release_new_blocks();
     void keep_new_blocks() { m_keep = true; }
 
+    // After the commit: the old blocks that were converted are garbage (every pointer the
+    // conversion knew of now leads to their copies), and are freed, those Molt allocated (a block
+    // of unknown origin is left alone). Not before: until the commit they are the old state.
+    struct Reclaimed {
+        std::size_t blocks = 0, bytes = 0;  // freed
+        std::size_t kept = 0;               // not allocated through Molt: left alone
+    };
+    Reclaimed free_old_blocks();
+
     std::size_t objects_converted() const { return m_objects; }
     std::size_t bytes_converted() const { return m_bytes; }
 

@@ -4,7 +4,7 @@
 # (Checks grep a captured reply, never a pipe: under pipefail, grep -q leaving early would make
 # the writer fail with SIGPIPE.)
 # Usage: kvd_test.sh BUILD_DIR CASE, where CASE is one of
-#   streak    v1 -> v2 -> v3 -> v4 -> v5 live, with redis-benchmark running and a connection open
+#   streak    v1 -> v2 -> v3 -> v4 -> v5 -> v5-fix (code only) live, with redis-benchmark running and a connection open
 #             all along; after each update the data is checked by checksum and each version's
 #             new behaviour through redis-cli
 #   rollback  a v2 whose transformer fails half-way: the update rolls back and v1 keeps every key
@@ -166,10 +166,17 @@ streak)
     [ "$(checksum)" = "$before" ] || fail "data changed after v5 arithmetic"
 
     grep -q 'kvd_version:5' <<< "$(ask INFO server)" || fail "the open connection is not served by v5"
+
+    # a release that changes code only: nothing to convert, nothing traversed
+    update "$kvd/kvd-v5-fix.so"
+    grep -q 'heap: 0 objects converted' update.log || fail "a code-only update converted heap objects: $(cat update.log)"
+    grep -q '^kvd_fix:1' <<< "$(cli INFO stats | tr -d '\r')" || fail "v5-fix is not running"
+    grep -q 'kvd_fix:1' <<< "$(ask INFO stats)" || fail "the open connection is not served by v5-fix"
+    [ "$(checksum)" = "$before" ] || fail "data changed by v5 -> v5-fix"
     stop_benchmark
-    [ "$("$molt" status --json "$server" | grep -o '"ok": *true' | wc -l)" = 4 ] || fail "molt status does not show 4 updates"
+    [ "$("$molt" status --json "$server" | grep -o '"ok": *true' | wc -l)" = 5 ] || fail "molt status does not show 5 updates"
     cli INFO molt | grep '^molt_update_'
-    echo "streak v1 -> v5: passed"
+    echo "streak v1 -> v5 -> v5-fix: passed"
     ;;
 
 rollback)

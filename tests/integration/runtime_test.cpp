@@ -581,6 +581,39 @@ TEST_P(HeapConversion, ListsRingsArraysTablesAndSharedNodesAreConverted)
     EXPECT_EQ(count_matching(lines, "FAIL"), 0) << read_text(log);
 }
 
+// After the commit the old copies are freed (the fixture then reuses that memory and checks its
+// state again); back and forth, each update frees what the one before converted; with
+// --keep-old-state nothing is freed.
+TEST(HeapConversion, TheOldCopiesAreFreedAfterTheCommitUnlessKept)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v1_again = shared_object("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    Fixture fixture = start_fixture(v1);
+    const std::string &log = fixture.log;
+    LiveProcess &process = *fixture.process;
+    std::string pid = std::to_string(process.pid());
+    for (int round = 0; round < 3; ++round) {
+        ToolResult forth = molt_tool({"update", pid, v2});
+        ASSERT_EQ(forth.status, 0) << forth.out << forth.err;
+        // The 1704 objects are 1000 + 100 + 1 + 1 + 500 blocks (the items and the buckets are
+        // one block each), all allocated through Molt.
+        EXPECT_NE(forth.out.find("after the commit: 1602 old heap blocks freed"), std::string::npos) << forth.out;
+        ToolResult back = molt_tool({"update", pid, v1_again});
+        ASSERT_EQ(back.status, 0) << back.out << back.err;
+        EXPECT_NE(back.out.find("after the commit: 1602 old heap blocks freed"), std::string::npos) << back.out;
+    }
+    ToolResult kept = molt_tool({"update", "--keep-old-state", pid, v2});
+    ASSERT_EQ(kept.status, 0) << kept.out << kept.err;
+    EXPECT_EQ(kept.out.find("freed"), std::string::npos) << kept.out;
+    EXPECT_NE(kept.out.find("heap objects and variables are kept (--keep-old-state)"), std::string::npos) << kept.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V[12] heap") == 8; })) << read_text(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));  // several re-checks after the churn
+    EXPECT_EQ(count_matching(read_lines(log), "^V[12] heap PASS"), 8) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+}
+
 INSTANTIATE_TEST_SUITE_P(Toolchains, HeapConversion, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
