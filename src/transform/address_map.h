@@ -3,10 +3,16 @@
 // std::unordered_map allocates a node per entry and misses the cache on every lookup; an update
 // that converts a million objects asks a few million times. Open addressing with linear probing
 // keeps each lookup to one or two cache lines. Address 0 marks an empty slot (never a key).
+// The slots come from mmap, with huge pages asked for: lookups are random, and over 4 KiB pages
+// nearly every one of a big table would also miss the TLB.
 #pragma once
+
+#include <sys/mman.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <utility>
 #include <vector>
 
 namespace molt::transform {
@@ -15,10 +21,15 @@ class AddressMap {
 public:
     static constexpr std::size_t absent = ~std::size_t{0};
 
+    AddressMap() = default;
+    AddressMap(const AddressMap &) = delete;
+    AddressMap &operator=(const AddressMap &) = delete;
+    ~AddressMap() { release(m_slots, m_capacity); }
+
     // The value stored for `address`, or `absent`.
     std::size_t find(std::uintptr_t address) const
     {
-        if (m_slots.empty())
+        if (!m_capacity)
             return absent;
         for (std::size_t i = slot_of(address);; i = (i + 1) & m_mask) {
             if (m_slots[i].key == address)
@@ -33,7 +44,7 @@ public:
     // Stores `value` for `address` unless it has one already; true when it was stored.
     bool insert(std::uintptr_t address, std::size_t value)
     {
-        if ((m_size + 1) * 2 > m_slots.size())
+        if ((m_size + 1) * 2 > m_capacity)
             grow();
         for (std::size_t i = slot_of(address);; i = (i + 1) & m_mask) {
             if (m_slots[i].key == address)
@@ -50,15 +61,15 @@ public:
 
     void clear()
     {
-        m_slots.clear();
-        m_mask = 0;
-        m_size = 0;
+        release(m_slots, m_capacity);
+        m_slots = nullptr;
+        m_capacity = m_mask = m_size = 0;
     }
 
 private:
     struct Slot {
-        std::uintptr_t key = 0;
-        std::size_t value = 0;
+        std::uintptr_t key;
+        std::size_t value;
     };
 
     std::size_t slot_of(std::uintptr_t address) const
@@ -67,20 +78,114 @@ private:
         return static_cast<std::size_t>((address * 0x9e3779b97f4a7c15u) >> 32) & m_mask;
     }
 
-    void grow()
+    // Zeroed slots (mmap gives zeroed pages: empty slots).
+    static Slot *allocate(std::size_t capacity)
     {
-        std::vector<Slot> old = std::move(m_slots);
-        m_slots.assign(old.empty() ? 1024 : old.size() * 2, Slot{});
-        m_mask = m_slots.size() - 1;
-        m_size = 0;
-        for (const Slot &slot : old)
-            if (slot.key)
-                insert(slot.key, slot.value);
+        std::size_t bytes = capacity * sizeof(Slot);
+        void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED)
+            throw std::bad_alloc();  // the transaction turns it into a failed update
+        madvise(memory, bytes, MADV_HUGEPAGE);  // a hint: the kernel may say no
+        return static_cast<Slot *>(memory);
     }
 
-    std::vector<Slot> m_slots;
+    static void release(Slot *slots, std::size_t capacity)
+    {
+        if (slots)
+            munmap(slots, capacity * sizeof(Slot));
+    }
+
+    void grow()
+    {
+        Slot *old = m_slots;
+        std::size_t old_capacity = m_capacity;
+        m_capacity = old_capacity ? old_capacity * 2 : 1024;
+        m_slots = allocate(m_capacity);
+        m_mask = m_capacity - 1;
+        m_size = 0;
+        for (std::size_t i = 0; i < old_capacity; ++i)
+            if (old[i].key)
+                insert(old[i].key, old[i].value);
+        release(old, old_capacity);
+    }
+
+    Slot *m_slots = nullptr;
+    std::size_t m_capacity = 0;
     std::size_t m_mask = 0;
     std::size_t m_size = 0;
+};
+
+}  // namespace molt::transform
+
+namespace molt::transform {
+
+// BlockStarts: the same map for the starts of converted heap blocks, laid over the address space
+// instead of hashed. Each megabyte of addresses gets, on first use, a table of one 32-bit entry
+// per 16 bytes (malloc's alignment), so that a lookup is one read with no probing, and blocks
+// that lie side by side in the heap lie side by side here: walking a heap allocated in order
+// reads this table in order too. Addresses that are not 16-byte aligned (objects Molt did not
+// allocate) go to an AddressMap. Lookups may run on several threads once inserts have ended.
+class BlockStarts {
+public:
+    static constexpr std::size_t absent = AddressMap::absent;
+
+    BlockStarts() = default;
+    BlockStarts(const BlockStarts &) = delete;
+    BlockStarts &operator=(const BlockStarts &) = delete;
+    ~BlockStarts() { clear(); }
+
+    std::size_t find(std::uintptr_t address) const
+    {
+        if (address % 16)
+            return m_unaligned.find(address);
+        std::size_t chunk = m_chunks_by_region.find((address >> region_bits) + 1);
+        if (chunk == absent)
+            return absent;
+        std::uint32_t value = m_chunks[chunk][(address % region_size) / 16];
+        return value ? value - 1 : absent;
+    }
+
+    bool contains(std::uintptr_t address) const { return find(address) != absent; }
+
+    // Stores `value` for `address` unless it has one already; true when it was stored.
+    bool insert(std::uintptr_t address, std::size_t value)
+    {
+        if (address % 16 || value >= UINT32_MAX - 1)
+            return m_unaligned.insert(address, value);
+        std::uintptr_t key = (address >> region_bits) + 1;
+        std::size_t chunk = m_chunks_by_region.find(key);
+        if (chunk == absent) {
+            void *memory = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (memory == MAP_FAILED)
+                throw std::bad_alloc();  // the transaction turns it into a failed update
+            chunk = m_chunks.size();
+            m_chunks.push_back(static_cast<std::uint32_t *>(memory));
+            m_chunks_by_region.insert(key, chunk);
+        }
+        std::uint32_t &entry = m_chunks[chunk][(address % region_size) / 16];
+        if (entry)
+            return false;
+        entry = static_cast<std::uint32_t>(value + 1);
+        return true;
+    }
+
+    void clear()
+    {
+        for (std::uint32_t *chunk : m_chunks)
+            munmap(chunk, chunk_bytes);
+        m_chunks.clear();
+        m_chunks_by_region.clear();
+        m_unaligned.clear();
+    }
+
+private:
+    static constexpr unsigned region_bits = 20;
+    static constexpr std::uintptr_t region_size = std::uintptr_t{1} << region_bits;
+    static constexpr std::size_t chunk_bytes = region_size / 16 * sizeof(std::uint32_t);  // 256 KiB
+
+    std::vector<std::uint32_t *> m_chunks;  // zeroed by mmap: 0 is "no block starts here"
+    AddressMap m_chunks_by_region;          // region number + 1 -> index in m_chunks
+    AddressMap m_unaligned;
 };
 
 }  // namespace molt::transform

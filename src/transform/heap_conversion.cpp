@@ -45,6 +45,10 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
                                  m_new.schema->find_variable(m_new.schema->new_name(
                                      schema::Transformer::Kind::RenameVariable, variable.qualified_name))});
     std::sort(m_globals.begin(), m_globals.end(), [](const GlobalRange &a, const GlobalRange &b) { return a.start < b.start; });
+    for (const GlobalRange &range : m_globals) {
+        m_globals_start = m_globals_start ? std::min(m_globals_start, range.start) : range.start;
+        m_globals_end = std::max(m_globals_end, range.end);
+    }
 }
 
 HeapConverter::~HeapConverter()
@@ -85,109 +89,79 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 
 Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
 {
-    // A worklist, not recursion: a list of a million nodes is a chain of a million pointers.
-    std::vector<Pending> work;
+    const ConversionProgram &program = m_converter.program(old_type, new_type);
+    if (program.reach.empty())
+        return true;  // nothing it reaches changed
     m_roots.push_back(std::make_unique<std::string>(where));
-    work.push_back({old_type, new_type, static_cast<const unsigned char *>(old_address), m_roots.back().get()});
-    while (!work.empty()) {
-        Pending value = std::move(work.back());
-        work.pop_back();
-        auto walked = walk(value, work);
-        if (!walked)
+    auto walked = walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get());
+    // A worklist of blocks, not recursion: a list of a million nodes is a chain of a million
+    // pointers.
+    while (walked && !m_pending.empty()) {
+        Pending pending = m_pending.back();
+        m_pending.pop_back();
+        const Block block = m_blocks[pending.block];  // a copy: walking adds blocks
+        if (block.program->reach.empty())
+            continue;
+        for (std::uint64_t i = 0; walked && i < block.count; ++i)
+            walked = walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size),
+                          pending.root);
+    }
+    m_pending.clear();
+    return walked;
+}
+
+// Follows the pointers of one value whose pointees changed, as its program lists them.
+Result<bool> HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root)
+{
+    for (const ReachStep &reach : program.reach) {
+        if (reach.element) {
+            for (std::uint64_t i = 0; i < reach.count; ++i)
+                if (auto walked = walk(*reach.element, bytes + reach.offset + i * reach.stride, root); !walked)
+                    return walked;
+            continue;
+        }
+        std::uintptr_t address;
+        std::memcpy(&address, bytes + reach.offset, sizeof address);
+        if (auto walked = walk_pointer(address, reach, root); !walked)
             return walked;
     }
     return true;
 }
 
-// Looks for pointers in one value whose pointee changed: structs member by member (matched by
-// name), arrays element by element.
-Result<bool> HeapConverter::walk(const Pending &value, std::vector<Pending> &work)
+Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root)
 {
-    if (m_converter.identity().identical(value.old_type, value.new_type))
-        return true;  // nothing it reaches changed
-    const Type &x = layout(*m_old.schema, value.old_type);
-    const Type &y = layout(*m_new.schema, value.new_type);
-    switch (x.kind) {
-    case TypeKind::Struct: {
-        if (y.kind != TypeKind::Struct)
-            return true;  // planned already: cannot happen
-        // Under a type transformer, members without a default conversion are the transformer's
-        // to fill: what they point to is not the defaults' to convert (a fixed bucket array
-        // that becomes a pointer reaches the same entries, which may not have changed at all).
-        bool transformed = m_converter.type_transformer(value.new_type) != nullptr;
-        const std::vector<const Member *> &matched = m_converter.matched_members(x, y);
-        for (std::size_t index = 0; index < y.members.size(); ++index) {
-            const Member &member = y.members[index];
-            const Member *old_member = matched[index];
-            if (!old_member || member.is_bit_field() || old_member->is_bit_field())
-                continue;
-            if (transformed && !m_converter.convertible(old_member->type, member.type))
-                continue;
-            work.push_back({old_member->type, member.type, value.bytes + old_member->offset, value.root});
-        }
-        return true;
-    }
-    case TypeKind::Array: {
-        if (y.kind != TypeKind::Array)
-            return true;
-        if (m_converter.identity().identical(x.target, y.target))
-            return true;  // every element is identical: nothing it reaches changed
-        std::uint64_t count = std::min(elements_of(x), elements_of(y));
-        std::uint64_t stride = layout(*m_old.schema, x.target).size;
-        for (std::uint64_t i = 0; i < count; ++i)
-            work.push_back({x.target, y.target, value.bytes + i * stride, value.root});
-        return true;
-    }
-    case TypeKind::Pointer: {
-        if (y.kind != TypeKind::Pointer)
-            return true;
-        std::uintptr_t address;
-        std::memcpy(&address, value.bytes, sizeof address);
-        return walk_pointer(address, x.target, y.target, value.root, work);
-    }
-    default:
-        return true;
-    }
-}
-
-Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
-                                         const std::string *root, std::vector<Pending> &work)
-{
-    auto where = [root] { return "an object reached from " + *root; };  // spelled only on failure
-    const Type &x = layout(*m_old.schema, old_pointee);
-    const Type &y = layout(*m_new.schema, new_pointee);
-    if (!address || x.kind == TypeKind::Function || x.kind == TypeKind::Void || y.kind == TypeKind::Void)
-        return true;
-    if (m_converter.identity().identical(old_pointee, new_pointee))
-        return true;
-    if (m_block_starts.contains(address))
+    if (!address || m_block_starts.contains(address))
         return true;  // shared: converted once (pointers into a block's middle are not followed here)
+    auto where = [root] { return "an object reached from " + *root; };  // spelled only on failure
+    if (!reach.pointee)
+        reach.pointee = &m_converter.program(reach.old_pointee, reach.new_pointee);
+    const ConversionProgram &program = *reach.pointee;
     if (redirect_into_new_global(address))
         return true;  // a global of the old version: the new version's global is converted as a root
-    if (x.size == 0 || y.size == 0)
+    if (program.old_size == 0 || program.new_size == 0)
         return failure(where(), "points to an object of unknown size");
     // The object and the 16 bytes below it (where a tracked block keeps its header) must be
     // mapped: a dangling pointer fails the update instead of crashing the process.
-    if (!mapped(address - 16, x.size + 16))
+    if (!mapped(address - 16, program.old_size + 16))
         return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block(reinterpret_cast<const void *>(address));
     std::uint64_t count = 1;
     if (tracked) {
-        count = tracked->size / x.size;
+        count = tracked->size / program.old_size;
         if (count == 0)
             return failure(where(), "points to a block of " + std::to_string(tracked->size) +
-                                      " bytes, smaller than one " + schema::type_to_c(*m_old.schema, old_pointee));
+                                      " bytes, smaller than one " + schema::type_to_c(*m_old.schema, program.old_type));
     }
     // A typed pointer to a tracked block holds size / element size elements: each is converted.
-    void *fresh = std::calloc(count, y.size);
+    void *fresh = std::calloc(count, program.new_size);
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
     m_block_starts.insert(address, m_blocks.size());
-    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, x.size, y.size, old_pointee, new_pointee});
+    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, program.old_size, program.new_size,
+                        program.old_type, program.new_type, &program});
+    m_pending.push_back({m_blocks.size() - 1, root});
     m_objects += count;
-    m_bytes += count * y.size;
-    for (std::uint64_t i = 0; i < count; ++i)
-        work.push_back({old_pointee, new_pointee, reinterpret_cast<const unsigned char *>(address + i * x.size), root});
+    m_bytes += count * program.new_size;
     return true;
 }
 
@@ -209,15 +183,14 @@ Result<bool> HeapConverter::convert_blocks()
     // read (restarting threads translate MOLT_LOCALs concurrently).
     m_sorted.resize(m_blocks.size());
     for (std::size_t i = 0; i < m_sorted.size(); ++i)
-        m_sorted[i] = i;
-    std::sort(m_sorted.begin(), m_sorted.end(),
-              [this](std::size_t a, std::size_t b) { return m_blocks[a].old_start < m_blocks[b].old_start; });
+        m_sorted[i] = {m_blocks[i].old_start, i};  // the key beside the index: the sort reads no block
+    std::sort(m_sorted.begin(), m_sorted.end());
     m_sorted_valid = true;
     // A block inside another: a pointer into the middle of an array (or to a member) was found
     // before or after the pointer to its start. Two copies would tear apart what is one object.
     for (std::size_t i = 1; i < m_sorted.size(); ++i) {
-        const Block &outer = m_blocks[m_sorted[i - 1]];
-        const Block &inner = m_blocks[m_sorted[i]];
+        const Block &outer = m_blocks[m_sorted[i - 1].second];
+        const Block &inner = m_blocks[m_sorted[i].second];
         if (inner.old_start < outer.old_start + outer.count * outer.old_size)
             return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type),
                            "a pointer points into the middle of this converted block: not supported yet");
@@ -227,10 +200,11 @@ Result<bool> HeapConverter::convert_blocks()
         auto [where, inserted] = wheres.try_emplace(block.old_type);
         if (inserted)
             where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
+        Place place(where->second);
         for (std::uint64_t i = 0; i < block.count; ++i) {
-            auto converted = m_converter.convert(block.old_type, reinterpret_cast<const void *>(block.old_start + i * block.old_size),
-                                                 block.new_type, reinterpret_cast<void *>(block.new_start + i * block.new_size),
-                                                 where->second);
+            auto converted = m_converter.run(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size),
+                                             reinterpret_cast<unsigned char *>(block.new_start + i * block.new_size), place,
+                                             true);  // calloc'd
             if (!converted)
                 return converted;
         }
@@ -240,7 +214,7 @@ Result<bool> HeapConverter::convert_blocks()
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
 {
-    if (std::size_t exact = m_block_starts.find(address); exact != AddressMap::absent)
+    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         return &m_blocks[exact];  // the common case: a pointer to a block's start
     if (!m_sorted_valid)
         return nullptr;  // before convert_blocks: only exact starts are known
@@ -251,10 +225,12 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
         tracked_block(reinterpret_cast<const void *>(address)))
         return nullptr;
     auto after = std::upper_bound(m_sorted.begin(), m_sorted.end(), address,
-                                  [this](std::uintptr_t value, std::size_t index) { return value < m_blocks[index].old_start; });
+                                  [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
+                                      return value < entry.first;
+                                  });
     if (after == m_sorted.begin())
         return nullptr;
-    const Block &block = m_blocks[*std::prev(after)];
+    const Block &block = m_blocks[std::prev(after)->second];
     return address < block.old_start + block.count * block.old_size ? &block : nullptr;
 }
 
@@ -263,6 +239,8 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
 // when it points at the start.
 std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address)
 {
+    if (address < m_globals_start || address >= m_globals_end)
+        return std::nullopt;  // the heap lies elsewhere: most pointers leave here
     auto after = std::upper_bound(m_globals.begin(), m_globals.end(), address,
                                   [](std::uintptr_t value, const GlobalRange &range) { return value < range.start; });
     if (after == m_globals.begin() || address >= std::prev(after)->end)
@@ -292,7 +270,7 @@ std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t add
 {
     if (auto global = redirect_into_new_global(address))
         return global;
-    if (std::size_t exact = m_block_starts.find(address); exact != AddressMap::absent)
+    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         return m_blocks[exact].new_start;
     return std::nullopt;
 }
@@ -300,14 +278,17 @@ std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t add
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
                                                 const Place &where)
 {
-    if (auto global = redirect_into_new_global(address))
+    // The common case first: a pointer to the start of a converted block (one hash probe).
+    const Block *block = nullptr;
+    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
+        block = &m_blocks[exact];
+    else if (auto global = redirect_into_new_global(address))
         return *global;
-    const Block *block = block_holding(address);
+    else
+        block = block_holding(address);
     if (!block)
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
-    if (m_converter.identity().identical(old_pointee, new_pointee) ||
-        schema::strip_typedefs_and_qualifiers(*m_old.schema, old_pointee) !=
-            schema::strip_typedefs_and_qualifiers(*m_old.schema, block->old_type))
+    if (old_pointee != block->old_type || m_converter.identity().identical(old_pointee, new_pointee))
         return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type) +
                                          " as " + schema::type_to_c(*m_old.schema, old_pointee) +
                                          ": pointers to members are not supported yet");

@@ -70,20 +70,19 @@ private:
         std::uintptr_t new_start = 0;
         std::uint64_t count = 0;  // elements
         std::uint64_t old_size = 0, new_size = 0;  // of one element
-        schema::TypeId old_type = 0, new_type = 0;
+        schema::TypeId old_type = 0, new_type = 0;  // behind typedefs and qualifiers
+        const ConversionProgram *program = nullptr;  // of one element
     };
 
     // Where is only spelled out when something fails: a path string per object would cost more
     // than converting it. `root` names the variable or local the object was reached from.
     struct Pending {
-        schema::TypeId old_type, new_type;
-        const unsigned char *bytes;
+        std::size_t block;  // index in m_blocks: its elements are to be walked
         const std::string *root;
     };
 
-    Result<bool> walk(const Pending &value, std::vector<Pending> &work);
-    Result<bool> walk_pointer(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
-                              const std::string *root, std::vector<Pending> &work);
+    Result<bool> walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
+    Result<bool> walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root);
     const Block *block_holding(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
     std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address);
@@ -98,10 +97,12 @@ private:
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Pending::root points to
     ValueConverter &m_converter;
     std::vector<Block> m_blocks;
-    AddressMap m_block_starts;  // old start -> index in m_blocks
-    mutable std::vector<std::size_t> m_sorted;  // m_blocks by old start, for pointers inside a block
-    mutable bool m_sorted_valid = false;
+    BlockStarts m_block_starts;  // old start -> index in m_blocks
+    std::vector<std::pair<std::uintptr_t, std::size_t>> m_sorted;  // (old start, index), for pointers inside a block
+    bool m_sorted_valid = false;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
+    std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
+    std::vector<Pending> m_pending;  // blocks found, their elements not walked yet
     AddressMap m_mapped_pages;  // page numbers known to be mapped
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;

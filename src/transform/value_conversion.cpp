@@ -2,6 +2,8 @@
 // arrays grown or shrunk, function pointers remapped by name.
 #include "value_conversion.h"
 
+#include "integers.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -20,75 +22,6 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 using schema::layout;
 bool is_integer(const Type &type) { return schema::is_integral(type); }
 bool is_signed(const Type &type) { return schema::is_signed_integral(type); }
-
-// An integer of 1 to 16 bytes, little-endian, widened to 128 bits.
-__int128 read_integer(const unsigned char *bytes, std::uint64_t size, bool is_signed_value)
-{
-    if (size == 16) {
-        __int128 wide;
-        std::memcpy(&wide, bytes, 16);
-        return wide;  // an unsigned __int128 above the signed range reads negative; fits() then refuses it
-    }
-    std::uint64_t raw = 0;
-    std::memcpy(&raw, bytes, std::min<std::uint64_t>(size, 8));
-    if (is_signed_value && size < 8 && (raw >> (size * 8 - 1)) & 1)
-        raw |= ~std::uint64_t{0} << (size * 8);
-    return is_signed_value ? static_cast<__int128>(static_cast<std::int64_t>(raw)) : static_cast<__int128>(raw);
-}
-
-bool fits(__int128 value, std::uint64_t bits, bool is_signed_value)
-{
-    if (bits >= 64)
-        return is_signed_value ? value >= INT64_MIN && value <= INT64_MAX : value >= 0 && value <= static_cast<__int128>(UINT64_MAX);
-    __int128 span = static_cast<__int128>(1) << bits;
-    return is_signed_value ? value >= -(span / 2) && value < span / 2 : value >= 0 && value < span;
-}
-
-std::string text(__int128 value)
-{
-    bool negative = value < 0;
-    unsigned __int128 magnitude = negative ? -static_cast<unsigned __int128>(value) : static_cast<unsigned __int128>(value);
-    std::string digits;
-    do {
-        digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(magnitude % 10)));
-        magnitude /= 10;
-    } while (magnitude);
-    return negative ? "-" + digits : digits;
-}
-
-bool all_zero(const unsigned char *bytes, std::uint64_t size)
-{
-    for (std::uint64_t i = 0; i < size; ++i)
-        if (bytes[i])
-            return false;
-    return true;
-}
-
-// Bits [offset, offset + width) of a bit-field, as an integer.
-__int128 read_bits(const unsigned char *base, std::uint64_t offset, std::uint32_t width, bool is_signed_value)
-{
-    unsigned __int128 value = 0;
-    for (std::uint32_t i = 0; i < width; ++i) {
-        std::uint64_t bit = offset + i;
-        if ((base[bit / 8] >> (bit % 8)) & 1)
-            value |= static_cast<unsigned __int128>(1) << i;
-    }
-    if (is_signed_value && width && (value >> (width - 1)) & 1)
-        value |= ~static_cast<unsigned __int128>(0) << width;
-    return static_cast<__int128>(value);
-}
-
-void write_bits(unsigned char *base, std::uint64_t offset, std::uint32_t width, __int128 value)
-{
-    for (std::uint32_t i = 0; i < width; ++i) {
-        std::uint64_t bit = offset + i;
-        unsigned char mask = static_cast<unsigned char>(1u << (bit % 8));
-        if ((static_cast<unsigned __int128>(value) >> i) & 1)
-            base[bit / 8] |= mask;
-        else
-            base[bit / 8] &= static_cast<unsigned char>(~mask);
-    }
-}
 
 std::uint64_t element_count(const Type &array, std::size_t dim)
 {
@@ -253,8 +186,8 @@ Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, cons
 Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId new_type, void *to,
                                      const std::string &where) const
 {
-    return convert_value(old_type, static_cast<const unsigned char *>(from), new_type, static_cast<unsigned char *>(to),
-                         Place(where));
+    return run(program(old_type, new_type), static_cast<const unsigned char *>(from), static_cast<unsigned char *>(to),
+               Place(where), false);
 }
 
 Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char *source, TypeId new_type,
@@ -431,7 +364,8 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
                 if (auto moved = m_remap(address))
                     address = *moved;
         } else if (address && m_translate && pointee.kind != TypeKind::Void) {
-            auto moved = m_translate(address, x.target, y.target, where);
+            auto moved = m_translate(address, schema::strip_typedefs_and_qualifiers(m_old, x.target),
+                                     schema::strip_typedefs_and_qualifiers(m_new, y.target), where);
             if (!moved)
                 return moved.error();
             address = *moved;

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <unordered_map>
 #include <string>
 
+#include "conversion_program.h"
 #include "layout_identity.h"
 #include "result.h"
 #include "schema.h"
@@ -24,6 +26,9 @@ public:
     explicit Place(const std::string &root) : m_root(&root) {}
     Place(const Place &parent, const std::string &member) : m_parent(&parent), m_member(&member) {}
     Place(const Place &parent, std::uint64_t index) : m_parent(&parent), m_index(index), m_is_index(true) {}
+    // A path spelled already (".next", "[3].key"), appended as it is.
+    struct Suffix {};
+    Place(const Place &parent, const std::string &suffix, Suffix) : m_parent(&parent), m_member(&suffix), m_is_suffix(true) {}
     std::string text() const
     {
         if (m_root)
@@ -31,6 +36,8 @@ public:
         std::string prefix = m_parent->text();
         if (m_is_index)
             return prefix + "[" + std::to_string(m_index) + "]";
+        if (m_is_suffix)
+            return prefix + *m_member;
         return prefix + "." + (m_member->empty() ? std::string("<anonymous>") : *m_member);
     }
 
@@ -40,6 +47,7 @@ private:
     const std::string *m_member = nullptr;
     std::uint64_t m_index = 0;
     bool m_is_index = false;
+    bool m_is_suffix = false;
 };
 
 // Where a pointer into the old version's code goes in the new version: old address (as the
@@ -47,7 +55,8 @@ private:
 using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t)>;
 
 // Where a data pointer of the old version goes in the new one: `address` points to an object of
-// `old_pointee` (old schema), the result to the corresponding object of `new_pointee`. Fails,
+// `old_pointee` (old schema), the result to the corresponding object of `new_pointee` (both
+// given behind their typedefs and qualifiers). Fails,
 // naming `where`, when the pointer cannot be redirected. Without a translator, pointers are
 // copied as they are.
 using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee,
@@ -85,6 +94,15 @@ public:
 
     const schema::LayoutIdentity &identity() const { return m_identity; }
 
+    // The conversion of a pair of types compiled into steps (conversion_program.h): made on first
+    // use and kept for the converter's life. Safe to call from several threads.
+    const ConversionProgram &program(schema::TypeId old_type, schema::TypeId new_type) const;
+
+    // Converts one value by its program, as convert() does; `to` is zero-filled first unless the
+    // caller says it is `zeroed` already (a fresh calloc).
+    Result<bool> run(const ConversionProgram &program, const unsigned char *from, unsigned char *to, const Place &where,
+                     bool zeroed) const;
+
     // For each member of new struct `y`, its counterpart in old struct `x` (corresponding_member)
     // or null: matched once per pair of types, then reused for every object converted.
     const std::vector<const schema::Member *> &matched_members(const schema::Type &x, const schema::Type &y) const;
@@ -102,6 +120,17 @@ private:
     Result<bool> convert_scalar(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
                                 unsigned char *to, const Place &where) const;
 
+    // Compiling (conversion_program.cpp).
+    void compile(ConversionProgram &program, schema::TypeId old_type, schema::TypeId new_type) const;
+    void flatten(schema::TypeId old_type, schema::TypeId new_type, std::uint64_t from, std::uint64_t to,
+                 const std::string &path, std::uint32_t member, ConversionProgram &program) const;
+    void flatten_members(const schema::Type &x, const schema::Type &y, std::uint64_t from, std::uint64_t to,
+                         const std::string &path, std::uint32_t member, bool top_level_of_transformed,
+                         ConversionProgram &program) const;
+    void add_reach(schema::TypeId old_type, schema::TypeId new_type, std::uint64_t offset, ConversionProgram &program) const;
+    Result<bool> run_step(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
+                          unsigned char *to, const Place &where) const;
+
     const schema::Schema &m_old;
     const schema::Schema &m_new;
     schema::LayoutIdentity m_identity;
@@ -117,6 +146,10 @@ private:
     mutable std::mutex m_convertible_mutex;
     mutable std::map<std::pair<schema::TypeId, schema::TypeId>, bool> m_convertible;  // results of complete plans
     mutable std::set<std::pair<schema::TypeId, schema::TypeId>> m_planning;  // pointee pairs being planned now (cycles)
+    // Compiled programs by (old, new) type id as asked (typedefs kept: a transformer may be
+    // registered under a typedef's name). Recursive: an array's program compiles its element's.
+    mutable std::recursive_mutex m_programs_mutex;
+    mutable std::map<std::pair<schema::TypeId, schema::TypeId>, std::unique_ptr<ConversionProgram>> m_programs;
 };
 
 }  // namespace molt::transform

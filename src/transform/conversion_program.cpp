@@ -1,0 +1,333 @@
+// Compiling a pair of types into a ConversionProgram, and running it on one value. The steps
+// do what ValueConverter::convert_value would do member by member; what they cannot express
+// simply (enums, floats, unions, arrays that shrink) is left to it as an Interpreted step.
+#include <cstring>
+
+#include "integers.h"
+#include "value_conversion.h"
+
+namespace molt::transform {
+namespace {
+
+using schema::Encoding;
+using schema::Member;
+using schema::Type;
+using schema::TypeId;
+using schema::TypeKind;
+using schema::layout;
+using schema::strip_typedefs_and_qualifiers;
+
+Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
+
+std::uint32_t add_path(ConversionProgram &program, std::string path)
+{
+    program.paths.push_back(std::move(path));
+    return static_cast<std::uint32_t>(program.paths.size() - 1);
+}
+
+// Copies merge with the one before when both sides keep the same distance (the bytes between,
+// padding, come along): a struct whose members stay in place becomes one copy.
+void add_copy(ConversionProgram &program, std::uint64_t from, std::uint64_t to, std::uint64_t size, std::uint32_t member)
+{
+    if (!program.steps.empty()) {
+        ConversionStep &last = program.steps.back();
+        if (last.kind == ConversionStep::Kind::Copy && last.member == member && from >= last.from + last.size &&
+            from - last.from == to - last.to && from - (last.from + last.size) <= 16) {
+            last.size = from + size - last.from;
+            return;
+        }
+    }
+    ConversionStep step;
+    step.kind = ConversionStep::Kind::Copy;
+    step.from = from;
+    step.to = to;
+    step.size = size;
+    step.member = member;
+    program.steps.push_back(step);
+}
+
+bool is_plain_integer(const Type &type) { return type.kind == TypeKind::Base && schema::is_integral(type); }
+
+std::string member_path(const std::string &path, const Member &member)
+{
+    return path + "." + (member.name.empty() ? std::string("<anonymous>") : member.name);
+}
+
+}  // namespace
+
+const ConversionProgram &ValueConverter::program(TypeId old_type, TypeId new_type) const
+{
+    std::lock_guard lock(m_programs_mutex);
+    auto [found, inserted] = m_programs.try_emplace({old_type, new_type});
+    if (inserted) {
+        found->second = std::make_unique<ConversionProgram>();
+        compile(*found->second, old_type, new_type);
+    }
+    return *found->second;
+}
+
+void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId new_type) const
+{
+    program.old_type = strip_typedefs_and_qualifiers(m_old, old_type);
+    program.new_type = strip_typedefs_and_qualifiers(m_new, new_type);
+    const Type &x = m_old.type(program.old_type);
+    const Type &y = m_new.type(program.new_type);
+    program.old_size = x.size;
+    program.new_size = y.size;
+    program.transformer = type_transformer(new_type);
+    if (!program.transformer)
+        flatten(old_type, new_type, 0, 0, "", 0, program);
+    else if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
+        flatten_members(x, y, 0, 0, "", 0, true, program);  // the defaults, where they apply
+    add_reach(old_type, new_type, 0, program);
+}
+
+void ValueConverter::flatten(TypeId old_type, TypeId new_type, std::uint64_t from, std::uint64_t to,
+                             const std::string &path, std::uint32_t member, ConversionProgram &program) const
+{
+    const Type &x = layout(m_old, old_type);
+    const Type &y = layout(m_new, new_type);
+    ConversionStep step;
+    step.from = from;
+    step.to = to;
+    step.member = member;
+    if (!type_transformer(new_type)) {
+        if (m_identity.identical(old_type, new_type) && pointer_free(old_type))
+            return add_copy(program, from, to, y.size, member);
+        if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
+            return flatten_members(x, y, from, to, path, member, false, program);
+        if (x.kind == TypeKind::Pointer && y.kind == TypeKind::Pointer) {
+            const Type &pointee = layout(m_new, y.target);
+            if (pointee.kind == TypeKind::Void)
+                return add_copy(program, from, to, y.size, member);  // a void * keeps its value
+            step.kind = pointee.kind == TypeKind::Function ? ConversionStep::Kind::FunctionPointer
+                                                           : ConversionStep::Kind::DataPointer;
+            step.old_type = strip_typedefs_and_qualifiers(m_old, x.target);
+            step.new_type = strip_typedefs_and_qualifiers(m_new, y.target);
+            step.path = add_path(program, path);
+            program.steps.push_back(step);
+            return;
+        }
+        if (is_plain_integer(x) && is_plain_integer(y)) {
+            step.kind = ConversionStep::Kind::Integer;
+            step.size = x.size;
+            step.new_size = y.size;
+            step.old_signed = schema::is_signed_integral(x);
+            step.new_signed = schema::is_signed_integral(y);
+            step.to_bool = y.encoding == Encoding::Bool;
+            step.new_type = new_type;
+            step.path = add_path(program, path);
+            program.steps.push_back(step);
+            return;
+        }
+        // A one-dimensional array that keeps or gains elements: element by element (the new
+        // ones stay zero). One that loses elements must check them: the interpreter does.
+        if (x.kind == TypeKind::Array && y.kind == TypeKind::Array && x.counts.size() == 1 && y.counts.size() == 1 &&
+            x.counts[0] != schema::unknown_count && y.counts[0] != schema::unknown_count && y.counts[0] >= x.counts[0]) {
+            step.kind = ConversionStep::Kind::Array;
+            step.element = &this->program(x.target, y.target);
+            step.count = x.counts[0];
+            step.old_stride = layout(m_old, x.target).size;
+            step.new_stride = layout(m_new, y.target).size;
+            step.path = add_path(program, path);
+            program.steps.push_back(step);
+            return;
+        }
+    }
+    step.kind = ConversionStep::Kind::Interpreted;
+    step.old_type = old_type;
+    step.new_type = new_type;
+    step.path = add_path(program, path);
+    program.steps.push_back(step);
+}
+
+// Members by name (matched once per pair). At the top level of a type with a transformer, the
+// members the defaults cannot convert are skipped (the transformer fills them), and each member
+// gets its own index so that a failure zeroes it alone.
+void ValueConverter::flatten_members(const Type &x, const Type &y, std::uint64_t from, std::uint64_t to,
+                                     const std::string &path, std::uint32_t member, bool top_level_of_transformed,
+                                     ConversionProgram &program) const
+{
+    const std::vector<const Member *> &matched = matched_members(x, y);
+    for (std::size_t index = 0; index < y.members.size(); ++index) {
+        const Member &wanted = y.members[index];
+        const Member *old_member = matched[index];
+        if (!old_member)
+            continue;  // a new member: zero
+        std::uint32_t group = member;
+        if (top_level_of_transformed) {
+            program.members.push_back({to + wanted.offset, wanted.is_bit_field() ? 0 : layout(m_new, wanted.type).size});
+            group = static_cast<std::uint32_t>(program.members.size() - 1);
+        }
+        std::string place = member_path(path, wanted);
+        if (wanted.is_bit_field() || old_member->is_bit_field()) {
+            ConversionStep step;
+            step.kind = ConversionStep::Kind::BitField;
+            step.member = group;
+            step.old_type = old_member->type;
+            step.new_type = wanted.type;
+            step.old_bits = old_member->is_bit_field() ? old_member->bit_size : 0;
+            step.new_bits = wanted.is_bit_field() ? wanted.bit_size : 0;
+            step.from = old_member->is_bit_field() ? from * 8 + old_member->bit_offset : from + old_member->offset;
+            step.to = wanted.is_bit_field() ? to * 8 + wanted.bit_offset : to + wanted.offset;
+            step.size = layout(m_old, old_member->type).size;
+            step.new_size = layout(m_new, wanted.type).size;
+            step.old_signed = schema::is_signed_integral(layout(m_old, old_member->type));
+            step.new_signed = schema::is_signed_integral(layout(m_new, wanted.type));
+            step.path = add_path(program, place);
+            program.steps.push_back(step);
+            continue;
+        }
+        if (top_level_of_transformed && !convertible(old_member->type, wanted.type))
+            continue;  // left zero for the transformer
+        flatten(old_member->type, wanted.type, from + old_member->offset, to + wanted.offset, place, group, program);
+    }
+}
+
+// The pointers heap discovery follows: those whose pointee changed, as HeapConverter's walk
+// found them (members by name, arrays element by element, not through members that a type
+// transformer fills, not through unions, void * or function pointers).
+void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t offset, ConversionProgram &program) const
+{
+    if (m_identity.identical(old_type, new_type))
+        return;  // nothing it reaches changed
+    const Type &x = layout(m_old, old_type);
+    const Type &y = layout(m_new, new_type);
+    if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct) {
+        bool transformed = type_transformer(new_type) != nullptr;
+        const std::vector<const Member *> &matched = matched_members(x, y);
+        for (std::size_t index = 0; index < y.members.size(); ++index) {
+            const Member &member = y.members[index];
+            const Member *old_member = matched[index];
+            if (!old_member || member.is_bit_field() || old_member->is_bit_field())
+                continue;
+            if (transformed && !convertible(old_member->type, member.type))
+                continue;
+            add_reach(old_member->type, member.type, offset + old_member->offset, program);
+        }
+    } else if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
+        if (m_identity.identical(x.target, y.target))
+            return;
+        std::uint64_t old_count = 1, new_count = 1;
+        for (std::uint64_t dimension : x.counts)
+            old_count = dimension == schema::unknown_count ? 0 : old_count * dimension;
+        for (std::uint64_t dimension : y.counts)
+            new_count = dimension == schema::unknown_count ? 0 : new_count * dimension;
+        const ConversionProgram &element = this->program(x.target, y.target);
+        if (element.reach.empty() || std::min(old_count, new_count) == 0)
+            return;
+        ReachStep step;
+        step.offset = offset;
+        step.count = std::min(old_count, new_count);
+        step.stride = layout(m_old, x.target).size;
+        step.element = &element;
+        program.reach.push_back(step);
+    } else if (x.kind == TypeKind::Pointer && y.kind == TypeKind::Pointer) {
+        const Type &old_pointee = layout(m_old, x.target);
+        const Type &new_pointee = layout(m_new, y.target);
+        if (old_pointee.kind == TypeKind::Function || old_pointee.kind == TypeKind::Void ||
+            new_pointee.kind == TypeKind::Void || m_identity.identical(x.target, y.target))
+            return;
+        ReachStep step;
+        step.offset = offset;
+        step.old_pointee = x.target;  // as declared: a transformer may be registered under a typedef's name
+        step.new_pointee = y.target;
+        program.reach.push_back(step);
+    }
+}
+
+Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigned char *from, unsigned char *to,
+                                 const Place &where, bool zeroed) const
+{
+    if (!zeroed)
+        std::memset(to, 0, program.new_size);
+    const std::vector<ConversionStep> &steps = program.steps;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const ConversionStep &step = steps[i];
+        if (step.kind == ConversionStep::Kind::Copy) {  // the common step, inline
+            std::memcpy(to + step.to, from + step.from, step.size);
+            continue;
+        }
+        auto done = run_step(step, program, from, to, where);
+        if (done)
+            continue;
+        if (!program.transformer)
+            return done;
+        // Before a transformer: a member whose default conversion fails is left zero for it.
+        const ConversionProgram::Member &member = program.members[step.member];
+        std::memset(to + member.to, 0, member.size);
+        while (i + 1 < steps.size() && steps[i + 1].member == step.member)
+            ++i;
+    }
+    if (program.transformer)
+        if (const char *message = program.transformer(to, from))
+            return failure(where.text(), std::string("transformer failed: ") + message);
+    return true;
+}
+
+Result<bool> ValueConverter::run_step(const ConversionStep &step, const ConversionProgram &program,
+                                      const unsigned char *from, unsigned char *to, const Place &where) const
+{
+    Place place(where, program.paths[step.path], Place::Suffix{});
+    switch (step.kind) {
+    case ConversionStep::Kind::Copy:
+        std::memcpy(to + step.to, from + step.from, step.size);
+        return true;
+    case ConversionStep::Kind::Integer: {
+        __int128 value = read_integer(from + step.from, step.size, step.old_signed);
+        if (step.to_bool)
+            value = value != 0;
+        if (!fits(value, step.new_size * 8, step.new_signed))
+            return failure(place.text(), "value " + text(value) + " does not fit in " + schema::type_to_c(m_new, step.new_type));
+        std::memcpy(to + step.to, &value, step.new_size);
+        return true;
+    }
+    case ConversionStep::Kind::BitField: {
+        __int128 value = step.old_bits ? read_bits(from, step.from, step.old_bits, step.old_signed)
+                                       : read_integer(from + step.from, step.size, step.old_signed);
+        std::uint64_t width = step.new_bits ? step.new_bits : step.new_size * 8;
+        if (!fits(value, width, step.new_signed))
+            return failure(place.text(), "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
+        if (step.new_bits)
+            write_bits(to, step.to, step.new_bits, value);
+        else
+            std::memcpy(to + step.to, &value, step.new_size);
+        return true;
+    }
+    case ConversionStep::Kind::DataPointer: {
+        std::uintptr_t address;
+        std::memcpy(&address, from + step.from, sizeof address);
+        if (address && m_translate) {
+            auto moved = m_translate(address, step.old_type, step.new_type, place);
+            if (!moved)
+                return moved.error();
+            address = *moved;
+        }
+        std::memcpy(to + step.to, &address, sizeof address);
+        return true;
+    }
+    case ConversionStep::Kind::FunctionPointer: {
+        std::uintptr_t address;
+        std::memcpy(&address, from + step.from, sizeof address);
+        if (address)
+            if (auto moved = m_remap(address))
+                address = *moved;
+        std::memcpy(to + step.to, &address, sizeof address);
+        return true;
+    }
+    case ConversionStep::Kind::Array:
+        for (std::uint64_t i = 0; i < step.count; ++i) {
+            Place element(place, i);
+            auto converted = run(*step.element, from + step.from + i * step.old_stride, to + step.to + i * step.new_stride,
+                                 element, true);
+            if (!converted)
+                return converted;
+        }
+        return true;
+    case ConversionStep::Kind::Interpreted:
+        return convert_value(step.old_type, from + step.from, step.new_type, to + step.to, place);
+    }
+    return true;
+}
+
+}  // namespace molt::transform
