@@ -20,7 +20,7 @@ namespace molt::runtime {
 enum class ThreadState : int {
     Running,     // in its version's code
     Parked,      // at an update point of the old version, waiting for a command
-    Switching,   // leaving the old frames for its new stack (a few instructions)
+    Switching,   // took its Restart, leaving the old frames for its new stack (a few instructions)
     Restarting,  // in the new version, on its way to an update point
     Arrived,     // at an update point of the new version, waiting for the commit
 };

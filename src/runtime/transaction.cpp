@@ -706,10 +706,18 @@ private:
     // Every restarted thread back to its old frames: those at an update point of the new version
     // by command, those still running new code by the wake signal (their handler jumps back; a
     // lock the new code holds at that moment stays held: said in the report), the crashed ones
-    // are back already. Then their new stacks go, their MOLT_LOCALs come back, the heap's new
-    // blocks are freed (m_heap), and the old version resumes.
+    // are back already, those that had not taken their Restart yet never leave. Then their new
+    // stacks go, their MOLT_LOCALs come back, the heap's new blocks are freed (m_heap), and the
+    // old version resumes.
     Error roll_back_restart(const std::string &why)
     {
+        // A thread still parked with its Restart not taken (the crash can come before every
+        // thread has woken up) must not take it now: its new stack is about to be freed.
+        std::vector<ThreadRecord *> stayed = withdraw_restarts();
+        auto is_back = [&](const ThreadRecord &thread) {
+            return thread.current_state() == ThreadState::Parked ||
+                   std::find(stayed.begin(), stayed.end(), &thread) != stayed.end();
+        };
         // First a grace period: threads still running new code are on their way to an update
         // point, where they go back by command, safely. Only those that do not arrive in time
         // (a hang) are interrupted by the wake signal, wherever they are.
@@ -727,7 +735,7 @@ private:
                     return;
                 ++present;
                 ThreadState state = thread.current_state();
-                back += state == ThreadState::Parked;
+                back += is_back(thread);
                 if (state == ThreadState::Arrived) {
                     send(thread, Command::Rollback);
                 } else if (state == ThreadState::Restarting && force) {
@@ -744,8 +752,7 @@ private:
         // Through the registry: a thread whose new start routine returned has left it, and its
         // record is gone (m_parked would still point at it).
         registry().for_each([&](ThreadRecord &thread) {
-            if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end() ||
-                thread.current_state() != ThreadState::Parked)
+            if (std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end() || !is_back(thread))
                 return;  // not ours, or never came back: left as it is (reported below)
             release_stack(thread.stack_in_use);  // it runs on its old stack again
             thread.stack_in_use = thread.previous_stack;
@@ -760,7 +767,7 @@ private:
         end_pending();
         registry().for_each([&](ThreadRecord &thread) {
             bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
-            if (thread.current_state() == ThreadState::Parked &&
+            if (is_back(thread) &&
                 (restarted || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start))))
                 send(thread, Command::Resume);
         });
@@ -771,6 +778,22 @@ private:
         if (forced)
             outcome += " (threads were interrupted in the new code: a lock it held stays held)";
         return Error{"", why + outcome};
+    }
+
+    // The Restart commands no thread has taken yet are taken back: those threads never leave
+    // their old update point, whatever state they show meanwhile (a thread that finds its command
+    // gone is Switching for a moment: take_command). Every other restarted thread has taken its
+    // command as Switching, so from now on it is Parked only once it is back from the new stack.
+    std::vector<ThreadRecord *> withdraw_restarts()
+    {
+        std::vector<ThreadRecord *> stayed;
+        registry().for_each([&](ThreadRecord &thread) {
+            int restart = encode_command(Command::Restart, m_generation);
+            if (std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end() &&
+                thread.command.compare_exchange_strong(restart, encode_command(Command::None, m_generation)))
+                stayed.push_back(&thread);
+        });
+        return stayed;
     }
 
     // ---- commit -------------------------------------------------------------------------------

@@ -17,14 +17,33 @@
 namespace molt::runtime {
 namespace {
 
+// Consumes `command` (a Restart must not be seen again at the next update point), unless the
+// coordinator replaced it first: a rollback withdraws the Restarts no thread has taken yet.
+// A Restart is taken as Switching, before the exchange: the rollback counts a Parked thread as
+// back on its old frames, and one still Parked with a Restart in hand would be about to run on
+// the new stack that the rollback frees.
+bool take_command(ThreadRecord &thread, int command, int generation)
+{
+    bool leaving = command_of(command) == Command::Restart;
+    int before = thread.state.load();
+    if (leaving)
+        thread.state.store(static_cast<int>(ThreadState::Switching));
+    if (thread.command.compare_exchange_strong(command, encode_command(Command::None, generation)))
+        return true;
+    if (leaving) {  // withdrawn: this thread stays at its old update point
+        thread.state.store(before);
+        notify_thread_change();
+    }
+    return false;
+}
+
 // Waits for the coordinator's command of update `generation`.
 Command wait_for_command(ThreadRecord &thread, int generation)
 {
     for (;;) {
         int command = thread.command.load();
-        // Consumed as it is read: a Restart must not be seen again at the next update point.
         if (command_of(command) != Command::None && generation_of(command) == generation &&
-            thread.command.compare_exchange_strong(command, encode_command(Command::None, generation)))
+            take_command(thread, command, generation))
             return command_of(command);
         futex_wait(thread.command, command);
     }
@@ -57,7 +76,7 @@ void restart(ThreadRecord &thread, int generation)
     next.uc_link = nullptr;
     makecontext(&next, restart_trampoline, 0);
     thread.crash_signal.store(0);
-    thread.state.store(static_cast<int>(ThreadState::Switching));
+    // Switching since the command was taken (take_command).
     swapcontext(&thread.parked_context, &next);
     // Only a rollback comes back here (the old frames are intact until the commit): parked
     // again, until the coordinator has put everything back and resumes the old version.
