@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <set>
 
 #include "code_redirection.h"
@@ -106,6 +107,31 @@ std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t 
             released += end - start;
     }
     return released;
+}
+
+// Runs `here` on this thread and `there` on a runtime thread at once, and returns when both have
+// ended; for the heap conversion, while the program's threads are parked and the cores idle.
+// When no thread can be made, both run here, one after the other.
+void run_both(const std::function<void()> &here, const std::function<void()> &there)
+{
+    struct Shared {
+        const std::function<void()> *work;
+        std::binary_semaphore done{0};
+    } shared{&there};
+    auto body = [](void *argument) -> void * {
+        auto *work = static_cast<Shared *>(argument);
+        (*work->work)();
+        work->done.release();
+        return nullptr;
+    };
+    pthread_t thread;
+    if (create_internal_thread(&thread, body, &shared) != 0) {
+        here();
+        there();
+        return;
+    }
+    here();
+    shared.done.acquire();
 }
 
 class Transaction;
@@ -563,6 +589,7 @@ private:
     {
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
+        m_heap->set_parallel(run_both);
         for (const Migration &migration : m_migrations) {
             if (migration.identical)
                 continue;

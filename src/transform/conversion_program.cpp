@@ -80,6 +80,14 @@ void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId
     else if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
         flatten_members(x, y, 0, 0, "", 0, true, program);  // the defaults, where they apply
     add_reach(old_type, new_type, 0, program);
+    // Transformers are the programmer's code: never run two at once (they may keep counts).
+    program.parallel_safe = !program.transformer;
+    for (const ConversionStep &step : program.steps) {
+        if (step.kind == ConversionStep::Kind::Array && !step.element->parallel_safe)
+            program.parallel_safe = false;
+        if (step.kind == ConversionStep::Kind::Interpreted && !m_transformers.empty())
+            program.parallel_safe = false;  // whether it reaches one is not worth finding out
+    }
 }
 
 void ValueConverter::flatten(TypeId old_type, TypeId new_type, std::uint64_t from, std::uint64_t to,

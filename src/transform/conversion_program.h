@@ -60,6 +60,8 @@ struct ConversionProgram {
     // The programmer's transformer for the new type: runs after the steps, which then skip the
     // members the default rules cannot convert and zero a member whose conversion fails.
     const char *(*transformer)(void *to, const void *from) = nullptr;
+    // No transformer can run in it (none of its steps leads to one): it may run on any thread.
+    bool parallel_safe = true;
     struct Member {
         std::uint64_t to = 0, size = 0;  // where a top-level member lies in the new value
     };

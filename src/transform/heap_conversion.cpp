@@ -20,6 +20,9 @@ using schema::layout;
 
 Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
 
+// Below this many objects, a second thread costs more than it saves.
+constexpr std::size_t parallel_threshold = 20000;
+
 std::uint64_t elements_of(const Type &array)
 {
     std::uint64_t count = 1;
@@ -65,7 +68,7 @@ void HeapConverter::release_new_blocks()
             std::free(reinterpret_cast<void *>(block.new_start));
     m_blocks.clear();
     m_block_starts.clear();
-    m_sorted_valid = false;
+    m_discovered = false;
 }
 
 HeapConverter::Reclaimed HeapConverter::free_old_blocks()
@@ -83,7 +86,7 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     }
     m_blocks.clear();  // nothing to translate any more: the conversion is over
     m_block_starts.clear();
-    m_sorted_valid = false;
+    m_discovered = false;
     return reclaimed;
 }
 
@@ -103,7 +106,7 @@ Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const voi
         if (block.program->reach.empty())
             continue;
         for (std::uint64_t i = 0; walked && i < block.count; ++i)
-            walked = walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size),
+            walked = walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
                           pending.root);
     }
     m_pending.clear();
@@ -146,6 +149,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
         return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block(reinterpret_cast<const void *>(address));
     std::uint64_t count = 1;
+    m_untracked += !tracked;
     if (tracked) {
         count = tracked->size / program.old_size;
         if (count == 0)
@@ -157,8 +161,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
     m_block_starts.insert(address, m_blocks.size());
-    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, program.old_size, program.new_size,
-                        program.old_type, program.new_type, &program});
+    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, &program});
     m_pending.push_back({m_blocks.size() - 1, root});
     m_objects += count;
     m_bytes += count * program.new_size;
@@ -168,55 +171,92 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
 bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
 {
     for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
-        if (m_mapped_pages.contains(page))
-            continue;  // heaps are dense: one probe per page
-        if (!readable(reinterpret_cast<const void *>(page << 12), 4096))
-            return false;
-        m_mapped_pages.insert(page, 1);
+        if (page == m_last_mapped_page)
+            continue;  // neighbours often follow each other
+        if (!m_mapped_pages.contains(page)) {  // heaps are dense: one probe per page
+            if (!readable(reinterpret_cast<const void *>(page << 12), 4096))
+                return false;
+            m_mapped_pages.insert(page, 1);
+        }
+        m_last_mapped_page = page;
     }
     return true;
 }
 
 Result<bool> HeapConverter::convert_blocks()
 {
-    // Sorted once, before any lookup of a pointer into a block's middle: the lookups then only
-    // read (restarting threads translate MOLT_LOCALs concurrently).
-    m_sorted.resize(m_blocks.size());
-    for (std::size_t i = 0; i < m_sorted.size(); ++i)
-        m_sorted[i] = {m_blocks[i].old_start, i};  // the key beside the index: the sort reads no block
-    std::sort(m_sorted.begin(), m_sorted.end());
-    m_sorted_valid = true;
+    m_discovered = true;
     // A block inside another: a pointer into the middle of an array (or to a member) was found
     // before or after the pointer to its start. Two copies would tear apart what is one object.
-    for (std::size_t i = 1; i < m_sorted.size(); ++i) {
-        const Block &outer = m_blocks[m_sorted[i - 1].second];
-        const Block &inner = m_blocks[m_sorted[i].second];
-        if (inner.old_start < outer.old_start + outer.count * outer.old_size)
-            return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type),
-                           "a pointer points into the middle of this converted block: not supported yet");
-    }
-    std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
-    for (const Block &block : m_blocks) {
-        auto [where, inserted] = wheres.try_emplace(block.old_type);
-        if (inserted)
-            where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type);
-        Place place(where->second);
-        for (std::uint64_t i = 0; i < block.count; ++i) {
-            auto converted = m_converter.run(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size),
-                                             reinterpret_cast<unsigned char *>(block.new_start + i * block.new_size), place,
-                                             true);  // calloc'd
-            if (!converted)
-                return converted;
+    // Blocks that malloc made never nest: only one Molt did not allocate can be inside another.
+    if (m_untracked) {
+        const auto &sorted = sorted_blocks();
+        for (std::size_t i = 1; i < sorted.size(); ++i) {
+            const Block &outer = m_blocks[sorted[i - 1].second];
+            const Block &inner = m_blocks[sorted[i].second];
+            if (inner.old_start < outer.old_start + outer.count * outer.old_size())
+                return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type()),
+                               "a pointer points into the middle of this converted block: not supported yet");
         }
     }
+    std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
+    for (const Block &block : m_blocks)
+        if (auto [where, inserted] = wheres.try_emplace(block.old_type()); inserted)
+            where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type());
+    // Two threads when there is enough to share: the program's threads are parked, so the
+    // machine's other cores are idle. Blocks whose conversion runs a transformer stay here.
+    std::vector<std::size_t> here, there;
+    std::size_t half = m_parallel && m_objects >= parallel_threshold ? m_objects / 2 : 0, given = 0;
+    for (std::size_t i = 0; i < m_blocks.size(); ++i) {
+        bool give = given < half && m_blocks[i].program->parallel_safe;
+        (give ? there : here).push_back(i);
+        given += give ? m_blocks[i].count : 0;
+    }
+    if (there.empty())
+        return convert_range(here, wheres);
+    Result<bool> mine = true, theirs = true;
+    m_parallel([&] { mine = convert_range(here, wheres); }, [&] { theirs = convert_range(there, wheres); });
+    return mine ? theirs : mine;
+}
+
+Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks,
+                                          const std::unordered_map<TypeId, std::string> &wheres) const
+{
+    try {
+        for (std::size_t index : blocks) {
+            const Block &block = m_blocks[index];
+            Place place(wheres.at(block.old_type()));
+            for (std::uint64_t i = 0; i < block.count; ++i) {
+                auto converted = m_converter.run(*block.program,
+                                                 reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
+                                                 reinterpret_cast<unsigned char *>(block.new_start + i * block.new_size()),
+                                                 place, true);  // calloc'd
+                if (!converted)
+                    return converted;
+            }
+        }
+    } catch (const std::exception &exception) {  // on a helper thread, an exception would end the process
+        return Error{"", std::string("converting heap objects: ") + exception.what()};
+    }
     return true;
+}
+
+const std::vector<std::pair<std::uintptr_t, std::size_t>> &HeapConverter::sorted_blocks() const
+{
+    std::call_once(m_sorted_once, [this] {
+        m_sorted.resize(m_blocks.size());
+        for (std::size_t i = 0; i < m_sorted.size(); ++i)
+            m_sorted[i] = {m_blocks[i].old_start, i};  // the key beside the index: the sort reads no block
+        std::sort(m_sorted.begin(), m_sorted.end());
+    });
+    return m_sorted;
 }
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
 {
     if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         return &m_blocks[exact];  // the common case: a pointer to a block's start
-    if (!m_sorted_valid)
+    if (!m_discovered)
         return nullptr;  // before convert_blocks: only exact starts are known
     // Most pointers that are not to a converted block point to the start of another heap block
     // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
@@ -224,14 +264,15 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
     if (m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12) &&
         tracked_block(reinterpret_cast<const void *>(address)))
         return nullptr;
-    auto after = std::upper_bound(m_sorted.begin(), m_sorted.end(), address,
+    const auto &sorted = sorted_blocks();
+    auto after = std::upper_bound(sorted.begin(), sorted.end(), address,
                                   [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
                                       return value < entry.first;
                                   });
-    if (after == m_sorted.begin())
+    if (after == sorted.begin())
         return nullptr;
     const Block &block = m_blocks[std::prev(after)->second];
-    return address < block.old_start + block.count * block.old_size ? &block : nullptr;
+    return address < block.old_start + block.count * block.old_size() ? &block : nullptr;
 }
 
 // A pointer into an old global or static goes to the same place in the new version's variable
@@ -288,15 +329,15 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
         block = block_holding(address);
     if (!block)
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
-    if (old_pointee != block->old_type || m_converter.identity().identical(old_pointee, new_pointee))
-        return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type) +
+    if (old_pointee != block->old_type() || m_converter.identity().identical(old_pointee, new_pointee))
+        return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type()) +
                                          " as " + schema::type_to_c(*m_old.schema, old_pointee) +
                                          ": pointers to members are not supported yet");
     std::uintptr_t offset = address - block->old_start;
-    if (offset % block->old_size != 0)
-        return failure(where.text(), "points into the middle of a converted " + schema::type_to_c(*m_old.schema, block->old_type) +
+    if (offset % block->old_size() != 0)
+        return failure(where.text(), "points into the middle of a converted " + schema::type_to_c(*m_old.schema, block->old_type()) +
                                   ": not supported yet");
-    return block->new_start + offset / block->old_size * block->new_size;
+    return block->new_start + offset / block->old_size() * block->new_size();
 }
 
 }  // namespace molt::transform

@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <memory>
@@ -40,6 +42,11 @@ public:
     // root was discovered and before the roots themselves are converted.
     Result<bool> convert_blocks();
 
+    // Runs two pieces of work at once and returns when both have ended (the runtime makes the
+    // thread, one the program does not see). Without it, the conversion runs on one thread.
+    using Parallel = std::function<void(const std::function<void()> &, const std::function<void()> &)>;
+    void set_parallel(Parallel parallel) { m_parallel = std::move(parallel); }
+
     // The translator to give the ValueConverter (set by the constructor).
     Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
                                      const Place &where);
@@ -65,13 +72,15 @@ public:
     std::size_t bytes_converted() const { return m_bytes; }
 
 private:
+    // 32 bytes: a million of them are made and looked up in an update.
     struct Block {
         std::uintptr_t old_start = 0;
         std::uintptr_t new_start = 0;
         std::uint64_t count = 0;  // elements
-        std::uint64_t old_size = 0, new_size = 0;  // of one element
-        schema::TypeId old_type = 0, new_type = 0;  // behind typedefs and qualifiers
-        const ConversionProgram *program = nullptr;  // of one element
+        const ConversionProgram *program = nullptr;  // of one element: its types and sizes
+        std::uint64_t old_size() const { return program->old_size; }
+        std::uint64_t new_size() const { return program->new_size; }
+        schema::TypeId old_type() const { return program->old_type; }  // behind typedefs and qualifiers
     };
 
     // Where is only spelled out when something fails: a path string per object would cost more
@@ -98,12 +107,21 @@ private:
     ValueConverter &m_converter;
     std::vector<Block> m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
-    std::vector<std::pair<std::uintptr_t, std::size_t>> m_sorted;  // (old start, index), for pointers inside a block
-    bool m_sorted_valid = false;
+    Result<bool> convert_range(const std::vector<std::size_t> &blocks,
+                               const std::unordered_map<schema::TypeId, std::string> &wheres) const;
+    // (old start, index) of every block, sorted when first needed (pointers into a block's middle
+    // are rare): after discovery, from any thread.
+    const std::vector<std::pair<std::uintptr_t, std::size_t>> &sorted_blocks() const;
+    mutable std::vector<std::pair<std::uintptr_t, std::size_t>> m_sorted;
+    mutable std::once_flag m_sorted_once;
+    bool m_discovered = false;  // every block is known: lookups may go past exact starts
+    std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
+    Parallel m_parallel;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     std::vector<Pending> m_pending;  // blocks found, their elements not walked yet
     AddressMap m_mapped_pages;  // page numbers known to be mapped
+    std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;
 };
