@@ -434,10 +434,15 @@ static void *expirer_main(void *argument)
     for (;;) {
         molt_update_point("expirer");
         struct timespec pause = {0, 100 * 1000 * 1000};
-        nanosleep(&pause, NULL);   /* EINTR when an update wakes us: fine, we loop to the point */
+        if (nanosleep(&pause, NULL) != 0)
+            continue;   /* EINTR: an update woke us, straight to the update point */
         int64_t now = now_ms();
-        for (int i = 0; i < shard_count; i++)
+        for (int i = 0; i < shard_count; i++) {
+            /* a sweep of a big store takes milliseconds: an update waits for one shard at most
+             * (the new version starts its sweep over, which is harmless) */
+            molt_update_point("expirer");
             sweep_shard(&store[i], now);
+        }
     }
     return NULL;
 }

@@ -91,22 +91,50 @@ Result<bool> fault_point(const char *point)
     return Error{"", std::string("fault injected at ") + point + " (MOLT_FAULT)"};
 }
 
-// The whole pages inside the old version's writable variables go back to the system (a private
-// mapping reads as zeros, or as the file's bytes, afterwards). Only pages that lie inside one
-// variable: a page shared with data that no variable describes (the C library's, say) stays.
-std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+// Calls `pages(start, bytes)` for the whole pages that lie inside one writable variable of a
+// version (a page shared with data no variable describes, the C library's say, is left out).
+template <typename Pages>
+void for_each_variable_pages(const schema::Schema &schema, std::uintptr_t bias, Pages &&pages)
 {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-    std::size_t released = 0;
     for (const schema::Variable &variable : schema.variables) {
         if (variable.read_only || variable.thread_local_storage || variable.size < page)
             continue;
         std::uintptr_t start = (bias + variable.address + page - 1) & ~(page - 1);
         std::uintptr_t end = (bias + variable.address + variable.size) & ~(page - 1);
-        if (end > start && madvise(reinterpret_cast<void *>(start), end - start, MADV_DONTNEED) == 0)
-            released += end - start;
+        if (end > start)
+            pages(start, end - start);
     }
+}
+
+// The old version's big variables go back to the system after the commit (a private mapping
+// reads as zeros, or as the file's bytes, afterwards).
+std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+{
+    std::size_t released = 0;
+    for_each_variable_pages(schema, bias, [&](std::uintptr_t start, std::size_t bytes) {
+        if (madvise(reinterpret_cast<void *>(start), bytes, MADV_DONTNEED) == 0)
+            released += bytes;
+    });
     return released;
+}
+
+// The new version's big variables get their pages before the pause, not at their first write
+// inside it (a fresh copy of a version has never touched its .bss: a server's table of 65,536
+// connections is 128 page faults). Writing each page's first byte back to itself changes nothing.
+void prefault_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+{
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    for_each_variable_pages(schema, bias, [](std::uintptr_t start, std::size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+        if (madvise(reinterpret_cast<void *>(start), bytes, MADV_POPULATE_WRITE) == 0)
+            return;
+#endif
+        for (std::uintptr_t at = start; at < start + bytes; at += page) {
+            auto *byte = reinterpret_cast<volatile unsigned char *>(at);
+            *byte = *byte;
+        }
+    });
 }
 
 // Runs `here` on this thread and `there` on a runtime thread at once, and returns when both have
@@ -179,6 +207,8 @@ public:
         auto commit_start = Clock::now();
         commit();
         auto end = Clock::now();
+        for (Stack &stack : m_old_stacks)  // every thread goes on meanwhile: munmap is not free
+            release_stack(stack);
         set_active(nullptr);
         if (m_heap)
             m_heap->keep_new_blocks();  // they are the new version's state now
@@ -340,6 +370,7 @@ private:
         m_new->build_id = m_new_schema->build_id;
         m_report.to_build_id = m_new->build_id;
         build_function_maps();
+        prefault_variable_pages(*m_new_schema, m_new->bias);
         m_converter = std::make_unique<transform::ValueConverter>(
             *m_old_schema, *m_new_schema, [this](std::uintptr_t address) -> std::optional<std::uintptr_t> {
                 auto found = m_function_remap.find(address);
@@ -877,7 +908,8 @@ private:
                 // The old version's frames: never resumed now. Every restarted thread has reached
                 // an update point of the new version (Arrived, or already Running: it may have
                 // seen the commit before this loop sent it), so none still reads its old stack.
-                release_stack(thread.previous_stack);
+                m_old_stacks.push_back(thread.previous_stack);  // unmapped after the pause
+                thread.previous_stack = {};
                 thread.old_locals.clear();
             }
             if (restarted && thread.restart_start) {
@@ -913,6 +945,7 @@ private:
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new
     std::map<std::uintptr_t, std::uint64_t> m_old_function_sizes;  // old run-time address -> bytes
     std::vector<ThreadRecord *> m_parked;
+    std::vector<Stack> m_old_stacks;  // the old frames of restarted threads, released after the commit
     int m_generation = 0;
 };
 

@@ -324,6 +324,24 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         return true;
     }
     case ConversionStep::Kind::Array:
+        if (step.element->steps.size() == 1 && !step.element->transformer &&
+            step.element->steps[0].kind != ConversionStep::Kind::Array) {
+            // An array of pointers or numbers (a server's table of 65,536 connections): one step
+            // per element, without a nested run each.
+            ConversionStep each = step.element->steps[0];
+            for (std::uint64_t i = 0; i < step.count; ++i, each.from += step.old_stride, each.to += step.new_stride) {
+                if (each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer) {
+                    std::uintptr_t address;
+                    std::memcpy(&address, from + step.from + each.from, sizeof address);
+                    if (!address)
+                        continue;  // most slots of a big table are empty: the target is zero already
+                }
+                auto converted = run_step(each, *step.element, from + step.from, to + step.to, Place(place, i));
+                if (!converted)
+                    return converted;
+            }
+            return true;
+        }
         for (std::uint64_t i = 0; i < step.count; ++i) {
             Place element(place, i);
             auto converted = run(*step.element, from + step.from + i * step.old_stride, to + step.to + i * step.new_stride,
