@@ -147,6 +147,30 @@ public:
 
     bool contains(std::uintptr_t address) const { return find(address) != absent; }
 
+    // The last aligned block start at or below `address` and at most `reach` bytes below it:
+    // (start, value), or (0, absent) when there is none, or (0, unknown) when the search would
+    // leave the megabyte of `address` (the caller then asks another way). Only 16-byte aligned
+    // starts are seen. Reads the entries next to the one of `address`: no further cache miss.
+    static constexpr std::size_t unknown = absent - 1;
+    std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
+    {
+        std::uintptr_t aligned = address & ~std::uintptr_t{15};
+        std::size_t chunk = m_chunks_by_region.find((aligned >> region_bits) + 1);
+        if (chunk == absent)
+            return {0, aligned % region_size < reach ? unknown : absent};
+        const std::uint32_t *entries = m_chunks[chunk];
+        std::size_t at = (aligned % region_size) / 16;
+        for (std::uintptr_t back = 0; back <= reach; back += 16, --at) {
+            if (entries[at])
+                return {aligned - back, entries[at] - 1};
+            if (at == 0)
+                return {0, back + 16 <= reach ? unknown : absent};
+        }
+        return {0, absent};
+    }
+
+    bool has_unaligned() const { return m_unaligned.size() != 0; }
+
     // Stores `value` for `address` unless it has one already; true when it was stored.
     bool insert(std::uintptr_t address, std::size_t value)
     {

@@ -22,6 +22,8 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 
 // Below this many objects, a second thread costs more than it saves.
 constexpr std::size_t parallel_threshold = 20000;
+// How many blocks ahead the conversion asks for the old objects it will read.
+constexpr std::size_t prefetch_distance = 8;
 
 std::uint64_t elements_of(const Type &array)
 {
@@ -165,6 +167,7 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
     m_pending.push_back({m_blocks.size() - 1, root});
     m_objects += count;
     m_bytes += count * program.new_size;
+    m_largest_block = std::max<std::uint64_t>(m_largest_block, count * program.old_size);
     return true;
 }
 
@@ -223,8 +226,15 @@ Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks
                                           const std::unordered_map<TypeId, std::string> &wheres) const
 {
     try {
-        for (std::size_t index : blocks) {
-            const Block &block = m_blocks[index];
+        for (std::size_t k = 0; k < blocks.size(); ++k) {
+            // The old objects were read in discovery long ago and are out of the cache: ask for
+            // those a few blocks ahead now, so that their misses overlap with this conversion.
+            if (k + prefetch_distance < blocks.size()) {
+                const Block &ahead = m_blocks[blocks[k + prefetch_distance]];
+                __builtin_prefetch(reinterpret_cast<const void *>(ahead.old_start));
+                __builtin_prefetch(reinterpret_cast<const void *>(ahead.new_start), 1);
+            }
+            const Block &block = m_blocks[blocks[k]];
             Place place(wheres.at(block.old_type()));
             for (std::uint64_t i = 0; i < block.count; ++i) {
                 auto converted = m_converter.run(*block.program,
@@ -250,6 +260,23 @@ const std::vector<std::pair<std::uintptr_t, std::size_t>> &HeapConverter::sorted
         std::sort(m_sorted.begin(), m_sorted.end());
     });
     return m_sorted;
+}
+
+// Whether `address` lies in a converted block, from the table of block starts alone, when every
+// block is small: its start is then at most a few entries below. A string beside the entry that
+// points to it is told apart without reading the string's header (a cache miss per pointer).
+// nullopt: this cannot tell (big blocks, blocks at odd addresses, a megabyte's edge).
+std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uintptr_t address) const
+{
+    if (!m_discovered || m_largest_block > 256 || m_block_starts.has_unaligned())
+        return std::nullopt;
+    auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
+    if (index == BlockStarts::unknown)
+        return std::nullopt;
+    if (index == BlockStarts::absent)
+        return nullptr;
+    const Block &block = m_blocks[index];
+    return address < start + block.count * block.old_size() ? &block : nullptr;
 }
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
@@ -325,6 +352,8 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
         block = &m_blocks[exact];
     else if (auto global = redirect_into_new_global(address))
         return *global;
+    else if (auto near = nearby_block(address))
+        block = *near;
     else
         block = block_holding(address);
     if (!block)

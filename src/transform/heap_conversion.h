@@ -93,6 +93,7 @@ private:
     Result<bool> walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
     Result<bool> walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root);
     const Block *block_holding(std::uintptr_t address) const;
+    std::optional<const Block *> nearby_block(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
     std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address);
 
@@ -116,6 +117,7 @@ private:
     mutable std::once_flag m_sorted_once;
     bool m_discovered = false;  // every block is known: lookups may go past exact starts
     std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
+    std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
