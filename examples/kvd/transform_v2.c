@@ -20,4 +20,8 @@ static const char *entry_gets_access_time(void *to, const void *from)
     entry->last_access_ms = now_ms();
     return NULL;
 }
-MOLT_TYPE_TRANSFORMER("struct entry", entry_gets_access_time);
+#ifdef KVD_FAULTY_TRANSFORMER
+MOLT_TYPE_TRANSFORMER("struct entry", entry_gets_access_time);   /* it counts: one thread at a time */
+#else
+MOLT_TYPE_TRANSFORMER_PARALLEL("struct entry", entry_gets_access_time);   /* no state of its own */
+#endif

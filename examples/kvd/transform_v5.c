@@ -13,4 +13,4 @@ static const char *entry_value_from_string(void *to, const void *from)
     entry->val = value_of(old->value ? old->value : "", old->value ? old->value_length : 0, 0);
     return NULL;
 }
-MOLT_TYPE_TRANSFORMER("struct entry", entry_value_from_string);
+MOLT_TYPE_TRANSFORMER_PARALLEL("struct entry", entry_value_from_string);   /* no state of its own */

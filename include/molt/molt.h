@@ -142,7 +142,8 @@ typedef const char *(*molt_transformer_function)(void *to, const void *from);
 
 struct molt_transformer_record {
     unsigned int magic;  /* MOLT_TRANSFORMER_MAGIC */
-    unsigned int kind;   /* 1: type, 2: variable transformer; 3, 4, 5: variable, type, member rename */
+    unsigned int kind;   /* 1: type, 2: variable transformer; 3, 4, 5: variable, type, member rename;
+                            6: type transformer that may run on several threads */
     char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store"; renames: parts split by NUL */
     molt_transformer_function function;
 };
@@ -170,6 +171,11 @@ struct molt_transformer_record {
         molt_transformer_record_##function = {MOLT_TRANSFORMER_MAGIC, kind, text, function}
 #define MOLT_TYPE_TRANSFORMER(type_name, function) MOLT_TRANSFORMER_RECORD(1, type_name, function)
 #define MOLT_VARIABLE_TRANSFORMER(variable_name, function) MOLT_TRANSFORMER_RECORD(2, variable_name, function)
+/* A type transformer that may run on several threads at once: the update then converts the
+ * objects of that type on every idle core (the program's threads are parked). Only for a
+ * function that keeps no state of its own (no static counters, no unsynchronised globals); it
+ * may call malloc and read the old objects and the new ones it is given. */
+#define MOLT_TYPE_TRANSFORMER_PARALLEL(type_name, function) MOLT_TRANSFORMER_RECORD(6, type_name, function)
 
 #else /* MOLT_DISABLE: the same program, without Molt and without cost */
 
@@ -187,6 +193,7 @@ static inline size_t molt_update_history(char *buffer, size_t size)
 #define MOLT_LOCAL(var) ((void)0)
 #define MOLT_TYPE_TRANSFORMER(type_name, function) typedef int molt_unused_##function
 #define MOLT_VARIABLE_TRANSFORMER(variable_name, function) typedef int molt_unused_##function
+#define MOLT_TYPE_TRANSFORMER_PARALLEL(type_name, function) typedef int molt_unused_##function
 #define MOLT_RENAME_VARIABLE(old_name, new_name) struct molt_unused_rename
 #define MOLT_RENAME_TYPE(old_name, new_name) struct molt_unused_rename
 #define MOLT_RENAME_MEMBER(type_name, old_member, new_member) struct molt_unused_rename

@@ -452,7 +452,7 @@ private:
             if (record->magic != MOLT_TRANSFORMER_MAGIC || !record->function)
                 return Error{m_path, "transformer record for " + transformer.name + " is damaged"};
             if (transformer.kind == schema::Transformer::Kind::Type)
-                m_converter->add_type_transformer(transformer.name, record->function);
+                m_converter->add_type_transformer(transformer.name, record->function, transformer.parallel);
             else
                 m_variable_transformers[transformer.name] = record->function;
         }

@@ -206,8 +206,11 @@ void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
         std::uint32_t magic, kind;
         std::memcpy(&magic, bytes + offset, 4);
         std::memcpy(&kind, bytes + offset + 4, 4);
-        if (magic != 0x544c4f4du || kind < 1 || kind > 5)
+        if (magic != 0x544c4f4du || kind < 1 || kind > 6)
             continue;
+        bool parallel = kind == 6;  // MOLT_TYPE_TRANSFORMER_PARALLEL: a type transformer
+        if (parallel)
+            kind = 1;
         // The name field: one name, or (renames) names split by NUL.
         const char *text = reinterpret_cast<const char *>(bytes + offset + 8);
         std::vector<std::string> parts;
@@ -220,6 +223,7 @@ void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
         }
         Transformer transformer;
         transformer.kind = static_cast<Transformer::Kind>(kind);
+        transformer.parallel = parallel;
         transformer.record_address = section.sh_addr + offset;
         if (kind <= 2) {
             transformer.name = parts[0];

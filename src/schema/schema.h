@@ -104,6 +104,7 @@ struct Transformer {
     Kind kind = Kind::Type;
     std::string name;             // the type or the variable it transforms; the type of a member rename
     std::string renamed_from, renamed_to;  // renames: old and new name
+    bool parallel = false;  // a type transformer that may run on several threads at once
     std::uint64_t record_address = 0;  // link-time address of its record (the function pointer is in it)
 };
 

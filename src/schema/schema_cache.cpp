@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-6\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-7\n";
 
 // FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
 // (bounds checks alone would let flipped bytes through as a wrong schema).
@@ -258,6 +258,7 @@ std::string serialize_schema(const Schema &schema)
     out.u32(static_cast<std::uint32_t>(schema.transformers.size()));
     for (const Transformer &transformer : schema.transformers) {
         out.u8(static_cast<std::uint8_t>(transformer.kind));
+        out.u8(transformer.parallel);
         out.text(transformer.name);
         out.text(transformer.renamed_from);
         out.text(transformer.renamed_to);
@@ -355,6 +356,7 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
         if (kind < 1 || kind > 5)
             return std::nullopt;
         transformer.kind = static_cast<Transformer::Kind>(kind);
+        transformer.parallel = in.u8() != 0;
         transformer.name = in.text();
         transformer.renamed_from = in.text();
         transformer.renamed_to = in.text();

@@ -81,11 +81,11 @@ void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId
         flatten_members(x, y, 0, 0, "", 0, true, program);  // the defaults, where they apply
     add_reach(old_type, new_type, 0, program);
     // Transformers are the programmer's code: never run two at once (they may keep counts).
-    program.parallel_safe = !program.transformer;
+    program.parallel_safe = !program.transformer || m_parallel_transformers.count(program.transformer);
     for (const ConversionStep &step : program.steps) {
         if (step.kind == ConversionStep::Kind::Array && !step.element->parallel_safe)
             program.parallel_safe = false;
-        if (step.kind == ConversionStep::Kind::Interpreted && !m_transformers.empty())
+        if (step.kind == ConversionStep::Kind::Interpreted && m_transformers.size() > m_parallel_transformers.size())
             program.parallel_safe = false;  // whether it reaches one is not worth finding out
     }
 }

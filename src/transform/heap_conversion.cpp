@@ -22,7 +22,7 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 
 // Below this many objects, a second thread costs more than it saves.
 constexpr std::size_t parallel_threshold = 20000;
-// How many blocks ahead the conversion asks for the old objects it will read.
+// How many objects ahead discovery and conversion ask for the old objects they will read.
 constexpr std::size_t prefetch_distance = 8;
 
 std::uint64_t elements_of(const Type &array)
@@ -98,39 +98,47 @@ Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const voi
     if (program.reach.empty())
         return true;  // nothing it reaches changed
     m_roots.push_back(std::make_unique<std::string>(where));
-    auto walked = walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get());
-    // A worklist of blocks, not recursion: a list of a million nodes is a chain of a million
-    // pointers.
-    while (walked && !m_pending.empty()) {
-        Pending pending = m_pending.back();
-        m_pending.pop_back();
-        const Block block = m_blocks[pending.block];  // a copy: walking adds blocks
+    walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get());
+    // A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a
+    // million pointers. First in, first out: the chains of a hash table are followed side by
+    // side, so that the object a few places ahead can be asked for now and has arrived when its
+    // turn comes.
+    Result<bool> walked = true;
+    while (walked && !m_candidates.empty()) {
+        if (m_candidates.size() > prefetch_distance)
+            __builtin_prefetch(reinterpret_cast<const void *>(m_candidates[prefetch_distance].address - 16));
+        Candidate candidate = m_candidates.front();
+        m_candidates.pop_front();
+        std::size_t blocks = m_blocks.size();
+        walked = walk_pointer(candidate.address, *candidate.reach, candidate.root);
+        if (!walked || m_blocks.size() == blocks)
+            continue;  // failed, or known already, or not a heap object (a global)
+        const Block block = m_blocks.back();  // a copy: walking adds blocks
         if (block.program->reach.empty())
             continue;
-        for (std::uint64_t i = 0; walked && i < block.count; ++i)
-            walked = walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
-                          pending.root);
+        for (std::uint64_t i = 0; i < block.count; ++i)
+            walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
+                 candidate.root);
     }
-    m_pending.clear();
+    m_candidates.clear();
     return walked;
 }
 
-// Follows the pointers of one value whose pointees changed, as its program lists them.
-Result<bool> HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root)
+// Queues the pointers of one value whose pointees changed, as its program lists them.
+void HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root)
 {
     for (const ReachStep &reach : program.reach) {
         if (reach.element) {
             for (std::uint64_t i = 0; i < reach.count; ++i)
-                if (auto walked = walk(*reach.element, bytes + reach.offset + i * reach.stride, root); !walked)
-                    return walked;
+                walk(*reach.element, bytes + reach.offset + i * reach.stride, root);
             continue;
         }
         std::uintptr_t address;
         std::memcpy(&address, bytes + reach.offset, sizeof address);
-        if (auto walked = walk_pointer(address, reach, root); !walked)
-            return walked;
+        if (!address)
+            continue;
+        m_candidates.push_back({address, &reach, root});
     }
-    return true;
 }
 
 Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root)
@@ -164,7 +172,6 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
         return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
     m_block_starts.insert(address, m_blocks.size());
     m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, &program});
-    m_pending.push_back({m_blocks.size() - 1, root});
     m_objects += count;
     m_bytes += count * program.new_size;
     m_largest_block = std::max<std::uint64_t>(m_largest_block, count * program.old_size);

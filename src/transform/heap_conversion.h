@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -83,14 +84,16 @@ private:
         schema::TypeId old_type() const { return program->old_type; }  // behind typedefs and qualifiers
     };
 
-    // Where is only spelled out when something fails: a path string per object would cost more
-    // than converting it. `root` names the variable or local the object was reached from.
-    struct Pending {
-        std::size_t block;  // index in m_blocks: its elements are to be walked
+    // A pointer to follow. Where is only spelled out when something fails: a path string per
+    // object would cost more than converting it. `root` names the variable or local the object
+    // was reached from.
+    struct Candidate {
+        std::uintptr_t address;
+        const ReachStep *reach;
         const std::string *root;
     };
 
-    Result<bool> walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
+    void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
     Result<bool> walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root);
     const Block *block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
@@ -104,7 +107,7 @@ private:
     };
 
     Image m_old, m_new;
-    std::vector<std::unique_ptr<std::string>> m_roots;  // the names Pending::root points to
+    std::vector<std::unique_ptr<std::string>> m_roots;  // the names Candidate::root points to
     ValueConverter &m_converter;
     std::vector<Block> m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
@@ -121,7 +124,7 @@ private:
     Parallel m_parallel;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
-    std::vector<Pending> m_pending;  // blocks found, their elements not walked yet
+    std::deque<Candidate> m_candidates;  // pointers found, not followed yet
     AddressMap m_mapped_pages;  // page numbers known to be mapped
     std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)
     std::size_t m_objects = 0, m_bytes = 0;

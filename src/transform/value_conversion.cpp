@@ -80,8 +80,10 @@ const std::vector<const Member *> &ValueConverter::matched_members(const Type &x
     return found->second;  // never erased: the reference stays valid
 }
 
-void ValueConverter::add_type_transformer(const std::string &type_name, Transformer function)
+void ValueConverter::add_type_transformer(const std::string &type_name, Transformer function, bool parallel)
 {
+    if (parallel)
+        m_parallel_transformers.insert(function);
     // Resolved to type ids once: lookups happen for every value converted (millions per update).
     for (TypeId id = 0; id < m_new.types.size(); ++id)
         if (schema::qualified_type_name(m_new, id) == type_name)

@@ -83,7 +83,9 @@ public:
     // after the default conversion of each object of that type, and members the default rules
     // cannot convert are left zero for it. Returns null or a message that fails the conversion.
     using Transformer = const char *(*)(void *to, const void *from);
-    void add_type_transformer(const std::string &type_name, Transformer function);
+    // `parallel`: the programmer said it may run on several threads at once (it keeps no state
+    // of its own); the others never run two at a time.
+    void add_type_transformer(const std::string &type_name, Transformer function, bool parallel = false);
     Transformer type_transformer(schema::TypeId new_type) const;
 
     // Writes the converted value into `to` (new_size bytes, zero-filled first). Fails, naming
@@ -137,6 +139,7 @@ private:
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
+    std::set<Transformer> m_parallel_transformers;
     // Whether an old type holds no pointer anywhere (nothing to translate: a copy is enough).
     bool pointer_free(schema::TypeId old_type) const;
 
