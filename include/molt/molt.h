@@ -143,8 +143,11 @@ typedef const char *(*molt_transformer_function)(void *to, const void *from);
 struct molt_transformer_record {
     unsigned int magic;  /* MOLT_TRANSFORMER_MAGIC */
     unsigned int kind;   /* 1: type, 2: variable transformer; 3, 4, 5: variable, type, member rename;
-                            6: type transformer that may run on several threads */
-    char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store"; renames: parts split by NUL */
+                            6: type transformer that may run on several threads; 7 to 11:
+                            annotations (points-to of a member, of a variable, length, union
+                            case, opaque) */
+    char name[112];      /* "struct entry", "point_t", "counter", "kvd.c/store"; renames and
+                            annotations: parts split by NUL */
     molt_transformer_function function;
 };
 
@@ -177,6 +180,40 @@ struct molt_transformer_record {
  * may call malloc and read the old objects and the new ones it is given. */
 #define MOLT_TYPE_TRANSFORMER_PARALLEL(type_name, function) MOLT_TRANSFORMER_RECORD(6, type_name, function)
 
+/*
+ * Annotations, in the new version: what the types cannot say. Names as `molt schema` prints them
+ * (the new version's); like transformers, they are read from the file by `molt check`.
+ *
+ *     MOLT_POINTS_TO("struct list_node", "data", "struct item");
+ *         the void * member `data` points to a struct item (or is NULL): the update follows it,
+ *         converts the items when their type changed, and redirects the pointer, as if the
+ *         member were a struct item *. For a generic container holding one type of object.
+ *     MOLT_VARIABLE_POINTS_TO("registry", "struct item");
+ *         the same for a void * variable (a global or a static).
+ *     MOLT_LENGTH_IN("struct vec", "items", "count");
+ *         the pointer member `items` points to `count` elements (an integer member of the same
+ *         struct), not to as many as its block holds: the elements past `count` (a capacity
+ *         not in use yet, garbage) are not converted but left zero in the new block, which
+ *         keeps the old block's capacity.
+ *     MOLT_UNION_CASE("struct shape", "u", "kind", SHAPE_CIRCLE, "circle");
+ *         in a struct shape whose member `kind` holds SHAPE_CIRCLE (an enumerator of the old
+ *         version, or a number), the union member `u` holds its member `circle`: the update
+ *         converts that member, as for a struct. One line per case; a union without a case for
+ *         an object's discriminant fails the update (naming the value).
+ *     MOLT_OPAQUE("struct md5_state");
+ *         objects of this type are bytes to copy as they are (the first bytes of the new size;
+ *         a bigger new type is zero-filled): no member is matched, no pointer in it followed.
+ */
+#define MOLT_POINTS_TO(type_name, member, pointee_type) \
+    MOLT_RENAME_RECORD(7, type_name "\0" member "\0" pointee_type, __LINE__)
+#define MOLT_VARIABLE_POINTS_TO(variable_name, pointee_type) \
+    MOLT_RENAME_RECORD(8, variable_name "\0" pointee_type, __LINE__)
+#define MOLT_LENGTH_IN(type_name, pointer_member, length_member) \
+    MOLT_RENAME_RECORD(9, type_name "\0" pointer_member "\0" length_member, __LINE__)
+#define MOLT_UNION_CASE(type_name, union_member, discriminant_member, value, case_member) \
+    MOLT_RENAME_RECORD(10, type_name "\0" union_member "\0" discriminant_member "\0" #value "\0" case_member, __LINE__)
+#define MOLT_OPAQUE(type_name) MOLT_RENAME_RECORD(11, type_name, __LINE__)
+
 #else /* MOLT_DISABLE: the same program, without Molt and without cost */
 
 static inline void molt_update_point(const char *name) { (void)name; }
@@ -197,6 +234,11 @@ static inline size_t molt_update_history(char *buffer, size_t size)
 #define MOLT_RENAME_VARIABLE(old_name, new_name) struct molt_unused_rename
 #define MOLT_RENAME_TYPE(old_name, new_name) struct molt_unused_rename
 #define MOLT_RENAME_MEMBER(type_name, old_member, new_member) struct molt_unused_rename
+#define MOLT_POINTS_TO(type_name, member, pointee_type) struct molt_unused_rename
+#define MOLT_VARIABLE_POINTS_TO(variable_name, pointee_type) struct molt_unused_rename
+#define MOLT_LENGTH_IN(type_name, pointer_member, length_member) struct molt_unused_rename
+#define MOLT_UNION_CASE(type_name, union_member, discriminant_member, value, case_member) struct molt_unused_rename
+#define MOLT_OPAQUE(type_name) struct molt_unused_rename
 
 #endif /* MOLT_DISABLE */
 

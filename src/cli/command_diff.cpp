@@ -1,6 +1,7 @@
 // `molt diff OLD NEW` and `molt check OLD NEW`.
 #include <iostream>
 
+#include "annotations.h"
 #include "commands.h"
 #include "diff.h"
 #include "diff_format.h"
@@ -9,7 +10,13 @@
 namespace molt::cli {
 namespace {
 
-Result<schema::SchemaDiff> diff_files(const Options &options)
+// The diff, and (for `check`) the mistakes in NEW's annotations.
+struct Compared {
+    schema::SchemaDiff diff;
+    std::vector<std::string> annotation_problems;
+};
+
+Result<Compared> diff_files(const Options &options)
 {
     auto old_schema = load_schema(options, options.old_file);
     if (!old_schema)
@@ -17,7 +24,8 @@ Result<schema::SchemaDiff> diff_files(const Options &options)
     auto new_schema = load_schema(options, options.new_file);
     if (!new_schema)
         return new_schema.error();
-    return schema::diff_schemas(*old_schema, *new_schema);
+    return Compared{schema::diff_schemas(*old_schema, *new_schema),
+                    transform::Annotations(*old_schema, *new_schema).problems()};
 }
 
 }  // namespace
@@ -27,7 +35,7 @@ int run_diff(const Options &options)
     auto diffed = diff_files(options);
     if (!diffed)
         return report_error(diffed.error().to_string());
-    const schema::SchemaDiff &diff = *diffed;
+    const schema::SchemaDiff &diff = diffed->diff;
     if (options.json)
         schema::write_diff_json(diff, std::cout);
     else
@@ -40,7 +48,15 @@ int run_check(const Options &options)
     auto diffed = diff_files(options);
     if (!diffed)
         return report_error(diffed.error().to_string());
-    const schema::SchemaDiff &diff = *diffed;
+    const schema::SchemaDiff &diff = diffed->diff;
+    if (!diffed->annotation_problems.empty()) {
+        for (const std::string &problem : diffed->annotation_problems)
+            std::cout << "annotation: " << problem << "\n";
+        std::cout << diffed->annotation_problems.size()
+                  << (diffed->annotation_problems.size() == 1 ? " annotation is" : " annotations are") << " wrong: "
+                  << options.new_file << " would be refused\n";
+        return exit_check_failed;
+    }
     if (diff.needs_transformer.empty()) {
         std::size_t variables = 0, types = 0, added = 0;
         for (const auto &change : diff.variables) {
@@ -53,7 +69,7 @@ int run_check(const Options &options)
                   << ": every change is identical or convertible by default (" << variables
                   << " variables and " << types << " types converted, " << added << " variables new)\n";
         for (const schema::Finding &finding : diff.covered)
-            std::cout << "covered by a transformer: " << finding.where << ": " << finding.old_type << " -> "
+            std::cout << "covered by " << finding.covered_by << ": " << finding.where << ": " << finding.old_type << " -> "
                       << finding.new_type << " (" << finding.reason << ")\n";
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
@@ -63,7 +79,7 @@ int run_check(const Options &options)
     for (const schema::Finding &finding : diff.needs_transformer)
         std::cout << finding.to_string() << "\n";
     for (const schema::Finding &finding : diff.covered)
-        std::cout << "covered by a transformer: " << finding.where << "\n";
+        std::cout << "covered by " << finding.covered_by << ": " << finding.where << "\n";
     std::cout << diff.needs_transformer.size() << (diff.needs_transformer.size() == 1 ? " change needs" : " changes need")
               << " a transformer: " << options.old_file << " -> " << options.new_file
               << " cannot be done by default rules alone\n";

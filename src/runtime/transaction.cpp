@@ -387,6 +387,10 @@ private:
     Result<bool> plan_variables(const schema::SchemaDiff &diff)
     {
         transform::ValueConverter planner(*m_old_schema, *m_new_schema, [](std::uintptr_t) { return std::nullopt; });
+        if (std::vector<std::string> problems = planner.annotations().problems(); !problems.empty())
+            return Error{m_path, problems.front() + (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) +
+                                                                              " more: molt check)"
+                                                                        : "")};
         for (const schema::Transformer &transformer : m_new_schema->transformers)
             if (transformer.kind == schema::Transformer::Kind::Type)
                 planner.add_type_transformer(transformer.name, planned_transformer);
@@ -415,7 +419,18 @@ private:
             bool has_transformer = m_new_schema->find_transformer(schema::Transformer::Kind::Variable, to->qualified_name);
             if (!planned && !has_transformer)
                 return Error{m_path, planned.error().message};
-            m_migrations.push_back({from, to, planned && planner.identity().identical(from->type, to->type), !planned});
+            // A void * variable that MOLT_VARIABLE_POINTS_TO types: what it points to is planned.
+            auto pointee = planner.annotations().variable_points_to(to->qualified_name);
+            if (!pointee)
+                return Error{m_path, pointee.error().message};
+            if (*pointee) {
+                auto pointee_planned = planner.plan((*pointee)->old_pointee, (*pointee)->new_pointee,
+                                                    "variable " + change.name + "->");
+                if (!pointee_planned)
+                    return Error{m_path, pointee_planned.error().message};
+            }
+            bool identical = planned && !*pointee && !planner.changed(from->type, to->type);
+            m_migrations.push_back({from, to, identical, !planned});
         }
         return true;
     }
@@ -624,9 +639,11 @@ private:
         for (const Migration &migration : m_migrations) {
             if (migration.identical)
                 continue;
-            auto discovered = m_heap->discover(migration.from->type, migration.to->type,
-                                               reinterpret_cast<const void *>(m_old->address(migration.from->address)),
-                                               "variable " + migration.from->qualified_name);
+            const void *old_address = reinterpret_cast<const void *>(m_old->address(migration.from->address));
+            std::string where = "variable " + migration.from->qualified_name;
+            const transform::ConversionProgram *annotated = m_converter->variable_program(migration.to->qualified_name);
+            auto discovered = annotated ? m_heap->discover(*annotated, old_address, where)
+                                        : m_heap->discover(migration.from->type, migration.to->type, old_address, where);
             if (!discovered)
                 return Error{"", discovered.error().message + ": the old version keeps running"};
         }
@@ -654,8 +671,11 @@ private:
             if (migration.transformer_only) {
                 std::memset(to, 0, migration.to->size);
             } else {
-                auto converted = m_converter->convert(migration.from->type, from, migration.to->type, to,
-                                                      "variable " + migration.from->qualified_name);
+                std::string where = "variable " + migration.from->qualified_name;
+                const transform::ConversionProgram *annotated = m_converter->variable_program(migration.to->qualified_name);
+                auto converted = annotated ? m_converter->run(*annotated, static_cast<const unsigned char *>(from),
+                                                              static_cast<unsigned char *>(to), transform::Place(where), false)
+                                           : m_converter->convert(migration.from->type, from, migration.to->type, to, where);
                 if (!converted)
                     return Error{"", converted.error().message + ": the old version keeps running"};
             }

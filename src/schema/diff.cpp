@@ -629,13 +629,21 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     diff_functions(old_schema, new_schema, comparer, unit_renames, diff);
     // A finding is covered by a transformer of the new version: a variable's by a transformer of
     // that variable, a type's ("struct entry.value", "union value") by a transformer of the type.
+    // Annotations cover what they speak for: a union with its cases, a type copied as bytes.
     for (Finding &finding : comparer.take_findings()) {
-        bool covered = false;
-        if (finding.where.rfind("variable ", 0) == 0)
-            covered = new_schema.find_transformer(Transformer::Kind::Variable, finding.where.substr(9)) != nullptr;
-        else
-            covered = new_schema.find_transformer(Transformer::Kind::Type, finding.where.substr(0, finding.where.find('.'))) != nullptr;
-        (covered ? diff.covered : diff.needs_transformer).push_back(std::move(finding));
+        std::string type = finding.where.substr(0, finding.where.find('.'));
+        std::string member = finding.where.find('.') == std::string::npos ? "" : finding.where.substr(finding.where.find('.') + 1);
+        if (finding.where.rfind("variable ", 0) == 0) {
+            if (new_schema.find_transformer(Transformer::Kind::Variable, finding.where.substr(9)))
+                finding.covered_by = "a transformer";
+        } else if (new_schema.find_transformer(Transformer::Kind::Type, type)) {
+            finding.covered_by = "a transformer";
+        } else if (new_schema.find_transformer(Transformer::Kind::Opaque, type)) {
+            finding.covered_by = "MOLT_OPAQUE";
+        } else if (new_schema.find_annotation(Transformer::Kind::UnionCase, type, member)) {
+            finding.covered_by = "MOLT_UNION_CASE";
+        }
+        (finding.covered_by.empty() ? diff.needs_transformer : diff.covered).push_back(std::move(finding));
     }
     return diff;
 }

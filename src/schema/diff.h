@@ -66,6 +66,7 @@ struct Finding {
     std::string where;  // `struct entry.value`, `variable counter`
     std::string old_type, new_type;
     std::string reason;
+    std::string covered_by;  // when covered: "a transformer", "MOLT_UNION_CASE", "MOLT_OPAQUE"
     std::string to_string() const;
 };
 

@@ -195,6 +195,69 @@ struct ElfFacts {
 };
 
 // Records of molt/molt.h: u32 magic, u32 kind, char name[112], pointer (128 bytes each).
+// A record's kind and name parts, as include/molt/molt.h writes them; nullopt when they do not
+// fit together.
+std::optional<Transformer> transformer_of_record(std::uint32_t kind, const std::vector<std::string> &parts)
+{
+    using Kind = Transformer::Kind;
+    Transformer transformer;
+    auto need = [&](std::size_t count) { return parts.size() >= count && !parts[count - 1].empty(); };
+    switch (kind) {
+    case 1: case 2:
+        transformer.kind = static_cast<Kind>(kind);
+        transformer.name = parts[0];
+        return transformer;
+    case 3: case 4:
+        if (!need(2))
+            return std::nullopt;
+        transformer.kind = static_cast<Kind>(kind);
+        transformer.renamed_from = parts[0];
+        transformer.renamed_to = parts[1];
+        return transformer;
+    case 5:
+        if (!need(3))
+            return std::nullopt;
+        transformer.kind = Kind::RenameMember;
+        transformer.name = parts[0];
+        transformer.renamed_from = parts[1];
+        transformer.renamed_to = parts[2];
+        return transformer;
+    case 7: case 9:  // a member points to a type; a member's length is in another
+        if (!need(3))
+            return std::nullopt;
+        transformer.kind = kind == 7 ? Kind::PointsTo : Kind::LengthIn;
+        transformer.name = parts[0];
+        transformer.member = parts[1];
+        transformer.target = parts[2];
+        return transformer;
+    case 8:  // a variable points to a type
+        if (!need(2))
+            return std::nullopt;
+        transformer.kind = Kind::PointsTo;
+        transformer.name = parts[0];
+        transformer.target = parts[1];
+        return transformer;
+    case 10:
+        if (!need(5))
+            return std::nullopt;
+        transformer.kind = Kind::UnionCase;
+        transformer.name = parts[0];
+        transformer.member = parts[1];
+        transformer.target = parts[2];
+        transformer.case_value = parts[3];
+        transformer.case_member = parts[4];
+        return transformer;
+    case 11:
+        if (!need(1))
+            return std::nullopt;
+        transformer.kind = Kind::Opaque;
+        transformer.name = parts[0];
+        return transformer;
+    default:
+        return std::nullopt;
+    }
+}
+
 void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
 {
     constexpr std::size_t record_size = 128;
@@ -206,38 +269,27 @@ void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
         std::uint32_t magic, kind;
         std::memcpy(&magic, bytes + offset, 4);
         std::memcpy(&kind, bytes + offset + 4, 4);
-        if (magic != 0x544c4f4du || kind < 1 || kind > 6)
+        if (magic != 0x544c4f4du || kind < 1 || kind > 11)
             continue;
         bool parallel = kind == 6;  // MOLT_TYPE_TRANSFORMER_PARALLEL: a type transformer
         if (parallel)
             kind = 1;
-        // The name field: one name, or (renames) names split by NUL.
+        // The name field: one name, or (renames, annotations) names split by NUL.
         const char *text = reinterpret_cast<const char *>(bytes + offset + 8);
         std::vector<std::string> parts;
-        for (std::size_t at = 0; at < 112 && parts.size() < 3;) {
+        for (std::size_t at = 0; at < 112 && parts.size() < 5;) {
             std::size_t length = strnlen(text + at, 112 - at);
             parts.emplace_back(text + at, length);
             at += length + 1;
             if (kind < 3)
                 break;
         }
-        Transformer transformer;
-        transformer.kind = static_cast<Transformer::Kind>(kind);
-        transformer.parallel = parallel;
-        transformer.record_address = section.sh_addr + offset;
-        if (kind <= 2) {
-            transformer.name = parts[0];
-        } else if (kind == 5 && parts.size() >= 3) {
-            transformer.name = parts[0];
-            transformer.renamed_from = parts[1];
-            transformer.renamed_to = parts[2];
-        } else if (kind != 5 && parts.size() >= 2) {
-            transformer.renamed_from = parts[0];
-            transformer.renamed_to = parts[1];
-        } else {
-            continue;
-        }
-        facts.transformers.push_back(std::move(transformer));
+        auto transformer = transformer_of_record(kind, parts);
+        if (!transformer)
+            continue;  // a record this reader does not know, or a damaged one
+        transformer->parallel = parallel;
+        transformer->record_address = section.sh_addr + offset;
+        facts.transformers.push_back(std::move(*transformer));
     }
 }
 

@@ -99,12 +99,22 @@ struct Function {
 };
 
 // A transformer registered in the version's molt_transformers section (molt/molt.h).
+// What the new version's molt_transformers section declares (include/molt/molt.h): transformers,
+// renames and annotations.
 struct Transformer {
-    enum class Kind : std::uint8_t { Type = 1, Variable = 2, RenameVariable = 3, RenameType = 4, RenameMember = 5 };
+    enum class Kind : std::uint8_t {
+        Type = 1, Variable = 2, RenameVariable = 3, RenameType = 4, RenameMember = 5,
+        PointsTo = 7, LengthIn = 9, UnionCase = 10, Opaque = 11,  // annotations
+    };
     Kind kind = Kind::Type;
-    std::string name;             // the type or the variable it transforms; the type of a member rename
+    // The type or the variable it transforms; the type of a member rename; the type an
+    // annotation is about (the variable of a PointsTo without a member).
+    std::string name;
     std::string renamed_from, renamed_to;  // renames: old and new name
     bool parallel = false;  // a type transformer that may run on several threads at once
+    std::string member;  // PointsTo, LengthIn: the pointer member; UnionCase: the union member
+    std::string target;  // PointsTo: the pointee type; LengthIn: the length member; UnionCase: the discriminant
+    std::string case_value, case_member;  // UnionCase: the discriminant's value (as written) and the union's member
     std::uint64_t record_address = 0;  // link-time address of its record (the function pointer is in it)
 };
 
@@ -139,6 +149,16 @@ struct Schema {
         for (const Transformer &transformer : transformers)
             if (transformer.kind == kind && transformer.name == name)
                 return &transformer;
+        return nullptr;
+    }
+
+    // The annotation of `kind` on `member` of type `type` (PointsTo, LengthIn, UnionCase: the
+    // first case), or null.
+    const Transformer *find_annotation(Transformer::Kind kind, std::string_view type, std::string_view member) const
+    {
+        for (const Transformer &annotation : transformers)
+            if (annotation.kind == kind && annotation.name == type && annotation.member == member)
+                return &annotation;
         return nullptr;
     }
 

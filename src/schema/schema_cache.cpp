@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-7\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-8\n";
 
 // FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
 // (bounds checks alone would let flipped bytes through as a wrong schema).
@@ -262,6 +262,10 @@ std::string serialize_schema(const Schema &schema)
         out.text(transformer.name);
         out.text(transformer.renamed_from);
         out.text(transformer.renamed_to);
+        out.text(transformer.member);
+        out.text(transformer.target);
+        out.text(transformer.case_value);
+        out.text(transformer.case_member);
         out.u64(transformer.record_address);
     }
     std::string body = out.take();
@@ -353,13 +357,17 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
     schema.transformers.resize(in.count(13));
     for (Transformer &transformer : schema.transformers) {
         std::uint8_t kind = in.u8();
-        if (kind < 1 || kind > 5)
+        if (kind < 1 || kind > 11 || kind == 6 || kind == 8)
             return std::nullopt;
         transformer.kind = static_cast<Transformer::Kind>(kind);
         transformer.parallel = in.u8() != 0;
         transformer.name = in.text();
         transformer.renamed_from = in.text();
         transformer.renamed_to = in.text();
+        transformer.member = in.text();
+        transformer.target = in.text();
+        transformer.case_value = in.text();
+        transformer.case_member = in.text();
         transformer.record_address = in.u64();
     }
     if (in.failed() || !ids_valid(schema) || !sorted_and_unique(schema.variables) ||

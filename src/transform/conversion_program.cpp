@@ -55,6 +55,15 @@ std::string member_path(const std::string &path, const Member &member)
 
 }  // namespace
 
+const UnionConversion::Case *choose_case(const UnionConversion &conversion, const unsigned char *from)
+{
+    __int128 value = read_integer(from + conversion.discriminant, conversion.discriminant_size, conversion.discriminant_signed);
+    for (const UnionConversion::Case &each : conversion.cases)
+        if (each.value == value)
+            return &each;
+    return nullptr;
+}
+
 const ConversionProgram &ValueConverter::program(TypeId old_type, TypeId new_type) const
 {
     std::lock_guard lock(m_programs_mutex);
@@ -99,6 +108,8 @@ void ValueConverter::flatten(TypeId old_type, TypeId new_type, std::uint64_t fro
     step.from = from;
     step.to = to;
     step.member = member;
+    if (m_annotations.opaque(new_type))  // MOLT_OPAQUE: bytes, as many as both sizes allow
+        return add_copy(program, from, to, std::min(x.size, y.size), member);
     if (!type_transformer(new_type)) {
         if (m_identity.identical(old_type, new_type) && pointer_free(old_type))
             return add_copy(program, from, to, y.size, member);
@@ -188,8 +199,59 @@ void ValueConverter::flatten_members(const Type &x, const Type &y, std::uint64_t
         }
         if (top_level_of_transformed && !convertible(old_member->type, wanted.type))
             continue;  // left zero for the transformer
+        if (flatten_annotated(x, y, *old_member, wanted, from, to, place, group, program))
+            continue;
         flatten(old_member->type, wanted.type, from + old_member->offset, to + wanted.offset, place, group, program);
     }
+}
+
+// A member an annotation speaks for: a void * that points to a known type (MOLT_POINTS_TO), a
+// union whose member a discriminant chooses (MOLT_UNION_CASE). False: no annotation applies.
+bool ValueConverter::flatten_annotated(const Type &x, const Type &y, const Member &old_member, const Member &wanted,
+                                       std::uint64_t from, std::uint64_t to, const std::string &place,
+                                       std::uint32_t group, ConversionProgram &program) const
+{
+    if (m_annotations.empty())
+        return false;
+    auto pointee = m_annotations.points_to(y, wanted.name);
+    if (pointee && *pointee) {
+        ConversionStep step;
+        step.kind = ConversionStep::Kind::DataPointer;
+        step.from = from + old_member.offset;
+        step.to = to + wanted.offset;
+        step.member = group;
+        step.old_type = strip_typedefs_and_qualifiers(m_old, (*pointee)->old_pointee);
+        step.new_type = strip_typedefs_and_qualifiers(m_new, (*pointee)->new_pointee);
+        step.path = add_path(program, place);
+        program.steps.push_back(step);
+        return true;
+    }
+    auto cases = m_annotations.union_cases(x, y, wanted.name);
+    if (!cases || cases->cases.empty())
+        return false;
+    program.unions.push_back(union_conversion(*cases, from, to, old_member, wanted));
+    ConversionStep step;
+    step.kind = ConversionStep::Kind::Union;
+    step.count = program.unions.size() - 1;
+    step.member = group;
+    step.path = add_path(program, place);
+    program.steps.push_back(step);
+    return true;
+}
+
+UnionConversion ValueConverter::union_conversion(const Annotations::Cases &cases, std::uint64_t from, std::uint64_t to,
+                                                 const Member &old_union, const Member &new_union) const
+{
+    UnionConversion conversion;
+    conversion.discriminant = from + cases.discriminant->offset;
+    const Type &kind = layout(m_old, cases.discriminant->type);
+    conversion.discriminant_size = kind.size;
+    conversion.discriminant_signed = schema::is_signed_integral(kind);
+    for (const UnionCase &each : cases.cases)
+        conversion.cases.push_back({each.value, from + old_union.offset + each.old_member->offset,
+                                    to + new_union.offset + each.new_member->offset,
+                                    &this->program(each.old_member->type, each.new_member->type)});
+    return conversion;
 }
 
 // The pointers heap discovery follows: those whose pointee changed, as HeapConverter's walk
@@ -197,8 +259,8 @@ void ValueConverter::flatten_members(const Type &x, const Type &y, std::uint64_t
 // transformer fills, not through unions, void * or function pointers).
 void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t offset, ConversionProgram &program) const
 {
-    if (m_identity.identical(old_type, new_type))
-        return;  // nothing it reaches changed
+    if (!changed(old_type, new_type) || m_annotations.opaque(new_type))
+        return;  // nothing it reaches changed, or nothing in it is to be followed
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
     if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct) {
@@ -211,10 +273,16 @@ void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t o
                 continue;
             if (transformed && !convertible(old_member->type, member.type))
                 continue;
+            if (add_annotated_reach(x, y, *old_member, member, offset, program))
+                continue;
+            std::size_t before = program.reach.size();
             add_reach(old_member->type, member.type, offset + old_member->offset, program);
+            if (program.reach.size() == before + 1 && !program.reach.back().element &&
+                program.reach.back().union_index < 0 && program.reach.back().offset == offset + old_member->offset)
+                add_length(x, y, member, offset, program.reach.back());
         }
     } else if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
-        if (m_identity.identical(x.target, y.target))
+        if (!changed(x.target, y.target))
             return;
         std::uint64_t old_count = 1, new_count = 1;
         for (std::uint64_t dimension : x.counts)
@@ -234,7 +302,7 @@ void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t o
         const Type &old_pointee = layout(m_old, x.target);
         const Type &new_pointee = layout(m_new, y.target);
         if (old_pointee.kind == TypeKind::Function || old_pointee.kind == TypeKind::Void ||
-            new_pointee.kind == TypeKind::Void || m_identity.identical(x.target, y.target))
+            new_pointee.kind == TypeKind::Void || !changed(x.target, y.target))
             return;
         ReachStep step;
         step.offset = offset;
@@ -242,6 +310,87 @@ void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t o
         step.new_pointee = y.target;
         program.reach.push_back(step);
     }
+}
+
+// The reach of a member an annotation speaks for (see flatten_annotated).
+bool ValueConverter::add_annotated_reach(const Type &x, const Type &y, const Member &old_member, const Member &member,
+                                         std::uint64_t offset, ConversionProgram &program) const
+{
+    if (m_annotations.empty())
+        return false;
+    auto pointee = m_annotations.points_to(y, member.name);
+    if (pointee && *pointee) {
+        if (changed((*pointee)->old_pointee, (*pointee)->new_pointee)) {
+            ReachStep step;
+            step.offset = offset + old_member.offset;
+            step.old_pointee = (*pointee)->old_pointee;
+            step.new_pointee = (*pointee)->new_pointee;
+            add_length(x, y, member, offset, step);
+            program.reach.push_back(step);
+        }
+        return true;
+    }
+    auto cases = m_annotations.union_cases(x, y, member.name);
+    if (!cases || cases->cases.empty())
+        return false;
+    // The program's unions hold the cases (with offsets in the value); a reach step that names
+    // one walks the chosen member's program. Its offsets are this value's, as the steps' are.
+    for (std::size_t i = 0; i < program.unions.size(); ++i)
+        if (program.unions[i].discriminant == offset + cases->discriminant->offset &&
+            !program.unions[i].cases.empty() &&
+            program.unions[i].cases[0].from == offset + old_member.offset + cases->cases[0].old_member->offset) {
+            ReachStep step;
+            step.union_index = static_cast<std::int64_t>(i);
+            program.reach.push_back(step);
+            return true;
+        }
+    program.unions.push_back(union_conversion(*cases, offset, offset, old_member, member));
+    ReachStep step;
+    step.union_index = static_cast<std::int64_t>(program.unions.size() - 1);
+    program.reach.push_back(step);
+    return true;
+}
+
+// MOLT_LENGTH_IN on pointer member `member`: the reach step reads the length in the old value.
+void ValueConverter::add_length(const Type &x, const Type &y, const Member &member, std::uint64_t offset, ReachStep &step) const
+{
+    if (m_annotations.empty())
+        return;
+    auto length = m_annotations.length_member(x, y, member.name);
+    if (!length || !*length)
+        return;
+    const Type &type = layout(m_old, (*length)->type);
+    step.has_length = true;
+    step.length_offset = offset + (*length)->offset;
+    step.length_size = type.size;
+    step.length_signed = schema::is_signed_integral(type);
+}
+
+const ConversionProgram *ValueConverter::variable_program(const std::string &new_variable) const
+{
+    auto pointee = m_annotations.variable_points_to(new_variable);
+    if (!pointee || !*pointee)
+        return nullptr;
+    std::lock_guard lock(m_programs_mutex);
+    auto [found, inserted] = m_variable_programs.try_emplace(new_variable);
+    if (inserted) {
+        auto program = std::make_unique<ConversionProgram>();
+        program->old_size = program->new_size = sizeof(void *);
+        ConversionStep step;
+        step.kind = ConversionStep::Kind::DataPointer;
+        step.size = sizeof(void *);
+        step.old_type = strip_typedefs_and_qualifiers(m_old, (*pointee)->old_pointee);
+        step.new_type = strip_typedefs_and_qualifiers(m_new, (*pointee)->new_pointee);
+        program->steps.push_back(step);
+        if (changed((*pointee)->old_pointee, (*pointee)->new_pointee)) {
+            ReachStep reach;
+            reach.old_pointee = (*pointee)->old_pointee;
+            reach.new_pointee = (*pointee)->new_pointee;
+            program->reach.push_back(reach);
+        }
+        found->second = std::move(program);
+    }
+    return found->second.get();
 }
 
 Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigned char *from, unsigned char *to,
@@ -352,6 +501,16 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         return true;
     case ConversionStep::Kind::Interpreted:
         return convert_value(step.old_type, from + step.from, step.new_type, to + step.to, place);
+    case ConversionStep::Kind::Union: {
+        const UnionConversion &conversion = program.unions[step.count];
+        const UnionConversion::Case *chosen = choose_case(conversion, from);
+        if (!chosen)
+            return failure(place.text(), "the discriminant holds " +
+                                             text(read_integer(from + conversion.discriminant, conversion.discriminant_size,
+                                                               conversion.discriminant_signed)) +
+                                             ", which no MOLT_UNION_CASE names");
+        return run(*chosen->program, from + chosen->from, to + chosen->to, place, true);
+    }
     }
     return true;
 }

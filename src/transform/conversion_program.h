@@ -23,6 +23,7 @@ struct ConversionStep {
         DataPointer,      // redirected by the pointer translator
         FunctionPointer,  // remapped to the new version's function of the same name
         BitField,         // an integer to or from a bit-field (checked)
+        Union,            // the member a discriminant chooses (MOLT_UNION_CASE): ConversionProgram::unions[count]
         Array,            // `count` elements, each converted by `element`
         Interpreted,      // ValueConverter::convert_value on the pair of member types
     };
@@ -42,13 +43,34 @@ struct ConversionStep {
     std::uint32_t member = 0;  // the top-level member the step belongs to (a lenient failure zeroes it)
 };
 
-// A pointer that discovery follows in a value, or an array whose elements hold some.
+// A union converted by the member its discriminant chooses (MOLT_UNION_CASE). Offsets are in
+// the whole value: the discriminant's in the old one, each case's member in the old and new.
+struct UnionConversion {
+    std::uint64_t discriminant = 0, discriminant_size = 0;
+    bool discriminant_signed = false;
+    struct Case {
+        __int128 value = 0;
+        std::uint64_t from = 0, to = 0;
+        const ConversionProgram *program = nullptr;  // of the member's old and new type
+    };
+    std::vector<Case> cases;
+};
+
+// The case a union's discriminant chooses in an old value, or null.
+const UnionConversion::Case *choose_case(const UnionConversion &conversion, const unsigned char *from);
+
+// A pointer that discovery follows in a value, or an array whose elements hold some, or a
+// union whose active member holds some.
 struct ReachStep {
     std::uint64_t offset = 0;
     schema::TypeId old_pointee = 0, new_pointee = 0;  // as the pointer declares them
     mutable const ConversionProgram *pointee = nullptr;  // the pointees' program, linked on first use
     std::uint64_t count = 0, stride = 0;              // an array: count elements...
     const ConversionProgram *element = nullptr;       // ...each reached through this program
+    std::int64_t union_index = -1;                    // a union: ConversionProgram::unions[union_index]
+    // MOLT_LENGTH_IN: the pointer leads to as many elements as this integer of the old value says.
+    bool has_length = false, length_signed = false;
+    std::uint64_t length_offset = 0, length_size = 0;
 };
 
 struct ConversionProgram {
@@ -57,6 +79,7 @@ struct ConversionProgram {
     std::vector<ConversionStep> steps;
     std::vector<ReachStep> reach;
     std::vector<std::string> paths = {""};  // ".next", "[3].key": appended to the value's place
+    std::vector<UnionConversion> unions;
     // The programmer's transformer for the new type: runs after the steps, which then skip the
     // members the default rules cannot convert and zero a member whose conversion fails.
     const char *(*transformer)(void *to, const void *from) = nullptr;

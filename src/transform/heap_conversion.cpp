@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "heap_tracking.h"
+#include "integers.h"
 
 namespace molt::transform {
 namespace {
@@ -66,7 +67,7 @@ HeapConverter::~HeapConverter()
 void HeapConverter::release_new_blocks()
 {
     for (Block &block : m_blocks)
-        if (block.new_start)
+        if (block.new_start && !block.view)
             std::free(reinterpret_cast<void *>(block.new_start));
     m_blocks.clear();
     m_block_starts.clear();
@@ -77,6 +78,8 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 {
     Reclaimed reclaimed;
     for (Block &block : m_blocks) {
+        if (block.view)
+            continue;  // part of another block
         auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start));
         if (!tracked) {
             ++reclaimed.kept;
@@ -94,7 +97,11 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 
 Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
 {
-    const ConversionProgram &program = m_converter.program(old_type, new_type);
+    return discover(m_converter.program(old_type, new_type), old_address, where);
+}
+
+Result<bool> HeapConverter::discover(const ConversionProgram &program, const void *old_address, const std::string &where)
+{
     if (program.reach.empty())
         return true;  // nothing it reaches changed
     m_roots.push_back(std::make_unique<std::string>(where));
@@ -110,7 +117,7 @@ Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const voi
         Candidate candidate = m_candidates.front();
         m_candidates.pop_front();
         std::size_t blocks = m_blocks.size();
-        walked = walk_pointer(candidate.address, *candidate.reach, candidate.root);
+        walked = walk_pointer(candidate);
         if (!walked || m_blocks.size() == blocks)
             continue;  // failed, or known already, or not a heap object (a global)
         const Block block = m_blocks.back();  // a copy: walking adds blocks
@@ -128,6 +135,12 @@ Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const voi
 void HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root)
 {
     for (const ReachStep &reach : program.reach) {
+        if (reach.union_index >= 0) {  // the member its discriminant chooses (none: the conversion says so)
+            const UnionConversion &conversion = program.unions[static_cast<std::size_t>(reach.union_index)];
+            if (const UnionConversion::Case *chosen = choose_case(conversion, bytes))
+                walk(*chosen->program, bytes + chosen->from, root);
+            continue;
+        }
         if (reach.element) {
             for (std::uint64_t i = 0; i < reach.count; ++i)
                 walk(*reach.element, bytes + reach.offset + i * reach.stride, root);
@@ -137,15 +150,22 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
         std::memcpy(&address, bytes + reach.offset, sizeof address);
         if (!address)
             continue;
-        m_candidates.push_back({address, &reach, root});
+        std::uint64_t length = no_length;
+        if (reach.has_length) {
+            __int128 value = read_integer(bytes + reach.length_offset, reach.length_size, reach.length_signed);
+            length = value < 0 ? 0 : static_cast<std::uint64_t>(value);
+        }
+        m_candidates.push_back({address, &reach, root, length});
     }
 }
 
-Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root)
+Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
 {
+    std::uintptr_t address = candidate.address;
+    const ReachStep &reach = *candidate.reach;
     if (!address || m_block_starts.contains(address))
         return true;  // shared: converted once (pointers into a block's middle are not followed here)
-    auto where = [root] { return "an object reached from " + *root; };  // spelled only on failure
+    auto where = [&candidate] { return "an object reached from " + *candidate.root; };  // spelled only on failure
     if (!reach.pointee)
         reach.pointee = &m_converter.program(reach.old_pointee, reach.new_pointee);
     const ConversionProgram &program = *reach.pointee;
@@ -158,28 +178,42 @@ Result<bool> HeapConverter::walk_pointer(std::uintptr_t address, const ReachStep
     if (!mapped(address - 16, program.old_size + 16))
         return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block(reinterpret_cast<const void *>(address));
-    std::uint64_t count = 1;
     m_untracked += !tracked;
-    if (tracked) {
-        count = tracked->size / program.old_size;
-        if (count == 0)
-            return failure(where(), "points to a block of " + std::to_string(tracked->size) +
-                                      " bytes, smaller than one " + schema::type_to_c(*m_old.schema, program.old_type));
+    // A typed pointer to a tracked block holds size / element size elements: each is converted,
+    // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.
+    std::uint64_t capacity = tracked ? tracked->size / program.old_size : 1;
+    if (tracked && capacity == 0)
+        return failure(where(), "points to a block of " + std::to_string(tracked->size) + " bytes, smaller than one " +
+                                  schema::type_to_c(*m_old.schema, program.old_type));
+    std::uint64_t count = capacity;
+    if (candidate.length != no_length) {
+        if (!tracked) {  // a block Molt did not allocate: the length is all there is to know
+            capacity = std::max<std::uint64_t>(candidate.length, 1);
+            if (candidate.length > (std::uint64_t{1} << 40) / program.old_size ||
+                !mapped(address, candidate.length * program.old_size))
+                return failure(where(), "its length member says " + std::to_string(candidate.length) +
+                                          " elements, which are not all in mapped memory");
+        } else if (candidate.length > capacity) {
+            return failure(where(), "its length member says " + std::to_string(candidate.length) +
+                                      " elements, but the block holds " + std::to_string(capacity));
+        }
+        count = candidate.length;
     }
-    // A typed pointer to a tracked block holds size / element size elements: each is converted.
-    void *fresh = std::calloc(count, program.new_size);
+    void *fresh = std::calloc(capacity, program.new_size);
     if (!fresh)
-        return failure(where(), "out of memory converting " + std::to_string(count) + " objects");
+        return failure(where(), "out of memory converting " + std::to_string(capacity) + " objects");
     m_block_starts.insert(address, m_blocks.size());
-    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, &program});
+    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, capacity, &program});
     m_objects += count;
     m_bytes += count * program.new_size;
-    m_largest_block = std::max<std::uint64_t>(m_largest_block, count * program.old_size);
+    m_largest_block = std::max<std::uint64_t>(m_largest_block, capacity * program.old_size);
     return true;
 }
 
 bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
 {
+    if (address + size < address || address + size > (std::uintptr_t{1} << 57))
+        return false;  // past the end of the user address space (garbage such as ~0): not ours
     for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
         if (page == m_last_mapped_page)
             continue;  // neighbours often follow each other
@@ -196,19 +230,9 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
 Result<bool> HeapConverter::convert_blocks()
 {
     m_discovered = true;
-    // A block inside another: a pointer into the middle of an array (or to a member) was found
-    // before or after the pointer to its start. Two copies would tear apart what is one object.
-    // Blocks that malloc made never nest: only one Molt did not allocate can be inside another.
-    if (m_untracked) {
-        const auto &sorted = sorted_blocks();
-        for (std::size_t i = 1; i < sorted.size(); ++i) {
-            const Block &outer = m_blocks[sorted[i - 1].second];
-            const Block &inner = m_blocks[sorted[i].second];
-            if (inner.old_start < outer.old_start + outer.count * outer.old_size())
-                return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type()),
-                               "a pointer points into the middle of this converted block: not supported yet");
-        }
-    }
+    if (m_untracked)
+        if (auto merged = merge_inner_blocks(); !merged)
+            return merged;
     std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
     for (const Block &block : m_blocks)
         if (auto [where, inserted] = wheres.try_emplace(block.old_type()); inserted)
@@ -258,6 +282,38 @@ Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks
     return true;
 }
 
+// A block inside another: a pointer into the middle of an array was followed before or after
+// the pointer to its start (blocks that malloc made never nest: only one Molt did not allocate,
+// an element reached alone, can lie inside another). Two copies would tear apart what is one
+// object: the inner one becomes a view of the outer one's copy, at the same element. A pointer
+// into another type's object (to a member) cannot be redirected so, and fails the update.
+Result<bool> HeapConverter::merge_inner_blocks()
+{
+    const auto &sorted = sorted_blocks();
+    std::size_t outer_index = sorted.empty() ? 0 : sorted[0].second;
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+        const Block &outer = m_blocks[outer_index];
+        Block &inner = m_blocks[sorted[i].second];
+        std::uintptr_t outer_end = outer.old_start + outer.capacity * outer.old_size();
+        if (inner.old_start >= outer_end) {
+            outer_index = sorted[i].second;
+            continue;
+        }
+        std::uintptr_t offset = inner.old_start - outer.old_start;
+        if (inner.program->old_type != outer.program->old_type || offset % outer.old_size() != 0 ||
+            inner.old_start + inner.capacity * inner.old_size() > outer_end)
+            return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type()),
+                           "a pointer points into the middle of this converted object as " +
+                               schema::type_to_c(*m_old.schema, inner.old_type()) + ": not supported yet");
+        std::free(reinterpret_cast<void *>(inner.new_start));
+        inner.new_start = outer.new_start + offset / outer.old_size() * outer.new_size();
+        m_objects -= inner.count;
+        inner.count = 0;  // converted as part of the outer block
+        inner.view = true;
+    }
+    return true;
+}
+
 const std::vector<std::pair<std::uintptr_t, std::size_t>> &HeapConverter::sorted_blocks() const
 {
     std::call_once(m_sorted_once, [this] {
@@ -283,7 +339,7 @@ std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uin
     if (index == BlockStarts::absent)
         return nullptr;
     const Block &block = m_blocks[index];
-    return address < start + block.count * block.old_size() ? &block : nullptr;
+    return address < start + block.capacity * block.old_size() ? &block : nullptr;
 }
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
@@ -306,7 +362,7 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
     if (after == sorted.begin())
         return nullptr;
     const Block &block = m_blocks[std::prev(after)->second];
-    return address < block.old_start + block.count * block.old_size() ? &block : nullptr;
+    return address < block.old_start + block.capacity * block.old_size() ? &block : nullptr;
 }
 
 // A pointer into an old global or static goes to the same place in the new version's variable
@@ -365,7 +421,8 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
         block = block_holding(address);
     if (!block)
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
-    if (old_pointee != block->old_type() || m_converter.identity().identical(old_pointee, new_pointee))
+    (void)new_pointee;
+    if (old_pointee != block->old_type())
         return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type()) +
                                          " as " + schema::type_to_c(*m_old.schema, old_pointee) +
                                          ": pointers to members are not supported yet");

@@ -38,6 +38,8 @@ public:
     // pointers whose pointee type changed, and allocates its new copy. Call for each root.
     Result<bool> discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address,
                           const std::string &where);
+    // The same for a value whose program is given (a void * variable that an annotation types).
+    Result<bool> discover(const ConversionProgram &program, const void *old_address, const std::string &where);
 
     // Converts every discovered block into its new copy (pointers redirected). Call after every
     // root was discovered and before the roots themselves are converted.
@@ -73,12 +75,14 @@ public:
     std::size_t bytes_converted() const { return m_bytes; }
 
 private:
-    // 32 bytes: a million of them are made and looked up in an update.
+    // Kept small: a million of them are made and looked up in an update.
     struct Block {
         std::uintptr_t old_start = 0;
         std::uintptr_t new_start = 0;
-        std::uint64_t count = 0;  // elements
+        std::uint64_t count = 0;     // elements converted
+        std::uint64_t capacity = 0;  // elements the block holds (more than count: MOLT_LENGTH_IN)
         const ConversionProgram *program = nullptr;  // of one element: its types and sizes
+        bool view = false;  // lies inside another block: new_start is inside that one's copy
         std::uint64_t old_size() const { return program->old_size; }
         std::uint64_t new_size() const { return program->new_size; }
         schema::TypeId old_type() const { return program->old_type; }  // behind typedefs and qualifiers
@@ -91,10 +95,12 @@ private:
         std::uintptr_t address;
         const ReachStep *reach;
         const std::string *root;
+        std::uint64_t length;  // elements, from a MOLT_LENGTH_IN member; no_length: as many as the block holds
     };
+    static constexpr std::uint64_t no_length = ~std::uint64_t{0};
 
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
-    Result<bool> walk_pointer(std::uintptr_t address, const ReachStep &reach, const std::string *root);
+    Result<bool> walk_pointer(const Candidate &candidate);
     const Block *block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
@@ -111,6 +117,7 @@ private:
     ValueConverter &m_converter;
     std::vector<Block> m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
+    Result<bool> merge_inner_blocks();
     Result<bool> convert_range(const std::vector<std::size_t> &blocks,
                                const std::unordered_map<schema::TypeId, std::string> &wheres) const;
     // (old start, index) of every block, sorted when first needed (pointers into a block's middle

@@ -31,8 +31,10 @@ std::uint64_t element_count(const Type &array, std::size_t dim)
 }  // namespace
 
 ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schema, FunctionRemap remap_function)
-    : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_remap(std::move(remap_function))
+    : m_old(old_schema), m_new(new_schema), m_identity(old_schema, new_schema), m_annotations(old_schema, new_schema),
+      m_remap(std::move(remap_function))
 {
+    find_types_reaching_annotations();
     // Which old types hold a pointer (data or function) anywhere inside: decided once, here,
     // so that conversions can copy the others whole. Types nest by value only a few levels
     // deep (a struct cannot contain itself), so the recursion is shallow.
@@ -63,6 +65,41 @@ ValueConverter::ValueConverter(const Schema &old_schema, const Schema &new_schem
     };
     for (TypeId id = 0; id < m_old.types.size(); ++id)
         decide(id);
+}
+
+// Every new type from which an annotated struct can be reached (by value, through a pointer, an
+// array, a typedef): backwards from the annotated ones, over the new schema's type graph.
+void ValueConverter::find_types_reaching_annotations()
+{
+    if (m_annotations.empty())
+        return;
+    std::vector<TypeId> seeds = m_annotations.annotated_types(
+        [this](const PointeePair &pair) { return !m_identity.identical(pair.old_pointee, pair.new_pointee); });
+    if (seeds.empty())
+        return;
+    std::vector<std::vector<TypeId>> users(m_new.types.size());  // type -> the types that contain or point to it
+    for (TypeId id = 0; id < m_new.types.size(); ++id) {
+        const Type &type = m_new.type(id);
+        for (const Member &member : type.members)
+            users[member.type].push_back(id);
+        if (type.kind == TypeKind::Pointer || type.kind == TypeKind::Array || type.kind == TypeKind::Typedef ||
+            type.kind == TypeKind::Const || type.kind == TypeKind::Volatile || type.kind == TypeKind::Restrict ||
+            type.kind == TypeKind::Atomic)
+            users[type.target].push_back(id);
+    }
+    m_reaches_annotation.assign(m_new.types.size(), false);
+    std::vector<TypeId> work = seeds;
+    for (TypeId seed : seeds)
+        m_reaches_annotation[seed] = true;
+    while (!work.empty()) {
+        TypeId id = work.back();
+        work.pop_back();
+        for (TypeId user : users[id])
+            if (!m_reaches_annotation[user]) {
+                m_reaches_annotation[user] = true;
+                work.push_back(user);
+            }
+    }
 }
 
 bool ValueConverter::pointer_free(TypeId old_type) const
@@ -111,8 +148,10 @@ bool ValueConverter::convertible(TypeId old_type, TypeId new_type) const
 
 Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::string &where) const
 {
-    if (m_identity.identical(old_type, new_type))
+    if (!changed(old_type, new_type))
         return true;
+    if (m_annotations.opaque(new_type))
+        return true;  // bytes, copied as they are
     if (type_transformer(new_type))
         return true;  // the programmer's transformer finishes what the default rules cannot
     const Type &x = layout(m_old, old_type);
@@ -141,6 +180,11 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
                     return failure(place, "a bit-field changed into a non-integer: needs a transformer");
                 continue;
             }
+            if (auto annotated = plan_annotated(x, y, member, place); !annotated || *annotated) {
+                if (!annotated)
+                    return annotated;
+                continue;
+            }
             auto planned = plan(old_member->type, member.type, place);
             if (!planned)
                 return planned;
@@ -158,19 +202,48 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
             return true;
         if (old_pointee.kind == TypeKind::Void)
             return failure(where, "a void pointer became a typed pointer: needs a transformer");
-        // The objects it points to are converted in turn: plan them once (types are recursive).
-        std::pair<TypeId, TypeId> pair{schema::strip_typedefs_and_qualifiers(m_old, x.target),
-                                       schema::strip_typedefs_and_qualifiers(m_new, y.target)};
-        if (!m_planning.insert(pair).second)
-            return true;  // in progress further up: assumed fine, the rest decides
-        auto planned = plan(x.target, y.target, where + "->");
-        m_planning.erase(pair);  // a pair is only remembered while it is being planned
-        return planned;
+        return plan_pointee(x.target, y.target, where);
     }
     default:
         return failure(where, "the type changed from " + schema::type_to_c(m_old, old_type) + " to " +
                                   schema::type_to_c(m_new, new_type) + ": needs a transformer");
     }
+}
+
+// The objects a pointer leads to are converted in turn: planned once (types are recursive).
+Result<bool> ValueConverter::plan_pointee(TypeId old_pointee, TypeId new_pointee, const std::string &where) const
+{
+    std::pair<TypeId, TypeId> pair{schema::strip_typedefs_and_qualifiers(m_old, old_pointee),
+                                   schema::strip_typedefs_and_qualifiers(m_new, new_pointee)};
+    if (!m_planning.insert(pair).second)
+        return true;  // in progress further up: assumed fine, the rest decides
+    auto planned = plan(old_pointee, new_pointee, where + "->");
+    m_planning.erase(pair);  // a pair is only remembered while it is being planned
+    return planned;
+}
+
+// A member an annotation speaks for: its pointee (MOLT_POINTS_TO) or each case of its union
+// (MOLT_UNION_CASE) is planned instead of its declared type. False: no annotation applies.
+Result<bool> ValueConverter::plan_annotated(const Type &x, const Type &y, const Member &member, const std::string &where) const
+{
+    if (m_annotations.empty())
+        return false;
+    MOLT_TRY(length, m_annotations.length_member(x, y, member.name));  // only checked here: it must resolve
+    (void)length;
+    MOLT_TRY(pointee, m_annotations.points_to(y, member.name));
+    if (pointee) {
+        MOLT_TRY(planned, plan_pointee(pointee->old_pointee, pointee->new_pointee, where));
+        (void)planned;
+        return true;
+    }
+    MOLT_TRY(cases, m_annotations.union_cases(x, y, member.name));
+    if (cases.cases.empty())
+        return false;
+    for (const UnionCase &each : cases.cases) {
+        MOLT_TRY(planned, plan(each.old_member->type, each.new_member->type, where + "." + each.new_member->name));
+        (void)planned;
+    }
+    return true;
 }
 
 Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, const Type &y, std::size_t new_dim,

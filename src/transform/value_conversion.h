@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <string>
 
+#include "annotations.h"
 #include "conversion_program.h"
 #include "layout_identity.h"
 #include "result.h"
@@ -96,6 +97,22 @@ public:
 
     const schema::LayoutIdentity &identity() const { return m_identity; }
 
+    // Whether a value of this pair must be converted piece by piece, and what it reaches walked:
+    // its layout changed, or it leads to a member an annotation speaks for (a void * whose
+    // pointee changed: the struct holding it did not, by its bits).
+    bool changed(schema::TypeId old_type, schema::TypeId new_type) const
+    {
+        return !m_identity.identical(old_type, new_type) ||
+               (!m_reaches_annotation.empty() && m_reaches_annotation[schema::strip_typedefs_and_qualifiers(m_new, new_type)]);
+    }
+
+    // The annotations of the new version, resolved (annotations.h).
+    const Annotations &annotations() const { return m_annotations; }
+
+    // The program of a void * variable that MOLT_VARIABLE_POINTS_TO annotates (one pointer to the
+    // pair's pointee), or null.
+    const ConversionProgram *variable_program(const std::string &new_variable) const;
+
     // The conversion of a pair of types compiled into steps (conversion_program.h): made on first
     // use and kept for the converter's life. Safe to call from several threads.
     const ConversionProgram &program(schema::TypeId old_type, schema::TypeId new_type) const;
@@ -112,6 +129,9 @@ public:
 private:
     Result<bool> convert_value(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
                                unsigned char *to, const Place &where) const;
+    Result<bool> plan_pointee(schema::TypeId old_pointee, schema::TypeId new_pointee, const std::string &where) const;
+    Result<bool> plan_annotated(const schema::Type &x, const schema::Type &y, const schema::Member &member,
+                                const std::string &where) const;
     Result<bool> plan_array(const schema::Type &x, std::size_t old_dim, const schema::Type &y, std::size_t new_dim,
                             const std::string &where) const;
     Result<bool> convert_array(const schema::Type &x, std::size_t old_dim, const unsigned char *from,
@@ -130,12 +150,25 @@ private:
                          const std::string &path, std::uint32_t member, bool top_level_of_transformed,
                          ConversionProgram &program) const;
     void add_reach(schema::TypeId old_type, schema::TypeId new_type, std::uint64_t offset, ConversionProgram &program) const;
+    bool flatten_annotated(const schema::Type &x, const schema::Type &y, const schema::Member &old_member,
+                           const schema::Member &wanted, std::uint64_t from, std::uint64_t to, const std::string &place,
+                           std::uint32_t group, ConversionProgram &program) const;
+    UnionConversion union_conversion(const Annotations::Cases &cases, std::uint64_t from, std::uint64_t to,
+                                     const schema::Member &old_union, const schema::Member &new_union) const;
+    bool add_annotated_reach(const schema::Type &x, const schema::Type &y, const schema::Member &old_member,
+                             const schema::Member &member, std::uint64_t offset, ConversionProgram &program) const;
+    void add_length(const schema::Type &x, const schema::Type &y, const schema::Member &member, std::uint64_t offset,
+                    ReachStep &step) const;
+    void find_types_reaching_annotations();
     Result<bool> run_step(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
                           unsigned char *to, const Place &where) const;
 
     const schema::Schema &m_old;
     const schema::Schema &m_new;
     schema::LayoutIdentity m_identity;
+    Annotations m_annotations;
+    std::vector<bool> m_reaches_annotation;  // by new type id: leads to an annotated member (empty: none)
+    mutable std::map<std::string, std::unique_ptr<ConversionProgram>> m_variable_programs;  // under m_programs_mutex
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema

@@ -1,0 +1,270 @@
+// Annotations resolved against the schemas of the old and the new version.
+#include "annotations.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+namespace molt::transform {
+namespace {
+
+using schema::Member;
+using schema::Schema;
+using schema::Transformer;
+using schema::Type;
+using schema::TypeId;
+using schema::TypeKind;
+using schema::layout;
+
+Error failure(const std::string &why) { return Error{"", why}; }
+
+const Member *member_named(const Type &type, const std::string &name)
+{
+    for (const Member &member : type.members)
+        if (member.name == name)
+            return &member;
+    return nullptr;
+}
+
+// A case value as written in the source: a number, or an enumerator's name.
+// An annotation as the source spells it, for messages.
+std::string spelled(const Transformer &record)
+{
+    switch (record.kind) {
+    case Transformer::Kind::PointsTo:
+        return record.member.empty() ? "MOLT_VARIABLE_POINTS_TO(" + record.name + ")"
+                                     : "MOLT_POINTS_TO(" + record.name + ", " + record.member + ")";
+    case Transformer::Kind::LengthIn: return "MOLT_LENGTH_IN(" + record.name + ", " + record.member + ")";
+    case Transformer::Kind::UnionCase: return "MOLT_UNION_CASE(" + record.name + ", " + record.member + ")";
+    case Transformer::Kind::Opaque: return "MOLT_OPAQUE(" + record.name + ")";
+    default: return record.name;
+    }
+}
+
+std::optional<__int128> number_of(const std::string &text)
+{
+    errno = 0;
+    char *end = nullptr;
+    long long value = std::strtoll(text.c_str(), &end, 0);
+    if (errno || end == text.c_str())
+        return std::nullopt;
+    while (*end == 'u' || *end == 'U' || *end == 'l' || *end == 'L')
+        ++end;
+    return *end ? std::nullopt : std::optional<__int128>(value);
+}
+
+}  // namespace
+
+Annotations::Annotations(const Schema &old_schema, const Schema &new_schema) : m_old(old_schema), m_new(new_schema)
+{
+    for (const Transformer &record : m_new.transformers)
+        if (record.kind == Transformer::Kind::PointsTo || record.kind == Transformer::Kind::LengthIn ||
+            record.kind == Transformer::Kind::UnionCase || record.kind == Transformer::Kind::Opaque)
+            m_empty = false;
+    if (m_empty)
+        return;
+    // Types by the name `molt schema` prints; a complete struct before a mere declaration.
+    auto index = [](const Schema &schema, std::unordered_map<std::string, TypeId> &names) {
+        for (TypeId id = 0; id < schema.types.size(); ++id) {
+            const Type &type = schema.type(id);
+            if (type.kind == TypeKind::Const || type.kind == TypeKind::Volatile || type.kind == TypeKind::Pointer ||
+                type.kind == TypeKind::Array || type.kind == TypeKind::Function)
+                continue;
+            auto [found, inserted] = names.try_emplace(schema::qualified_type_name(schema, id), id);
+            if (!inserted && schema.type(found->second).declaration && !type.declaration)
+                found->second = id;
+        }
+    };
+    index(m_old, m_old_types);
+    index(m_new, m_new_types);
+}
+
+std::optional<TypeId> Annotations::find_type(const Schema &schema, const std::string &name) const
+{
+    const auto &names = &schema == &m_old ? m_old_types : m_new_types;
+    auto found = names.find(name);
+    return found == names.end() ? std::nullopt : std::optional<TypeId>(found->second);
+}
+
+Result<PointeePair> Annotations::pointee_pair(const std::string &type_name, const std::string &annotation) const
+{
+    auto new_pointee = find_type(m_new, type_name);
+    if (!new_pointee)
+        return failure(annotation + ": the new version has no type " + type_name);
+    auto old_pointee = find_type(m_old, m_new.old_name(Transformer::Kind::RenameType, type_name));
+    if (!old_pointee)  // a type new in this version: old objects cannot be of it
+        return failure(annotation + ": the old version has no type " + type_name);
+    return PointeePair{*old_pointee, *new_pointee};
+}
+
+Result<std::optional<PointeePair>> Annotations::points_to(const Type &y, const std::string &member) const
+{
+    if (m_empty)
+        return std::optional<PointeePair>{};
+    const Transformer *record = m_new.find_annotation(Transformer::Kind::PointsTo, schema::qualified_type_name(y), member);
+    if (!record)
+        return std::optional<PointeePair>{};
+    MOLT_TRY(pair, pointee_pair(record->target, "MOLT_POINTS_TO(" + record->name + ", " + member + ")"));
+    return std::optional<PointeePair>(pair);
+}
+
+Result<std::optional<PointeePair>> Annotations::variable_points_to(const std::string &variable) const
+{
+    if (m_empty)
+        return std::optional<PointeePair>{};
+    const Transformer *record = m_new.find_annotation(Transformer::Kind::PointsTo, variable, "");
+    if (!record)
+        return std::optional<PointeePair>{};
+    MOLT_TRY(pair, pointee_pair(record->target, "MOLT_VARIABLE_POINTS_TO(" + variable + ")"));
+    return std::optional<PointeePair>(pair);
+}
+
+Result<const Member *> Annotations::length_member(const Type &x, const Type &y, const std::string &member) const
+{
+    if (m_empty)
+        return static_cast<const Member *>(nullptr);
+    const Transformer *record = m_new.find_annotation(Transformer::Kind::LengthIn, schema::qualified_type_name(y), member);
+    if (!record)
+        return static_cast<const Member *>(nullptr);
+    std::string annotation = "MOLT_LENGTH_IN(" + record->name + ", " + member + ", " + record->target + ")";
+    const Member *length = member_named(y, record->target);
+    if (!length)
+        return failure(annotation + ": " + record->name + " has no member " + record->target);
+    const Member *old_length = schema::corresponding_member(x, *length, y, m_new);
+    if (!old_length || old_length->is_bit_field() || !schema::is_integral(layout(m_old, old_length->type)))
+        return failure(annotation + ": the old version's " + record->name + " has no integer member " + record->target);
+    return old_length;
+}
+
+Result<Annotations::Cases> Annotations::union_cases(const Type &x, const Type &y, const std::string &member) const
+{
+    Cases cases;
+    if (m_empty)
+        return cases;
+    std::string type_name = schema::qualified_type_name(y);
+    for (const Transformer &record : m_new.transformers) {
+        if (record.kind != Transformer::Kind::UnionCase || record.name != type_name || record.member != member)
+            continue;
+        std::string annotation = "MOLT_UNION_CASE(" + type_name + ", " + member + ", " + record.target + ", " +
+                                 record.case_value + ", " + record.case_member + ")";
+        const Member *union_member = member_named(y, member);
+        const Member *old_union = union_member ? schema::corresponding_member(x, *union_member, y, m_new) : nullptr;
+        if (!union_member || !old_union || layout(m_new, union_member->type).kind != TypeKind::Union ||
+            layout(m_old, old_union->type).kind != TypeKind::Union)
+            return failure(annotation + ": " + member + " is not a union member of both versions");
+        const Member *discriminant = member_named(y, record.target);
+        const Member *old_discriminant = discriminant ? schema::corresponding_member(x, *discriminant, y, m_new) : nullptr;
+        if (!old_discriminant || old_discriminant->is_bit_field() ||
+            !schema::is_integral(layout(m_old, old_discriminant->type)))
+            return failure(annotation + ": the old version's " + type_name + " has no integer member " + record.target);
+        const Type &new_union = layout(m_new, union_member->type);
+        const Type &old_union_type = layout(m_old, old_union->type);
+        const Member *case_member = member_named(new_union, record.case_member);
+        const Member *old_case = case_member ? schema::corresponding_member(old_union_type, *case_member, new_union, m_new) : nullptr;
+        if (!case_member || !old_case)
+            return failure(annotation + ": the union has no member " + record.case_member + " in both versions");
+        // The value, as the old version's objects hold it: a number, or an enumerator of the old
+        // version (by name: an enum may be renumbered between versions), of the discriminant's
+        // enum when it is one, else of any enum (an int discriminant holding enumerators).
+        std::optional<__int128> value = number_of(record.case_value);
+        const Type &old_kind = layout(m_old, old_discriminant->type);
+        auto enumerator_in = [&](const Type &type) {
+            for (const auto &enumerator : type.enumerators)
+                if (!value && enumerator.name == record.case_value)
+                    value = enumerator.value;
+        };
+        if (!value && old_kind.kind == TypeKind::Enum)
+            enumerator_in(old_kind);
+        for (const Type &type : m_old.types)
+            if (!value && type.kind == TypeKind::Enum)
+                enumerator_in(type);
+        if (!value)
+            return failure(annotation + ": " + record.case_value + " is neither a number nor an enumerator of the old version");
+        cases.discriminant = old_discriminant;
+        cases.cases.push_back({*value, old_case, case_member});
+    }
+    return cases;
+}
+
+std::vector<std::string> Annotations::problems() const
+{
+    std::vector<std::string> problems;
+    auto report = [&](const Error &error) { problems.push_back(error.message); };
+    for (const Transformer &record : m_new.transformers) {
+        std::string written = spelled(record);
+        switch (record.kind) {
+        case Transformer::Kind::PointsTo:
+            if (record.member.empty()) {
+                const schema::Variable *variable = m_new.find_variable(record.name);
+                if (!variable || layout(m_new, variable->type).kind != TypeKind::Pointer)
+                    report(failure(written + ": the new version has no pointer variable " + record.name));
+                else if (auto pair = pointee_pair(record.target, written); !pair)
+                    report(pair.error());
+                continue;
+            }
+            [[fallthrough]];
+        case Transformer::Kind::LengthIn:
+        case Transformer::Kind::UnionCase: {
+            auto y = find_type(m_new, record.name);
+            auto x = find_type(m_old, m_new.old_name(Transformer::Kind::RenameType, record.name));
+            if (!y || layout(m_new, *y).kind != TypeKind::Struct) {
+                report(failure(written + ": the new version has no struct " + record.name));
+                continue;
+            }
+            if (!x || layout(m_old, *x).kind != TypeKind::Struct)
+                continue;  // a struct new in this version: no old object to convert
+            const Type &new_struct = layout(m_new, *y);
+            const Member *member = member_named(new_struct, record.member);
+            if (!member) {
+                report(failure(written + ": " + record.name + " has no member " + record.member));
+                continue;
+            }
+            TypeKind kind = layout(m_new, member->type).kind;
+            if (record.kind != Transformer::Kind::UnionCase && kind != TypeKind::Pointer)
+                report(failure(written + ": " + record.member + " is not a pointer"));
+            else if (record.kind == Transformer::Kind::PointsTo) {
+                if (auto pair = pointee_pair(record.target, written); !pair)
+                    report(pair.error());
+            } else if (record.kind == Transformer::Kind::LengthIn) {
+                if (auto length = length_member(layout(m_old, *x), new_struct, record.member); !length)
+                    report(length.error());
+            } else if (auto cases = union_cases(layout(m_old, *x), new_struct, record.member); !cases) {
+                report(cases.error());
+            }
+            continue;
+        }
+        case Transformer::Kind::Opaque:
+            if (!find_type(m_new, record.name))
+                report(failure(written + ": the new version has no type " + record.name));
+            continue;
+        default:
+            continue;
+        }
+    }
+    return problems;
+}
+
+std::vector<TypeId> Annotations::annotated_types(const std::function<bool(const PointeePair &)> &pointee_changed) const
+{
+    std::vector<TypeId> types;
+    for (const Transformer &record : m_new.transformers) {
+        bool matters = record.kind == Transformer::Kind::UnionCase;
+        if (record.kind == Transformer::Kind::PointsTo && !record.member.empty()) {
+            auto pair = pointee_pair(record.target, "");
+            matters = pair && pointee_changed(*pair);
+        }
+        if (auto type = find_type(m_new, record.name); matters && type)
+            types.push_back(*type);
+    }
+    return types;
+}
+
+bool Annotations::opaque(TypeId new_type) const
+{
+    if (m_empty)
+        return false;
+    TypeId stripped = schema::strip_typedefs_and_qualifiers(m_new, new_type);
+    return m_new.find_transformer(Transformer::Kind::Opaque, schema::qualified_type_name(m_new, stripped)) ||
+           m_new.find_transformer(Transformer::Kind::Opaque, schema::qualified_type_name(m_new, new_type));
+}
+
+}  // namespace molt::transform
