@@ -65,7 +65,8 @@ int run_update(const Options &options)
         return report_error(schema.error().to_string());
     json request = {{"protocol", 1}, {"command", "update"}, {"path", resolved},
                     {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)},
-                    {"keep_old_state", options.keep_old_state}};
+                    {"keep_old_state", options.keep_old_state},
+                    {"verify", options.verify}};
     if (!options.json)
         std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
     auto result = control_request(*pid, request, [&](const json &line) {

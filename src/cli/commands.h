@@ -26,6 +26,7 @@ struct Options {
     std::string pid;         // update, status
     double timeout_seconds = 5;  // update: quiescence and restart deadline
     bool keep_old_state = false;  // update: do not free the old copies of converted heap objects
+    bool verify = false;          // update: scan for pointers still leading to replaced objects
 };
 
 int run_schema(const Options &options);

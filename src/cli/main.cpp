@@ -80,6 +80,10 @@ int main(int argc, char **argv)
                      "Keep the old version's converted heap objects and its variables' memory after the "
                      "commit (by default they are freed), for a program that may still reach them through "
                      "pointers Molt cannot see, such as void *");
+    update->add_flag("--verify", options.verify,
+                     "After the conversion, scan memory for words still pointing into the old copies of "
+                     "converted objects (pointers Molt could not see): report each, and keep the old "
+                     "objects if there is one");
     update->add_flag("--json", options.json, "Print the outcome as JSON");
 
     CLI::App *status = app.add_subcommand("status", "Show what process PID runs: its version, its threads and where "

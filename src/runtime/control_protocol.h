@@ -10,8 +10,8 @@
 // Messages. One request per connection: a single line of JSON, at most 64 KiB, ending in "\n":
 //     {"protocol": 1, "command": "status"}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
-//      "keep_old_state": false}
-// ("timeout_ms" and "keep_old_state" may be left out: 5000 and false.)
+//      "keep_old_state": false, "verify": false}
+// ("timeout_ms", "keep_old_state" and "verify" may be left out: 5000, false and false.)
 // The process answers with lines of JSON. For "update", zero or more progress lines, one per
 // phase that ended:
 //     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}

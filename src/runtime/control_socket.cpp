@@ -64,6 +64,7 @@ json report_json(const UpdateReport &report)
             {"old_bytes_freed", report.old_bytes_freed},
             {"old_blocks_kept", report.old_blocks_kept},
             {"old_variable_bytes_released", report.old_variable_bytes_released},
+            {"stale_pointers", report.stale_pointers},
             {"functions_redirected", report.functions_redirected},
             {"variables_transformed", report.variables_transformed},
             {"signal_handlers_moved", report.signal_handlers_moved},
@@ -177,6 +178,7 @@ void handle(int fd)
         UpdateOptions options;
         options.timeout = std::chrono::milliseconds(timeout);
         options.keep_old_state = request.value("keep_old_state", false);
+        options.verify = request.value("verify", false);
         UpdateReport report = update_to(path, options,
                                         [fd](const std::string &phase, double ms, const std::string &detail) {
                                             send_line(fd, {{"event", "phase"}, {"phase", phase}, {"ms", ms}, {"detail", detail}});

@@ -26,6 +26,7 @@
 #include "molt/molt.h"
 #include "schema_cache.h"
 #include "heap_conversion.h"
+#include "stale_pointers.h"
 #include "value_conversion.h"
 #include "versions.h"
 
@@ -177,7 +178,8 @@ void set_active(Transaction *transaction)
 class Transaction {
 public:
     Transaction(std::string path, const UpdateOptions &options, const ProgressCallback &progress)
-        : m_path(std::move(path)), m_timeout(options.timeout), m_keep_old_state(options.keep_old_state), m_progress(progress)
+        : m_path(std::move(path)), m_timeout(options.timeout), m_keep_old_state(options.keep_old_state),
+          m_verify(options.verify), m_progress(progress)
     {
         m_report.to_path = m_path;
         m_report.started_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -199,6 +201,8 @@ public:
             resume_old();
             return finish();
         }
+        if (m_verify)
+            verify_no_stale_pointers();  // still in the pause: the memory holds still
         set_active(this);
         if (!phase("restart", Clock::now(), [&] { return restart(); })) {
             set_active(nullptr);
@@ -699,6 +703,27 @@ private:
         return true;
     }
 
+    // --verify: words that still point into the old copies of converted objects (stale_pointers.h).
+    // Each is a warning; when there is one, the old copies are kept after the commit, so that
+    // nothing leads to freed memory.
+    void verify_no_stale_pointers()
+    {
+        auto start = Clock::now();
+        transform::StaleScan scan = transform::find_stale_pointers(
+            *m_heap, transform::Image{m_new_schema, m_new->bias}, version_paths());
+        m_report.stale_pointers = scan.found;
+        for (const std::string &example : scan.examples)
+            m_report.warnings.push_back("stale pointer: " + example);
+        if (scan.found > scan.examples.size())
+            m_report.warnings.push_back("stale pointer: " + std::to_string(scan.found - scan.examples.size()) + " more");
+        if (scan.found)
+            m_keep_old_state = true;
+        report_progress("verify", milliseconds(start, Clock::now()),
+                        std::to_string(scan.bytes_scanned / 1024) + " KiB scanned: " + std::to_string(scan.found) +
+                            (scan.found ? " words still point into replaced objects (the old objects will be kept)"
+                                        : " words point into replaced objects"));
+    }
+
     // ---- restart: each thread into the new version, until it reaches an update point ---------
 
     Result<bool> restart()
@@ -946,6 +971,7 @@ private:
     std::string m_path;
     std::chrono::milliseconds m_timeout;
     bool m_keep_old_state;
+    bool m_verify;
     const ProgressCallback &m_progress;
     UpdateReport m_report;
     std::mutex m_report_mutex;

@@ -34,6 +34,7 @@ struct UpdateReport {
     // blocks converted but not allocated through Molt (kept), pages of old variables released.
     std::size_t old_blocks_freed = 0, old_bytes_freed = 0, old_blocks_kept = 0;
     std::size_t old_variable_bytes_released = 0;
+    std::size_t stale_pointers = 0;  // found by --verify
     std::size_t functions_redirected = 0, signal_handlers_moved = 0;
     std::size_t variables_transformed = 0;
     std::vector<std::string> warnings;
@@ -49,6 +50,9 @@ struct UpdateOptions {
     // instead of giving them back: for a program that may still reach them through pointers Molt
     // cannot see (void *, integers).
     bool keep_old_state = false;
+    // After the conversion, scan memory for words still pointing into replaced objects
+    // (stale_pointers.h): each is reported, and if there is one the old state is kept.
+    bool verify = false;
 };
 
 // Runs one update to the version in `path`. Only one update runs at a time: a second caller gets

@@ -48,6 +48,19 @@ Version *remember(std::unique_ptr<Version> version)
     return all_versions().back().get();
 }
 
+}  // namespace
+
+std::vector<std::string> version_paths()
+{
+    std::lock_guard lock(versions_mutex());
+    std::vector<std::string> paths;
+    for (const auto &version : all_versions())
+        paths.push_back(version->path);
+    return paths;
+}
+
+namespace {
+
 std::uintptr_t bias_of(void *handle)
 {
     link_map *map = nullptr;

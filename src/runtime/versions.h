@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "result.h"
 #include "schema.h"
@@ -26,6 +27,9 @@ struct Version {
 };
 
 Version &current_version();
+
+// The files of every version loaded so far (each copy of a version loaded twice).
+std::vector<std::string> version_paths();
 void set_current_version(Version *version);
 
 // Describes the executable as the first version (from the runtime's constructor).

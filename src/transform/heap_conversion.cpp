@@ -2,6 +2,7 @@
 #include "heap_conversion.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -127,7 +128,7 @@ Result<bool> HeapConverter::discover(const ConversionProgram &program, const voi
             walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
                  candidate.root);
     }
-    m_candidates.clear();
+    decltype(m_candidates)().swap(m_candidates);  // its memory goes (scrubbed): it held old addresses
     return walked;
 }
 
@@ -314,7 +315,46 @@ Result<bool> HeapConverter::merge_inner_blocks()
     return true;
 }
 
-const std::vector<std::pair<std::uintptr_t, std::size_t>> &HeapConverter::sorted_blocks() const
+std::string HeapConverter::replaced_object_at(std::uintptr_t word) const
+{
+    const auto &sorted = sorted_blocks();
+    if (sorted.empty() || word < sorted.front().first)
+        return {};
+    auto after = std::upper_bound(sorted.begin(), sorted.end(), word,
+                                  [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
+                                      return value < entry.first;
+                                  });
+    // The block starting at or before the word; a view lies inside the one before it.
+    for (auto at = after; at != sorted.begin();) {
+        const Block &block = m_blocks[(--at)->second];
+        if (block.view)
+            continue;
+        if (word >= block.old_start + block.capacity * block.old_size())
+            return {};
+        char address[32];
+        std::snprintf(address, sizeof address, "%#lx", static_cast<unsigned long>(block.old_start));
+        return "the old " + schema::type_to_c(*m_old.schema, block.old_type()) + " at " + address;
+    }
+    return {};
+}
+
+std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
+{
+    std::uintptr_t first = ~std::uintptr_t{0}, last = 0;
+    for (const Block &block : m_blocks) {
+        first = std::min(first, block.old_start);
+        last = std::max<std::uintptr_t>(last, block.old_start + block.capacity * block.old_size());
+    }
+    return {first, last};
+}
+
+bool HeapConverter::not_to_scan(std::uintptr_t block) const
+{
+    return m_block_starts.contains(block) || block == reinterpret_cast<std::uintptr_t>(m_blocks.data()) ||
+           block == reinterpret_cast<std::uintptr_t>(m_sorted.data());
+}
+
+const HeapConverter::Sorted &HeapConverter::sorted_blocks() const
 {
     std::call_once(m_sorted_once, [this] {
         m_sorted.resize(m_blocks.size());

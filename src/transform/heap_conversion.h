@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -22,6 +23,25 @@
 #include "value_conversion.h"
 
 namespace molt::transform {
+
+// For the converter's own containers of old addresses: memory they give back is zeroed first, so
+// that when malloc hands it out again (to Molt or to a transformer), no old address lingers in
+// it for --verify to take for a pointer the program still holds.
+template <typename T>
+struct ScrubbingAllocator {
+    using value_type = T;
+    ScrubbingAllocator() = default;
+    template <typename U>
+    ScrubbingAllocator(const ScrubbingAllocator<U> &) {}
+    T *allocate(std::size_t count) { return std::allocator<T>().allocate(count); }
+    void deallocate(T *memory, std::size_t count)
+    {
+        std::memset(static_cast<void *>(memory), 0, count * sizeof(T));
+        std::allocator<T>().deallocate(memory, count);
+    }
+    template <typename U>
+    bool operator==(const ScrubbingAllocator<U> &) const { return true; }
+};
 
 // Where a version's writable data lies at run time, to redirect pointers into old globals.
 struct Image {
@@ -71,6 +91,14 @@ public:
     };
     Reclaimed free_old_blocks();
 
+    // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
+    // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old
+    // copy of a converted object or this converter's own bookkeeping (neither is scanned).
+    std::string replaced_object_at(std::uintptr_t word) const;
+    bool not_to_scan(std::uintptr_t block) const;
+    // Every old object lies in [first, second): most words are told apart by two comparisons.
+    std::pair<std::uintptr_t, std::uintptr_t> replaced_span() const;
+
     std::size_t objects_converted() const { return m_objects; }
     std::size_t bytes_converted() const { return m_bytes; }
 
@@ -115,15 +143,16 @@ private:
     Image m_old, m_new;
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Candidate::root points to
     ValueConverter &m_converter;
-    std::vector<Block> m_blocks;
+    std::vector<Block, ScrubbingAllocator<Block>> m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> merge_inner_blocks();
     Result<bool> convert_range(const std::vector<std::size_t> &blocks,
                                const std::unordered_map<schema::TypeId, std::string> &wheres) const;
     // (old start, index) of every block, sorted when first needed (pointers into a block's middle
     // are rare): after discovery, from any thread.
-    const std::vector<std::pair<std::uintptr_t, std::size_t>> &sorted_blocks() const;
-    mutable std::vector<std::pair<std::uintptr_t, std::size_t>> m_sorted;
+    using Sorted = std::vector<std::pair<std::uintptr_t, std::size_t>, ScrubbingAllocator<std::pair<std::uintptr_t, std::size_t>>>;
+    const Sorted &sorted_blocks() const;
+    mutable Sorted m_sorted;
     mutable std::once_flag m_sorted_once;
     bool m_discovered = false;  // every block is known: lookups may go past exact starts
     std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
@@ -131,7 +160,7 @@ private:
     Parallel m_parallel;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
-    std::deque<Candidate> m_candidates;  // pointers found, not followed yet
+    std::deque<Candidate, ScrubbingAllocator<Candidate>> m_candidates;  // pointers found, not followed yet
     AddressMap m_mapped_pages;  // page numbers known to be mapped
     std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)
     std::size_t m_objects = 0, m_bytes = 0;

@@ -129,6 +129,16 @@ bool readable(const void *pointer, std::size_t size)
     return true;
 }
 
+std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer)
+{
+    if (!pointer || reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0)
+        return std::nullopt;
+    Header *header = header_of(pointer);
+    if (header->check != check_word(pointer, header->size, header->offset))
+        return std::nullopt;
+    return HeapBlock{const_cast<void *>(pointer), header->size};
+}
+
 std::optional<HeapBlock> tracked_block(const void *pointer)
 {
     Header *header = tracked_header(pointer);

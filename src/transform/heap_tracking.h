@@ -22,4 +22,8 @@ bool readable(const void *pointer, std::size_t size);
 // The tracked block that starts at `pointer`, if it is one.
 std::optional<HeapBlock> tracked_block(const void *pointer);
 
+// The same, for a pointer whose 16 bytes below are known to be mapped (a scan of a mapped
+// region): no probe of the page.
+std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer);
+
 }  // namespace molt::transform

@@ -813,6 +813,37 @@ TEST(HeapConversion, APointerIntoTheMiddleOfAConvertedArrayLeadsToTheSameNewElem
     EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
 }
 
+// ---- --verify: pointers Molt could not see --------------------------------------------------
+
+// A void * global and a void * inside a heap block lead to converted nodes: --verify names both,
+// and the old nodes are kept (not freed) so that the new version does not read freed memory.
+// Without such pointers, it finds none and the old copies are freed as usual.
+TEST(Verify, FindsPointersStillLeadingToReplacedObjectsAndKeepsThem)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DHIDDEN");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DHIDDEN");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", "--verify", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("2 words still point into replaced objects (the old objects will be kept)"), std::string::npos)
+        << update.out;
+    EXPECT_NE(update.out.find("warning: stale pointer: variable hidden (+0) points into the old struct node"),
+              std::string::npos) << update.out;
+    EXPECT_NE(update.out.find("warning: stale pointer: a heap block of 8 bytes at"), std::string::npos) << update.out;
+    EXPECT_NE(update.out.find("heap objects and variables are kept"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
+
+    std::string clean_v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string clean_v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    Fixture clean = start_fixture(clean_v1);
+    ToolResult verified = molt_tool({"update", "--verify", std::to_string(clean.process->pid()), clean_v2});
+    ASSERT_EQ(verified.status, 0) << verified.out << verified.err;
+    EXPECT_NE(verified.out.find(": 0 words point into replaced objects"), std::string::npos) << verified.out;
+    EXPECT_NE(verified.out.find("after the commit: 1602 old heap blocks freed"), std::string::npos) << verified.out;
+}
+
 // ---- annotations: what the types cannot say ----------------------------------------------------
 
 class Annotations : public ::testing::TestWithParam<Toolchain> {};

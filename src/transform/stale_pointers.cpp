@@ -1,0 +1,149 @@
+// The --verify scan (stale_pointers.h).
+#include "stale_pointers.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <tuple>
+
+#include "heap_tracking.h"
+
+namespace molt::transform {
+namespace {
+
+struct Region {
+    std::uintptr_t start = 0, end = 0;
+    bool writable = false, shared = false;
+    std::string path;  // empty: anonymous
+};
+
+std::vector<Region> mapped_regions()
+{
+    std::vector<Region> regions;
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+        Region region;
+        char permissions[5] = {};
+        unsigned long start = 0, end = 0;
+        int path_at = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &start, &end, permissions, &path_at) < 3)
+            continue;
+        region.start = start;
+        region.end = end;
+        region.writable = permissions[0] == 'r' && permissions[1] == 'w';
+        region.shared = permissions[3] == 's';
+        if (path_at > 0 && static_cast<std::size_t>(path_at) < line.size())
+            region.path = line.substr(static_cast<std::size_t>(path_at));
+        regions.push_back(region);
+    }
+    return regions;
+}
+
+std::string hex(std::uintptr_t value)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%#" PRIxPTR, value);
+    return text;
+}
+
+class Scanner {
+public:
+    Scanner(const HeapConverter &heap, std::size_t max_examples) : m_heap(heap), m_max(max_examples)
+    {
+        std::tie(m_first, m_last) = heap.replaced_span();
+    }
+
+    // Every aligned word of [start, end); `where(offset)` names a hit.
+    template <typename Where>
+    void words(std::uintptr_t start, std::uintptr_t end, Where &&where)
+    {
+        start = (start + 7) & ~std::uintptr_t{7};
+        for (std::uintptr_t at = start; at + 8 <= end; at += 8) {
+            std::uintptr_t word;
+            std::memcpy(&word, reinterpret_cast<const void *>(at), sizeof word);
+            if (word < m_first || word >= m_last)
+                continue;  // the common case: not near any old object
+            std::string target = m_heap.replaced_object_at(word);
+            if (target.empty())
+                continue;
+            ++m_scan.found;
+            if (m_scan.examples.size() < m_max)
+                m_scan.examples.push_back(where(at - start) + " points into " + target);
+        }
+        m_scan.bytes_scanned += end > start ? end - start : 0;
+    }
+
+    // An anonymous region (a heap): only the live blocks allocated through Molt, found by their
+    // headers; the rest (free memory, other allocators' metadata) may hold anything.
+    void heap_blocks(const Region &region)
+    {
+        for (std::uintptr_t user = (region.start + 16 + 15) & ~std::uintptr_t{15}; user < region.end; user += 16) {
+            auto block = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(user));
+            if (!block || user + block->size > region.end)
+                continue;
+            if (!m_heap.not_to_scan(user))
+                words(user, user + block->size, [&](std::uintptr_t offset) {
+                    return "a heap block of " + std::to_string(block->size) + " bytes at " + hex(user) + " (+" +
+                           std::to_string(offset) + ")";
+                });
+            user += (block->size + 15) / 16 * 16;  // and the loop's 16: the next block's header
+        }
+    }
+
+    StaleScan result() { return std::move(m_scan); }
+
+private:
+    const HeapConverter &m_heap;
+    std::size_t m_max;
+    std::uintptr_t m_first = 0, m_last = 0;
+    StaleScan m_scan;
+};
+
+}  // namespace
+
+StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
+                              const std::vector<std::string> &version_paths, std::size_t max_examples)
+{
+    Scanner scanner(heap, max_examples);
+    // The new version's variables, by name.
+    for (const schema::Variable &variable : new_image.schema->variables) {
+        if (variable.read_only || variable.thread_local_storage || !variable.size)
+            continue;
+        std::uintptr_t start = new_image.bias + variable.address;
+        scanner.words(start, start + variable.size,
+                      [&](std::uintptr_t offset) { return "variable " + variable.qualified_name + " (+" + std::to_string(offset) + ")"; });
+    }
+    // The rest of the process's writable memory.
+    std::vector<Region> regions = mapped_regions();
+    std::string owner;  // the file whose data an anonymous region right after it continues (its .bss)
+    std::uintptr_t owner_end = 0;
+    for (const Region &region : regions) {
+        bool continues = region.path.empty() && region.start == owner_end && !owner.empty();
+        if (!region.path.empty()) {
+            owner = region.path;
+            owner_end = region.end;
+        } else if (continues) {
+            owner_end = region.end;
+        } else {
+            owner.clear();
+        }
+        bool kernel_named = !region.path.empty() && region.path[0] == '[' && region.path != "[heap]";
+        if (!region.writable || region.shared || kernel_named)
+            continue;  // read-only, shared with another process, or the stack, vdso...
+        const std::string &file = region.path.empty() ? owner : region.path;
+        if (std::find(version_paths.begin(), version_paths.end(), file) != version_paths.end())
+            continue;  // an old version's data is dead; the new one's was scanned by name
+        if (!file.empty() && file[0] == '/')
+            scanner.words(region.start, region.end,
+                          [&](std::uintptr_t offset) { return "the data of " + file + " at " + hex(region.start + offset); });
+        else
+            scanner.heap_blocks(region);
+    }
+    return scanner.result();
+}
+
+}  // namespace molt::transform
