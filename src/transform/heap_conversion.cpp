@@ -300,14 +300,19 @@ Result<bool> HeapConverter::merge_inner_blocks()
             outer_index = sorted[i].second;
             continue;
         }
+        // The same element, or the member of the outer block's element that the inner one is.
         std::uintptr_t offset = inner.old_start - outer.old_start;
-        if (inner.program->old_type != outer.program->old_type || offset % outer.old_size() != 0 ||
-            inner.old_start + inner.capacity * inner.old_size() > outer_end)
+        auto member = m_converter.corresponding_offset(outer.program->old_type, outer.program->new_type,
+                                                       offset % outer.old_size(), inner.program->old_type);
+        bool same_element_type = inner.program->old_type == outer.program->old_type;
+        if (!member || inner.old_start + inner.capacity * inner.old_size() > outer_end ||
+            (!same_element_type && inner.capacity > 1))
             return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type()),
-                           "a pointer points into the middle of this converted object as " +
-                               schema::type_to_c(*m_old.schema, inner.old_type()) + ": not supported yet");
+                           "a pointer points " + std::to_string(offset % outer.old_size()) + " bytes into this converted object as " +
+                               schema::type_to_c(*m_old.schema, inner.old_type()) +
+                               ", where the new version has no member of that type to point to");
         std::free(reinterpret_cast<void *>(inner.new_start));
-        inner.new_start = outer.new_start + offset / outer.old_size() * outer.new_size();
+        inner.new_start = outer.new_start + offset / outer.old_size() * outer.new_size() + *member;
         m_objects -= inner.count;
         inner.count = 0;  // converted as part of the outer block
         inner.view = true;
@@ -462,15 +467,17 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
     if (!block)
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
     (void)new_pointee;
-    if (old_pointee != block->old_type())
-        return failure(where.text(), "points into a converted " + schema::type_to_c(*m_old.schema, block->old_type()) +
-                                         " as " + schema::type_to_c(*m_old.schema, old_pointee) +
-                                         ": pointers to members are not supported yet");
+    // An element of the block, or a member of one (an int * to its id, a char * into its name):
+    // the same element, the corresponding member of the new type.
     std::uintptr_t offset = address - block->old_start;
-    if (offset % block->old_size() != 0)
-        return failure(where.text(), "points into the middle of a converted " + schema::type_to_c(*m_old.schema, block->old_type()) +
-                                  ": not supported yet");
-    return block->new_start + offset / block->old_size() * block->new_size();
+    std::uint64_t element = offset / block->old_size(), within = offset % block->old_size();
+    auto member = m_converter.corresponding_offset(block->program->old_type, block->program->new_type, within, old_pointee);
+    if (!member)
+        return failure(where.text(), "points " + std::to_string(within) + " bytes into a converted " +
+                                         schema::type_to_c(*m_old.schema, block->old_type()) + " as " +
+                                         schema::type_to_c(*m_old.schema, old_pointee) +
+                                         ", where the new version has no member of that type to point to");
+    return block->new_start + element * block->new_size() + *member;
 }
 
 }  // namespace molt::transform

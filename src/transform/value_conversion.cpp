@@ -246,6 +246,36 @@ Result<bool> ValueConverter::plan_annotated(const Type &x, const Type &y, const 
     return true;
 }
 
+std::optional<std::uint64_t> ValueConverter::corresponding_offset(TypeId old_type, TypeId new_type, std::uint64_t offset,
+                                                                  TypeId old_pointee) const
+{
+    TypeId stripped = schema::strip_typedefs_and_qualifiers(m_old, old_type);
+    if (offset == 0 && stripped == schema::strip_typedefs_and_qualifiers(m_old, old_pointee))
+        return 0;
+    const Type &x = m_old.type(stripped);
+    const Type &y = layout(m_new, new_type);
+    if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct) {
+        const std::vector<const Member *> &matched = matched_members(x, y);
+        for (std::size_t index = 0; index < y.members.size(); ++index) {
+            const Member *old_member = matched[index];
+            if (!old_member || old_member->is_bit_field() || y.members[index].is_bit_field() || offset < old_member->offset ||
+                offset >= old_member->offset + layout(m_old, old_member->type).size)
+                continue;
+            if (auto inner = corresponding_offset(old_member->type, y.members[index].type, offset - old_member->offset, old_pointee))
+                return y.members[index].offset + *inner;
+        }
+        return std::nullopt;  // in no member that the new version keeps, or not at a start of that type
+    }
+    if (x.kind == TypeKind::Array && y.kind == TypeKind::Array && x.counts.size() == 1 && y.counts.size() == 1) {
+        std::uint64_t old_stride = layout(m_old, x.target).size, new_stride = layout(m_new, y.target).size;
+        if (!old_stride || offset / old_stride >= std::min(x.counts[0], y.counts[0]))
+            return std::nullopt;
+        if (auto inner = corresponding_offset(x.target, y.target, offset % old_stride, old_pointee))
+            return offset / old_stride * new_stride + *inner;
+    }
+    return std::nullopt;
+}
+
 Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, const Type &y, std::size_t new_dim,
                                         const std::string &where) const
 {

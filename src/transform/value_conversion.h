@@ -106,6 +106,14 @@ public:
                (!m_reaches_annotation.empty() && m_reaches_annotation[schema::strip_typedefs_and_qualifiers(m_new, new_type)]);
     }
 
+    // Where a pointer to a part of an object goes: `offset` bytes into an old object of
+    // `old_type`, typed `old_pointee`, is the start of some member (or array element) of that
+    // type, nested or not; the result is the offset of the corresponding member of `new_type`,
+    // or nullopt when there is none (the member was dropped, or nothing of that type starts
+    // there).
+    std::optional<std::uint64_t> corresponding_offset(schema::TypeId old_type, schema::TypeId new_type,
+                                                      std::uint64_t offset, schema::TypeId old_pointee) const;
+
     // The annotations of the new version, resolved (annotations.h).
     const Annotations &annotations() const { return m_annotations; }
 

@@ -792,9 +792,23 @@ TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingThePr
     expect_heap_update_refused("-DDANGLING", "points to unmapped memory");
 }
 
-TEST(HeapConversionFailure, APointerToAMemberOfAConvertedObjectFailsTheUpdate)
+TEST(HeapConversionFailure, APointerIntoAMemberWhereNoMemberOfItsTypeStartsFailsTheUpdate)
 {
-    expect_heap_update_refused("-DMEMBER", "pointers to members are not supported yet");
+    expect_heap_update_refused("-DBYTE", "where the new version has no member of that type to point to");
+}
+
+// Pointers to members of converted objects (an int * to an item's id, a char * into its name)
+// lead to those members of the new objects, wherever the new type put them.
+TEST(HeapConversion, PointersToMembersOfConvertedObjectsLeadToTheNewMembers)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DMEMBER");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DMEMBER");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
 }
 
 // A pointer into the middle of a converted array (followed as one item, before or after the
