@@ -827,6 +827,31 @@ TEST(HeapConversion, APointerIntoTheMiddleOfAConvertedArrayLeadsToTheSameNewElem
     EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
 }
 
+// ---- the default conversions, one fixture checking them all -----------------------------------
+
+class DefaultConversions : public ::testing::TestWithParam<Toolchain> {};
+
+// A binary tree whose node changes (member added, reordered, removed, widened), an enum
+// renumbered, integers widened and narrowed in range, arrays grown and shrunk, a table of
+// function pointers that calls v2's functions afterwards: v2 checks the whole state.
+TEST_P(DefaultConversions, TreeEnumIntegersArraysAndFunctionTablesAreConverted)
+{
+    const Toolchain &toolchain = GetParam();
+    std::string v1 = executable("runtime/layouts.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/layouts.c", toolchain, "-DV=2");
+    ToolResult check = molt_tool({"check", v1, v2});
+    EXPECT_EQ(check.status, 0) << check.out << check.err;
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("heap: 200 objects converted"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 layouts") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 layouts PASS"), 1) << read_text(fixture.log);
+}
+
+INSTANTIATE_TEST_SUITE_P(Toolchains, DefaultConversions, ::testing::ValuesIn(all_toolchains),
+                         [](const auto &info) { return info.param.label; });
+
 // ---- --verify: pointers Molt could not see --------------------------------------------------
 
 // A void * global and a void * inside a heap block lead to converted nodes: --verify names both,
