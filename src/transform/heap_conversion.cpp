@@ -67,9 +67,10 @@ HeapConverter::~HeapConverter()
 
 void HeapConverter::release_new_blocks()
 {
-    for (Block &block : m_blocks)
+    m_blocks.for_each([](Block &block) {
         if (block.new_start && !block.view)
             std::free(reinterpret_cast<void *>(block.new_start));
+    });
     m_blocks.clear();
     m_block_starts.clear();
     m_discovered = false;
@@ -78,18 +79,18 @@ void HeapConverter::release_new_blocks()
 HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 {
     Reclaimed reclaimed;
-    for (Block &block : m_blocks) {
+    m_blocks.for_each([&](Block &block) {
         if (block.view)
-            continue;  // part of another block
+            return;  // part of another block
         auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start));
         if (!tracked) {
             ++reclaimed.kept;
-            continue;
+            return;
         }
         reclaimed.bytes += tracked->size;
         ++reclaimed.blocks;
         std::free(tracked->start);
-    }
+    });
     m_blocks.clear();  // nothing to translate any more: the conversion is over
     m_block_starts.clear();
     m_discovered = false;
@@ -200,11 +201,19 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
         }
         count = candidate.length;
     }
+    if (capacity >= (std::uint64_t{1} << 31))
+        return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
     void *fresh = std::calloc(capacity, program.new_size);
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(capacity) + " objects");
     m_block_starts.insert(address, m_blocks.size());
-    m_blocks.push_back({address, reinterpret_cast<std::uintptr_t>(fresh), count, capacity, &program});
+    Block block;
+    block.old_start = address;
+    block.new_start = reinterpret_cast<std::uintptr_t>(fresh);
+    block.program = &program;
+    block.count = static_cast<std::uint32_t>(count);
+    block.capacity = static_cast<std::uint32_t>(capacity);
+    m_blocks.push_back(block);
     m_objects += count;
     m_bytes += count * program.new_size;
     m_largest_block = std::max<std::uint64_t>(m_largest_block, capacity * program.old_size);
@@ -235,9 +244,10 @@ Result<bool> HeapConverter::convert_blocks()
         if (auto merged = merge_inner_blocks(); !merged)
             return merged;
     std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
-    for (const Block &block : m_blocks)
+    m_blocks.for_each([&](const Block &block) {
         if (auto [where, inserted] = wheres.try_emplace(block.old_type()); inserted)
             where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type());
+    });
     // Two threads when there is enough to share: the program's threads are parked, so the
     // machine's other cores are idle. Blocks whose conversion runs a transformer stay here.
     std::vector<std::size_t> here, there;
@@ -346,7 +356,8 @@ std::string HeapConverter::replaced_object_at(std::uintptr_t word) const
 std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
 {
     std::uintptr_t first = ~std::uintptr_t{0}, last = 0;
-    for (const Block &block : m_blocks) {
+    for (std::size_t i = 0; i < m_blocks.size(); ++i) {
+        const Block &block = m_blocks[i];
         first = std::min(first, block.old_start);
         last = std::max<std::uintptr_t>(last, block.old_start + block.capacity * block.old_size());
     }
@@ -355,7 +366,7 @@ std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
 
 bool HeapConverter::not_to_scan(std::uintptr_t block) const
 {
-    return m_block_starts.contains(block) || block == reinterpret_cast<std::uintptr_t>(m_blocks.data()) ||
+    return m_block_starts.contains(block) || m_blocks.holds(block) ||
            block == reinterpret_cast<std::uintptr_t>(m_sorted.data());
 }
 

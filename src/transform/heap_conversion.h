@@ -107,14 +107,15 @@ private:
     struct Block {
         std::uintptr_t old_start = 0;
         std::uintptr_t new_start = 0;
-        std::uint64_t count = 0;     // elements converted
-        std::uint64_t capacity = 0;  // elements the block holds (more than count: MOLT_LENGTH_IN)
         const ConversionProgram *program = nullptr;  // of one element: its types and sizes
-        bool view = false;  // lies inside another block: new_start is inside that one's copy
+        std::uint32_t count = 0;         // elements converted
+        std::uint32_t capacity : 31 = 0;  // elements the block holds (more than count: MOLT_LENGTH_IN)
+        std::uint32_t view : 1 = 0;       // lies inside another block: new_start is inside that one's copy
         std::uint64_t old_size() const { return program->old_size; }
         std::uint64_t new_size() const { return program->new_size; }
         schema::TypeId old_type() const { return program->old_type; }  // behind typedefs and qualifiers
     };
+    static_assert(sizeof(Block) == 32, "a million blocks: keep them small");
 
     // A pointer to follow. Where is only spelled out when something fails: a path string per
     // object would cost more than converting it. `root` names the variable or local the object
@@ -143,7 +144,50 @@ private:
     Image m_old, m_new;
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Candidate::root points to
     ValueConverter &m_converter;
-    std::vector<Block, ScrubbingAllocator<Block>> m_blocks;
+    // The blocks, in chunks of a fixed size: growing never copies them (nor doubles the memory
+    // for a moment), and --verify can tell the chunks from the program's memory.
+    class BlockList {
+    public:
+        static constexpr std::size_t chunk = 1 << 15;  // blocks: 1 MiB
+        ~BlockList() { clear(); }
+        std::size_t size() const { return m_size; }
+        Block &operator[](std::size_t index) { return m_chunks[index / chunk][index % chunk]; }
+        const Block &operator[](std::size_t index) const { return m_chunks[index / chunk][index % chunk]; }
+        Block &back() { return (*this)[m_size - 1]; }
+        void push_back(const Block &block)
+        {
+            if (m_size == m_chunks.size() * chunk)
+                m_chunks.push_back(new Block[chunk]);
+            (*this)[m_size++] = block;
+        }
+        void clear()
+        {
+            for (Block *blocks : m_chunks) {
+                std::memset(static_cast<void *>(blocks), 0, chunk * sizeof(Block));  // old addresses: scrubbed
+                delete[] blocks;
+            }
+            m_chunks.clear();
+            m_size = 0;
+        }
+        bool holds(std::uintptr_t address) const
+        {
+            for (Block *blocks : m_chunks)
+                if (address == reinterpret_cast<std::uintptr_t>(blocks))
+                    return true;
+            return address == reinterpret_cast<std::uintptr_t>(m_chunks.data());
+        }
+        template <typename Each>
+        void for_each(Each &&each)
+        {
+            for (std::size_t i = 0; i < m_size; ++i)
+                each((*this)[i]);
+        }
+
+    private:
+        std::vector<Block *, ScrubbingAllocator<Block *>> m_chunks;
+        std::size_t m_size = 0;
+    };
+    BlockList m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> merge_inner_blocks();
     Result<bool> convert_range(const std::vector<std::size_t> &blocks,
