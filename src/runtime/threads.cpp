@@ -2,6 +2,8 @@
 // linked before libc, so the program's calls land here), the wake signal, the main thread.
 #include "threads.h"
 
+#include "transformer_guard.h"
+
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <signal.h>
@@ -243,6 +245,7 @@ struct sigaction g_previous_crash_actions[std::size(crash_signals)];
 
 void crash_handler(int number, siginfo_t *info, void *context)
 {
+    transform::escape_transformer_crash(number);  // returns unless a transformer crashed
     ThreadRecord *record = t_current;
     if (record && record->current_state() == ThreadState::Restarting) {
         record->crash_signal.store(number);

@@ -27,6 +27,7 @@
 #include "schema_cache.h"
 #include "heap_conversion.h"
 #include "stale_pointers.h"
+#include "transformer_guard.h"
 #include "value_conversion.h"
 #include "versions.h"
 
@@ -197,7 +198,11 @@ public:
         m_pause_start = Clock::now();
         if (!phase("quiesce", m_pause_start, [&] { return quiesce(); }))
             return finish();
-        if (!phase("transform", Clock::now(), [&] { return transform(); })) {
+        // Transformers run in the transform: a crash in one fails the update (transformer_guard.h).
+        install_crash_handlers();
+        bool transformed = phase("transform", Clock::now(), [&] { return transform(); });
+        remove_crash_handlers();
+        if (!transformed) {
             resume_old();
             return finish();
         }
@@ -685,7 +690,13 @@ private:
             }
             if (auto transformer = m_variable_transformers.find(migration.to->qualified_name);
                 transformer != m_variable_transformers.end()) {
-                if (const char *message = transformer->second(to, from))
+                int crash = 0;
+                const char *message = transform::call_transformer(transformer->second, to, from, crash);
+                if (crash)
+                    return Error{"", "variable " + migration.to->qualified_name + ": transformer crashed with " +
+                                         (sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
+                                         " (a lock it held, malloc's say, may stay held): the old version keeps running"};
+                if (message)
                     return Error{"", "variable " + migration.to->qualified_name + ": transformer failed: " + message +
                                          ": the old version keeps running"};
                 ++m_report.variables_transformed;

@@ -417,8 +417,7 @@ Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigne
             ++i;
     }
     if (program.transformer)
-        if (const char *message = program.transformer(to, from))
-            return failure(where.text(), std::string("transformer failed: ") + message);
+        return run_transformer(program.transformer, to, from, where);
     return true;
 }
 

@@ -3,6 +3,7 @@
 #include "value_conversion.h"
 
 #include "integers.h"
+#include "transformer_guard.h"
 
 #include <algorithm>
 #include <cstring>
@@ -100,6 +101,18 @@ void ValueConverter::find_types_reaching_annotations()
                 work.push_back(user);
             }
     }
+}
+
+Result<bool> ValueConverter::run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const
+{
+    int crash = 0;
+    const char *message = call_transformer(transformer, to, from, crash);
+    if (crash)
+        return failure(where.text(), "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
+                                         " (a lock it held, malloc's say, may stay held)");
+    if (message)
+        return failure(where.text(), std::string("transformer failed: ") + message);
+    return true;
 }
 
 bool ValueConverter::pointer_free(TypeId old_type) const
@@ -305,9 +318,7 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
         std::memset(target, 0, y.size);
         if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
             (void)convert_struct(x, source, y, target, where, Leniency::SkipFailures);
-        if (const char *message = transformer(target, source))
-            return failure(where.text(), std::string("transformer failed: ") + message);
-        return true;
+        return run_transformer(transformer, target, source, where);
     }
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);

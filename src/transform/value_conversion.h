@@ -168,6 +168,8 @@ private:
     void add_length(const schema::Type &x, const schema::Type &y, const schema::Member &member, std::uint64_t offset,
                     ReachStep &step) const;
     void find_types_reaching_annotations();
+    // A type transformer's call: its message, or its crash, as a failure naming the place.
+    Result<bool> run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const;
     Result<bool> run_step(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
                           unsigned char *to, const Place &where) const;
 

@@ -693,6 +693,31 @@ TEST_P(Transformers, AFailingTransformerLeavesV1IntactAndALaterUpdateWorks)
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
 }
 
+// A transformer that crashes (a null write, a division by zero, abort(); a type's or a variable's)
+// fails the update, naming the signal; v1 goes on with its state, and a correct update works.
+TEST_P(Transformers, ACrashingTransformerFailsTheUpdateAndV1GoesOn)
+{
+    std::string v1 = executable("runtime/transformed.c", GetParam(), "-DV=1");
+    std::string v2 = v2_with_old_types(v1, "");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    for (auto [define, signal] : {std::pair{"-DCRASH_SEGV", "SEGV"}, std::pair{"-DCRASH_FPE", "FPE"},
+                                  std::pair{"-DCRASH_ABORT", "ABRT"}, std::pair{"-DCRASH_VARIABLE", "SEGV"}}) {
+        std::string crashing = v2_with_old_types(v1, define);
+        ToolResult refused = molt_tool({"update", pid, crashing});
+        EXPECT_EQ(refused.status, 1) << define << refused.out;
+        EXPECT_NE(refused.err.find(std::string("transformer crashed with ") + signal), std::string::npos)
+            << define << ": " << refused.err;
+        EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos) << refused.err;
+        ASSERT_TRUE(fixture.process->alive()) << define;
+    }
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2"), 0);
+    ToolResult update = molt_tool({"update", pid, v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 transformed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 TEST(TransformersMissing, WithoutTransformersTheChangeIsRefusedBeforeThePause)
 {
     Toolchain toolchain{"gcc", "-O0", "gcc_O0"};

@@ -1,0 +1,40 @@
+// Transformer calls that a crash does not escape (transformer_guard.h).
+#include "transformer_guard.h"
+
+#include <csetjmp>
+
+namespace molt::transform {
+namespace {
+
+thread_local sigjmp_buf *t_guard = nullptr;  // set while this thread runs a transformer
+thread_local int t_crash_signal = 0;
+
+}  // namespace
+
+const char *call_transformer(TransformerFunction function, void *to, const void *from, int &crash_signal)
+{
+    sigjmp_buf here;
+    sigjmp_buf *outer = t_guard;
+    crash_signal = 0;
+    // The signal mask is saved: the crash handler runs with its signal blocked unless
+    // SA_NODEFER, and the thread must not come back with it blocked.
+    if (sigsetjmp(here, 1)) {
+        t_guard = outer;
+        crash_signal = t_crash_signal;
+        return nullptr;
+    }
+    t_guard = &here;
+    const char *answer = function(to, from);
+    t_guard = outer;
+    return answer;
+}
+
+void escape_transformer_crash(int signal)
+{
+    if (sigjmp_buf *guard = t_guard) {
+        t_crash_signal = signal;
+        siglongjmp(*guard, 1);
+    }
+}
+
+}  // namespace molt::transform
