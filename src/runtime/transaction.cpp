@@ -81,7 +81,8 @@ const char *planned_transformer(void *, const void *) { return nullptr; }
 // first update that reaches that named point fail there, as a real failure would. Each point is
 // one where everything so far must roll back; tests re-run updates under every point and check
 // that the old version kept its state. Fires once, so that the next update can succeed.
-// Points: prepare.loaded, quiesce.parked, transform.heap_discovered, transform.globals (half the
+// Points: prepare.loaded, quiesce.parked, transform.heap_discovered, transform.out_of_memory
+// (Molt's own allocation fails: std::bad_alloc), transform.globals (half the
 // globals written), restart.stacks (just before any thread moves).
 
 Result<bool> fault_point(const char *point)
@@ -91,6 +92,18 @@ Result<bool> fault_point(const char *point)
     if (!chosen || std::strcmp(chosen, point) != 0 || fired.exchange(true))
         return true;
     return Error{"", std::string("fault injected at ") + point + " (MOLT_FAULT)"};
+}
+
+// MOLT_FAULT=transform.allocation:N: the N-th new object of the first update's heap conversion
+// cannot be allocated, as if memory had run out. 0: no such fault.
+std::size_t allocation_fault()
+{
+    static std::atomic<bool> fired{false};
+    const char *chosen = std::getenv("MOLT_FAULT");
+    constexpr std::string_view point = "transform.allocation:";
+    if (!chosen || std::string_view(chosen).substr(0, point.size()) != point || fired.exchange(true))
+        return 0;
+    return static_cast<std::size_t>(std::strtoull(chosen + point.size(), nullptr, 10));
 }
 
 // Calls `pages(start, bytes)` for the whole pages that lie inside one writable variable of a
@@ -645,6 +658,7 @@ private:
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
         m_heap->set_parallel(run_both);
+        m_heap->fail_allocation(allocation_fault());
         for (const Migration &migration : m_migrations) {
             if (migration.identical)
                 continue;
@@ -669,6 +683,8 @@ private:
             }
         MOLT_TRY(discovered_fault, fault_point("transform.heap_discovered"));
         (void)discovered_fault;
+        if (!fault_point("transform.out_of_memory"))
+            throw std::bad_alloc();  // as Molt's own bookkeeping would, when memory runs out
         auto blocks = m_heap->convert_blocks();
         if (!blocks)
             return Error{"", blocks.error().message + ": the old version keeps running"};

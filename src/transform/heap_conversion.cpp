@@ -203,7 +203,8 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     }
     if (capacity >= (std::uint64_t{1} << 31))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
-    void *fresh = std::calloc(capacity, program.new_size);
+    bool injected = m_failing_allocation && ++m_allocations == m_failing_allocation;
+    void *fresh = injected ? nullptr : std::calloc(capacity, program.new_size);
     if (!fresh)
         return failure(where(), "out of memory converting " + std::to_string(capacity) + " objects");
     m_block_starts.insert(address, m_blocks.size());

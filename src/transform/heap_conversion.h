@@ -70,6 +70,10 @@ public:
     using Parallel = std::function<void(const std::function<void()> &, const std::function<void()> &)>;
     void set_parallel(Parallel parallel) { m_parallel = std::move(parallel); }
 
+    // Fault injection (MOLT_FAULT=transform.allocation:N): the `nth` new object cannot be
+    // allocated, as if memory had run out. 0: none.
+    void fail_allocation(std::size_t nth) { m_failing_allocation = nth; }
+
     // The translator to give the ValueConverter (set by the constructor).
     Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
                                      const Place &where);
@@ -202,6 +206,7 @@ private:
     std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
+    std::size_t m_failing_allocation = 0, m_allocations = 0;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     std::deque<Candidate, ScrubbingAllocator<Candidate>> m_candidates;  // pointers found, not followed yet

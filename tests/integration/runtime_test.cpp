@@ -1085,6 +1085,34 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
     EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
 }
 
+// Memory that runs out during the conversion: a new object that cannot be allocated (the 500th
+// of 1704), or Molt's own bookkeeping (std::bad_alloc). The update fails, saying so; the new
+// objects made so far are freed; v1 goes on with its whole state; the next update works.
+TEST(FaultInjectionMemory, MemoryRunningOutDuringTheConversionRollsBack)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    for (auto [fault, reason] : {std::pair{"transform.allocation:500", "out of memory converting"},
+                                 std::pair{"transform.out_of_memory", "internal failure (std::bad_alloc)"}}) {
+        std::string log = unique_path("log"), ready = unique_path("ready");
+        setenv("MOLT_FAULT", fault, 1);  // the fixture inherits it
+        LiveProcess process({v1, log, ready});
+        unsetenv("MOLT_FAULT");
+        ready_pid(ready);
+        ToolResult failed = molt_tool({"update", std::to_string(process.pid()), v2});
+        EXPECT_EQ(failed.status, 1) << fault << failed.out;
+        EXPECT_NE(failed.err.find(reason), std::string::npos) << fault << ": " << failed.err;
+        EXPECT_NE(failed.err.find("the old version keeps running"), std::string::npos) << failed.err;
+        std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 re-checks its whole state every 50 rounds
+        EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+        ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});  // the fault fired once
+        ASSERT_EQ(update.status, 0) << update.out << update.err;
+        ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
+        EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Points, FaultInjection,
                          ::testing::Values("prepare.loaded", "quiesce.parked", "transform.heap_discovered",
                                            "transform.globals", "restart.stacks"),
