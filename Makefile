@@ -20,7 +20,7 @@ configure: deps
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
 
-# Everything, including tests labelled `long` (none yet: the randomised campaign of issue 5 will be the first).
+# Everything, including the tests labelled `long` (the 200-run randomised campaign of issue 5).
 test-all: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 

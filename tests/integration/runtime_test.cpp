@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <random>
 #include <thread>
 
 #include "fixture_build.h"
@@ -1111,6 +1112,47 @@ TEST(FaultInjectionMemory, MemoryRunningOutDuringTheConversionRollsBack)
         ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
         EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
     }
+}
+
+// The randomised campaign: the new version crashes at a random step of the conversion (its
+// transformer, at a random object, by a null write or abort()) or of the restart (its main, at a
+// random node of a walk), and every time the update must fail, the process live on, v1 keep its
+// whole state (it checks it), and a correct update then work. MOLT_CAMPAIGN_RUNS runs (10 in
+// `make test`; the `campaign` test, label long, runs 200); MOLT_CAMPAIGN_SEED repeats a run.
+TEST(Campaign, CrashesAtRandomStepsAlwaysRollBackWithNothingLost)
+{
+    int runs = std::getenv("MOLT_CAMPAIGN_RUNS") ? std::atoi(std::getenv("MOLT_CAMPAIGN_RUNS")) : 10;
+    unsigned seed = std::getenv("MOLT_CAMPAIGN_SEED") ? static_cast<unsigned>(std::atol(std::getenv("MOLT_CAMPAIGN_SEED")))
+                                                      : std::random_device{}();
+    std::cout << "campaign: " << runs << " runs, MOLT_CAMPAIGN_SEED=" << seed << "\n";
+    std::mt19937 random(seed);
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string crashing = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DCAMPAIGN");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    int lost = 0;
+    for (int run = 0; run < runs; ++run) {
+        std::string plan = random() % 3 == 0 ? "restart:" + std::to_string(1 + random() % 1000)
+                                             : "transform:" + std::to_string(1 + random() % 1500) +
+                                                   (random() % 2 ? ":SEGV" : ":ABRT");
+        std::string log = unique_path("log"), ready = unique_path("ready");
+        setenv("MOLT_CAMPAIGN", plan.c_str(), 1);  // the fixture inherits it
+        LiveProcess process({v1, log, ready});
+        unsetenv("MOLT_CAMPAIGN");
+        ready_pid(ready);
+        ToolResult failed = molt_tool({"update", std::to_string(process.pid()), crashing});
+        bool rolled_back = failed.status == 1 && failed.err.find("crashed with") != std::string::npos && process.alive();
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // v1 re-checks its whole state
+        bool intact = count_matching(read_lines(log), "FAIL") == 0 && count_matching(read_lines(log), "^V2") == 0;
+        ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
+        bool recovered = update.status == 0 && wait_until([&] { return count_matching(read_lines(log), "^V2 heap PASS") == 1; });
+        if (!rolled_back || !intact || !recovered) {
+            ++lost;
+            ADD_FAILURE() << "run " << run << " (" << plan << "): rolled back " << rolled_back << ", v1 intact " << intact
+                          << ", later update " << recovered << "\n" << failed.err << read_text(log);
+        }
+    }
+    EXPECT_EQ(lost, 0) << "of " << runs << " runs (MOLT_CAMPAIGN_SEED=" << seed << ")";
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, FaultInjection,
