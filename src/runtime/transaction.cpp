@@ -315,6 +315,11 @@ private:
 
     UpdateReport finish()
     {
+        // Every failure ends the same way, whichever phase it came from: the operator reads at
+        // once that nothing changed.
+        constexpr std::string_view running = "the old version keeps running";
+        if (!m_report.ok && m_report.error.find(running) == std::string::npos)
+            m_report.error += std::string(": ") + std::string(running);
         std::lock_guard lock(history_mutex());
         history().push_back(m_report);
         return m_report;

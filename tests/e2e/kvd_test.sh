@@ -8,6 +8,10 @@
 #             all along; after each update the data is checked by checksum and each version's
 #             new behaviour through redis-cli
 #   rollback  a v2 whose transformer fails half-way: the update rolls back and v1 keeps every key
+#   faults    a fault injected at every named point of the transaction (MOLT_FAULT), each in a
+#             fresh kvd with 5,000 keys, redis-benchmark running and a connection open: the update
+#             fails naming the point, every key and the connection stay, no thread, fd or client
+#             is lost, and the next update works
 #   hammer    updates requested while 50 pipelining clients hammer the server
 #   protocol  garbage, huge values, pipelining, many connections: answered, never a crash
 set -euo pipefail
@@ -243,6 +247,41 @@ protocol)
     expect PONG PING
     kill -0 "$server" || fail "kvd died"
     echo "protocol: passed"
+    ;;
+
+faults)
+    snapshot() { echo "threads $(awk '/^Threads/ { print $2 }' /proc/$server/status) fds $(ls /proc/$server/fd | wc -l)"; }
+    for point in prepare.loaded quiesce.parked transform.heap_discovered transform.out_of_memory \
+                 transform.allocation:1000 transform.globals restart.stacks; do
+        MOLT_FAULT=$point start_kvd "$kvd/kvd-v1"
+        load_keys 5000
+        before=$(checksum)
+        open_connection
+        start_benchmark 10 1
+        resources=$(snapshot)
+        if "$molt" update "$server" "$kvd/kvd-v2.so" > update.log 2>&1; then
+            fail "$point: the update went through"
+        fi
+        grep -qE "fault injected at ${point%%:*}|out of memory|internal failure" update.log || fail "$point: $(cat update.log)"
+        grep -q 'old version keeps running' update.log || fail "$point: the failure does not say v1 runs on"
+        grep -q '^kvd_version:1' <<< "$(cli INFO server)" || fail "$point: v1 is not running"
+        [ "$(checksum)" = "$before" ] || fail "$point: data changed by the failed update"
+        [ "$(ask GET k:2)" = "14" ] || fail "$point: the open connection lost its answers"
+        [ "$(snapshot)" = "$resources" ] || fail "$point: $resources before the failed update, $(snapshot) after"
+        update "$kvd/kvd-v2.so" > /dev/null
+        [ "$(checksum)" = "$before" ] || fail "$point: data changed by the correct update after the failure"
+        kill -0 "$benchmark" || fail "$point: redis-benchmark stopped"
+        kill "$benchmark"
+        wait "$benchmark" 2>/dev/null || true
+        benchmark=""
+        tr '\r' '\n' < benchmark.log | grep -iE 'error|reset|refused' && fail "$point: redis-benchmark saw errors"
+        exec 3>&-
+        kill "$server"
+        wait "$server" 2>/dev/null || true
+        server=""
+        echo "faults: $point rolled back, nothing lost ($resources)"
+    done
+    echo "faults: passed"
     ;;
 *)
     echo "kvd_test.sh: unknown case $case_name" >&2
