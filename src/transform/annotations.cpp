@@ -101,8 +101,10 @@ Result<std::optional<PointeePair>> Annotations::points_to(const Type &y, const s
     if (m_empty)
         return std::optional<PointeePair>{};
     const Transformer *record = m_new.find_annotation(Transformer::Kind::PointsTo, schema::qualified_type_name(y), member);
-    if (!record)
-        return std::optional<PointeePair>{};
+    const Member *declared = record ? member_named(y, member) : nullptr;
+    if (!declared || layout(m_new, declared->type).kind != TypeKind::Pointer ||
+        layout(m_new, layout(m_new, declared->type).target).kind != TypeKind::Void)
+        return std::optional<PointeePair>{};  // only a void * member (problems() says so of the others)
     MOLT_TRY(pair, pointee_pair(record->target, "MOLT_POINTS_TO(" + record->name + ", " + member + ")"));
     return std::optional<PointeePair>(pair);
 }
@@ -218,9 +220,11 @@ std::vector<std::string> Annotations::problems() const
                 report(failure(written + ": " + record.name + " has no member " + record.member));
                 continue;
             }
-            TypeKind kind = layout(m_new, member->type).kind;
-            if (record.kind != Transformer::Kind::UnionCase && kind != TypeKind::Pointer)
+            const Type &member_type = layout(m_new, member->type);
+            if (record.kind != Transformer::Kind::UnionCase && member_type.kind != TypeKind::Pointer)
                 report(failure(written + ": " + record.member + " is not a pointer"));
+            else if (record.kind == Transformer::Kind::PointsTo && layout(m_new, member_type.target).kind != TypeKind::Void)
+                report(failure(written + ": " + record.member + " is a typed pointer already (only a void * needs it)"));
             else if (record.kind == Transformer::Kind::PointsTo) {
                 if (auto pair = pointee_pair(record.target, written); !pair)
                     report(pair.error());

@@ -24,16 +24,22 @@
 
 namespace molt::transform {
 
-// For the converter's own containers of old addresses: memory they give back is zeroed first, so
-// that when malloc hands it out again (to Molt or to a transformer), no old address lingers in
-// it for --verify to take for a pointer the program still holds.
+// For the converter's own containers of old addresses: memory they get is zeroed (it may hold
+// what the program left in it), and memory they give back is zeroed first, so that when malloc
+// hands it out again no old address lingers in it for --verify to take for a pointer the
+// program still holds.
 template <typename T>
 struct ScrubbingAllocator {
     using value_type = T;
     ScrubbingAllocator() = default;
     template <typename U>
     ScrubbingAllocator(const ScrubbingAllocator<U> &) {}
-    T *allocate(std::size_t count) { return std::allocator<T>().allocate(count); }
+    T *allocate(std::size_t count)
+    {
+        T *memory = std::allocator<T>().allocate(count);
+        std::memset(static_cast<void *>(memory), 0, count * sizeof(T));
+        return memory;
+    }
     void deallocate(T *memory, std::size_t count)
     {
         std::memset(static_cast<void *>(memory), 0, count * sizeof(T));
@@ -161,7 +167,7 @@ private:
         void push_back(const Block &block)
         {
             if (m_size == m_chunks.size() * chunk)
-                m_chunks.push_back(new Block[chunk]);
+                m_chunks.push_back(new Block[chunk]());  // zeroed: no leftover old address
             (*this)[m_size++] = block;
         }
         void clear()
