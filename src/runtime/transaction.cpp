@@ -320,6 +320,8 @@ private:
         constexpr std::string_view running = "the old version keeps running";
         if (!m_report.ok && m_report.error.find(running) == std::string::npos)
             m_report.error += std::string(": ") + std::string(running);
+        if (!m_report.ok && m_new && !m_quarantined)
+            unload_new_version();
         std::lock_guard lock(history_mutex());
         history().push_back(m_report);
         return m_report;
@@ -912,6 +914,16 @@ private:
                                         " threads did not come back from the new code";
         if (forced)
             outcome += " (threads were interrupted in the new code: a lock it held stays held)";
+        // Its code ran: a handler, a callback or a parked thread it started may still lead into
+        // it, so it is not unloaded (finish() unloads a version whose code never ran).
+        std::size_t started = 0;
+        registry().for_each([&](ThreadRecord &thread) {
+            started += std::find(m_parked.begin(), m_parked.end(), &thread) == m_parked.end() &&
+                       !m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start));
+        });
+        outcome += "; the new version stays loaded but unused (quarantined: its code ran" +
+                   (started ? ", and " + std::to_string(started) + " threads it started stay parked)" : std::string(")"));
+        m_quarantined = true;
         return Error{"", why + outcome};
     }
 
@@ -929,6 +941,17 @@ private:
                 stayed.push_back(&thread);
         });
         return stayed;
+    }
+
+    // A version that failed before any of its code ran (but its constructors) goes: its image,
+    // its variables (faulted in before the pause), its schema. What was built on it goes first.
+    void unload_new_version()
+    {
+        m_heap.reset();
+        m_converter.reset();
+        m_new_schema = nullptr;
+        unload_version(m_new);
+        m_new = nullptr;
     }
 
     // ---- commit -------------------------------------------------------------------------------
@@ -1003,6 +1026,7 @@ private:
     std::string m_path;
     std::chrono::milliseconds m_timeout;
     bool m_keep_old_state;
+    bool m_quarantined = false;  // the new version's code ran before the update failed: it stays loaded
     bool m_verify;
     const ProgressCallback &m_progress;
     UpdateReport m_report;

@@ -54,8 +54,11 @@ std::vector<std::string> version_paths()
 {
     std::lock_guard lock(versions_mutex());
     std::vector<std::string> paths;
-    for (const auto &version : all_versions())
+    for (const auto &version : all_versions()) {
         paths.push_back(version->path);
+        if (!version->mapped_path.empty())
+            paths.push_back(version->mapped_path);
+    }
     return paths;
 }
 
@@ -146,10 +149,11 @@ std::optional<std::string> fresh_copy(const std::string &path)
     return copy;
 }
 
-Version *remember_opened(const std::string &path, void *handle)
+Version *remember_opened(const std::string &path, const std::string &mapped_path, void *handle)
 {
     auto version = std::make_unique<Version>();
     version->path = real_path(path);
+    version->mapped_path = mapped_path;
     version->handle = handle;
     version->bias = bias_of(handle);
     return remember(std::move(version));
@@ -168,12 +172,26 @@ Result<Version *> open_version(const std::string &path)
         const char *why = dlerror();
         return Error{path, std::string("cannot load: ") + (why ? why : "dlopen failed")};
     }
-    return remember_opened(path, handle);
+    return remember_opened(path, copy ? *copy : real_path(path), handle);
+}
+
+void unload_version(Version *version)
+{
+    if (!version || !version->handle || version == g_current.load())
+        return;
+    std::lock_guard lock(versions_mutex());
+    auto &versions = all_versions();
+    for (auto at = versions.begin(); at != versions.end(); ++at)
+        if (at->get() == version) {
+            dlclose(version->handle);
+            versions.erase(at);
+            return;
+        }
 }
 
 Version *adopt_shared_object(const std::string &path, void *handle)
 {
-    g_current = remember_opened(path, handle);
+    g_current = remember_opened(path, real_path(path), handle);
     return g_current;
 }
 

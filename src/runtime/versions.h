@@ -17,6 +17,7 @@ namespace molt::runtime {
 struct Version {
     std::string path;
     void *handle = nullptr;  // from dlopen; null for the executable
+    std::string mapped_path;  // the file as mapped (a fresh copy for a version loaded again)
     std::uintptr_t bias = 0;  // load bias: run-time address = bias + schema address
     std::string build_id;
     std::optional<schema::Schema> schema;  // read before any pause, kept for later updates
@@ -37,6 +38,10 @@ void adopt_executable();
 
 // dlopen(RTLD_NOW | RTLD_LOCAL) of a new version; the error is dlerror's, in one line.
 Result<Version *> open_version(const std::string &path);
+
+// Unloads a version that never became current (an update that failed before its code ran):
+// dlclose, and forgotten. Null does nothing.
+void unload_version(Version *version);
 
 // Makes an already opened shared object the first version (driver mode, `molt run`).
 Version *adopt_shared_object(const std::string &path, void *handle);

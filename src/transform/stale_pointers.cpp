@@ -38,6 +38,9 @@ std::vector<Region> mapped_regions()
         region.shared = permissions[3] == 's';
         if (path_at > 0 && static_cast<std::size_t>(path_at) < line.size())
             region.path = line.substr(static_cast<std::size_t>(path_at));
+        constexpr std::string_view deleted = " (deleted)";  // a version's fresh copy, unlinked once mapped
+        if (region.path.size() > deleted.size() && region.path.ends_with(deleted))
+            region.path.resize(region.path.size() - deleted.size());
         regions.push_back(region);
     }
     return regions;

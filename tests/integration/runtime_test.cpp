@@ -719,6 +719,46 @@ TEST_P(Transformers, ACrashingTransformerFailsTheUpdateAndV1GoesOn)
     EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
 }
 
+// Failed updates leak nothing: 20 of them (a transformer that refuses, one that crashes, in
+// turn) leave the process with the memory, mappings (each failed version unloaded), threads and
+// fds it had after the first two.
+TEST_P(Transformers, FailedUpdatesLeakNoMemoryThreadsOrFds)
+{
+    std::string v1 = executable("runtime/transformed.c", GetParam(), "-DV=1");
+    std::string refusing = v2_with_old_types(v1, "-DFAIL");
+    std::string crashing = v2_with_old_types(v1, "-DCRASH_SEGV");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    auto status_field = [&](const std::string &field) {
+        std::ifstream status("/proc/" + pid + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind(field + ":", 0) == 0)
+                return std::stol(line.substr(field.size() + 1));
+        return -1L;
+    };
+    auto fds = [&] { return std::distance(std::filesystem::directory_iterator("/proc/" + pid + "/fd"), {}); };
+    auto mappings = [&] { return read_lines("/proc/" + pid + "/maps").size(); };
+    long rss = 0, threads = 0;
+    std::ptrdiff_t descriptors = 0;
+    std::size_t mapped = 0;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        ToolResult failed = molt_tool({"update", pid, attempt % 2 ? crashing : refusing});
+        ASSERT_EQ(failed.status, 1) << failed.out << failed.err;
+        if (attempt == 1) {
+            rss = status_field("VmRSS");
+            threads = status_field("Threads");
+            descriptors = fds();
+            mapped = mappings();
+        }
+    }
+    EXPECT_LT(status_field("VmRSS") - rss, 1024) << "kB grown over 18 failed updates";
+    EXPECT_EQ(status_field("Threads"), threads);
+    EXPECT_EQ(fds(), descriptors);
+    EXPECT_EQ(mappings(), mapped);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 TEST(TransformersMissing, WithoutTransformersTheChangeIsRefusedBeforeThePause)
 {
     Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
@@ -1046,6 +1086,10 @@ TEST(RestartRollback, OneThreadCrashingTakesEveryThreadBackToV1)
     ToolResult crash = molt_tool({"update", std::to_string(process.pid()), crashing});
     EXPECT_EQ(crash.status, 1);
     EXPECT_NE(crash.err.find("threads.c/sleeper) crashed with SEGV"), std::string::npos) << crash.err;
+    // Its code ran: it stays loaded, and the report says so.
+    EXPECT_NE(crash.err.find("the new version stays loaded but unused (quarantined: its code ran)"), std::string::npos)
+        << crash.err;
+    EXPECT_NE(read_text("/proc/" + std::to_string(process.pid()) + "/maps").find(crashing), std::string::npos);
     EXPECT_TRUE(process.alive());
     EXPECT_TRUE(wait_until([&] { return process.threads() == threads; }));
     // Back in v1, all of them: a correct update now finds six threads at v1's update points.
@@ -1077,6 +1121,8 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
     ToolResult failed = molt_tool({"update", std::to_string(process.pid()), v2});
     EXPECT_EQ(failed.status, 1) << failed.out;
     EXPECT_NE(failed.err.find("fault injected at " + GetParam()), std::string::npos) << failed.err;
+    // No code of v2 ran (but its constructors): it was unloaded, not left mapped.
+    EXPECT_EQ(read_text("/proc/" + std::to_string(process.pid()) + "/maps").find(v2), std::string::npos) << GetParam();
     std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 re-checks its whole state every 50 rounds
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
