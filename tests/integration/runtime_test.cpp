@@ -739,23 +739,26 @@ TEST_P(Transformers, FailedUpdatesLeakNoMemoryThreadsOrFds)
     };
     auto fds = [&] { return std::distance(std::filesystem::directory_iterator("/proc/" + pid + "/fd"), {}); };
     auto mappings = [&] { return read_lines("/proc/" + pid + "/maps").size(); };
-    long rss = 0, threads = 0;
-    std::ptrdiff_t descriptors = 0;
+    // Threads and fds before any update (a control connection's thread and socket last a moment
+    // after the tool has its answer: they are waited for).
+    long threads = status_field("Threads");
+    std::ptrdiff_t descriptors = fds();
+    long rss = 0;
     std::size_t mapped = 0;
     for (int attempt = 0; attempt < 20; ++attempt) {
         ToolResult failed = molt_tool({"update", pid, attempt % 2 ? crashing : refusing});
         ASSERT_EQ(failed.status, 1) << failed.out << failed.err;
         if (attempt == 1) {
             rss = status_field("VmRSS");
-            threads = status_field("Threads");
-            descriptors = fds();
             mapped = mappings();
         }
     }
     EXPECT_LT(status_field("VmRSS") - rss, 1024) << "kB grown over 18 failed updates";
-    EXPECT_EQ(status_field("Threads"), threads);
-    EXPECT_EQ(fds(), descriptors);
-    EXPECT_EQ(mappings(), mapped);
+    EXPECT_TRUE(wait_until([&] { return status_field("Threads") == threads && fds() == descriptors; }))
+        << status_field("Threads") << " threads, " << fds() << " fds; before: " << threads << ", " << descriptors;
+    // A leaked version would add 5 or more mappings per failure; the stacks of the control
+    // socket's short-lived threads, cached by glibc, may add a couple.
+    EXPECT_LE(mappings(), mapped + 4);
     EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
 }
 
