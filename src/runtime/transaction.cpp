@@ -548,6 +548,11 @@ private:
         }
         auto deadline = Clock::now() + m_timeout;
         auto next_kick = Clock::now();
+        // A signal that lands just before its thread blocks (between its last update point and
+        // its nanosleep, say) is lost, and the thread sleeps on: it is kicked again, soon at first
+        // (0.1 ms), then less and less often (up to every 2 ms), so that a thread busy in long
+        // work is not showered with signals.
+        auto kick_interval = std::chrono::microseconds(100);
         for (;;) {
             int seen = thread_changes().load();
             std::vector<ThreadRecord *> waiting;
@@ -565,8 +570,10 @@ private:
                 if (kick_now)
                     kick(thread);  // under the registry lock: the thread cannot exit meanwhile
             });
-            if (kick_now)  // a signal that lands just before its thread blocks is lost: again later
-                next_kick = now + std::chrono::milliseconds(2);
+            if (kick_now) {
+                next_kick = now + kick_interval;
+                kick_interval = std::min<std::chrono::microseconds>(kick_interval * 2, std::chrono::milliseconds(2));
+            }
             if (waiting.empty())
                 break;
             if (now >= deadline) {
@@ -579,7 +586,9 @@ private:
                                      std::to_string(m_timeout.count()) + " ms (" + first +
                                      "): the old version keeps running"};
             }
-            futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
+            auto until_kick = std::chrono::duration_cast<std::chrono::microseconds>(next_kick - Clock::now());
+            futex_wait(thread_changes(), seen,
+                       std::clamp(until_kick, std::chrono::microseconds(50), std::chrono::microseconds(1000)));
         }
         m_report.threads = m_parked.size();
         m_detail = std::to_string(m_parked.size()) + " threads parked";
