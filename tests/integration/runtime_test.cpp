@@ -62,6 +62,13 @@ bool keeps_printing(const std::string &log, const std::string &pattern, int more
     return wait_until([&] { return count_matching(read_lines(log), pattern) > before + more; });
 }
 
+// The new version checked its whole state when it started: "V2 <fixture> PASS", once.
+void expect_new_version_passes(const std::string &log, const std::string &fixture)
+{
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 " + fixture) == 1; })) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "^V2 " + fixture + " PASS"), 1) << read_text(log);
+}
+
 // The pid a fixture wrote into its ready file (first word).
 pid_t ready_pid(const std::string &ready)
 {
@@ -672,8 +679,7 @@ TEST_P(Transformers, TypeAndVariableTransformersFinishTheConversion)
     LiveProcess &process = *fixture.process;
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 transformed") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(log), "^V2 transformed PASS"), 1) << read_text(log);
+    expect_new_version_passes(log, "transformed");
 }
 
 TEST_P(Transformers, AFailingTransformerLeavesV1IntactAndALaterUpdateWorks)
@@ -803,8 +809,7 @@ TEST_P(Renames, ARenamedTypeMemberAndVariableKeepTheirValues)
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("0 new, 0 dropped"), std::string::npos) << update.out;  // sum is total, renamed
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 renamed") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(log), "^V2 renamed PASS"), 1) << read_text(log);
+    expect_new_version_passes(log, "renamed");
 }
 
 INSTANTIATE_TEST_SUITE_P(Toolchains, Renames, ::testing::ValuesIn(all_toolchains),
@@ -876,8 +881,7 @@ TEST(HeapConversion, PointersToMembersOfConvertedObjectsLeadToTheNewMembers)
     Fixture fixture = start_fixture(v1);
     ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
+    expect_new_version_passes(fixture.log, "heap");
 }
 
 // A pointer into the middle of a converted array (followed as one item, before or after the
@@ -892,8 +896,7 @@ TEST(HeapConversion, APointerIntoTheMiddleOfAConvertedArrayLeadsToTheSameNewElem
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("heap: 1704 objects converted"), std::string::npos) << update.out;  // not 1705
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
+    expect_new_version_passes(fixture.log, "heap");
 }
 
 // ---- the default conversions, one fixture checking them all -----------------------------------
@@ -914,8 +917,7 @@ TEST_P(DefaultConversions, TreeEnumIntegersArraysAndFunctionTablesAreConverted)
     ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("heap: 200 objects converted"), std::string::npos) << update.out;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 layouts") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 layouts PASS"), 1) << read_text(fixture.log);
+    expect_new_version_passes(fixture.log, "layouts");
 }
 
 INSTANTIATE_TEST_SUITE_P(Toolchains, DefaultConversions, ::testing::ValuesIn(all_toolchains),
@@ -940,8 +942,7 @@ TEST(Verify, FindsPointersStillLeadingToReplacedObjectsAndKeepsThem)
               std::string::npos) << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: a heap block of 8 bytes at"), std::string::npos) << update.out;
     EXPECT_NE(update.out.find("heap objects and variables are kept"), std::string::npos) << update.out;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 heap PASS"), 1) << read_text(fixture.log);
+    expect_new_version_passes(fixture.log, "heap");
 
     std::string clean_v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
     std::string clean_v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
@@ -972,8 +973,7 @@ TEST_P(Annotations, SayWhatTheTypesCannotAndTheWholeStateIsConverted)
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     // 50 listed items, 10 of the vector's 64, 20 shapes, and 50 list nodes reached on the way.
     EXPECT_NE(update.out.find("heap: 130 objects converted"), std::string::npos) << update.out;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 annotated") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 annotated PASS"), 1) << read_text(fixture.log);
+    expect_new_version_passes(fixture.log, "annotated");
 }
 
 INSTANTIATE_TEST_SUITE_P(Toolchains, Annotations,
@@ -1131,8 +1131,7 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});  // the fault fired once
     ASSERT_EQ(update.status, 0) << update.out << update.err;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
+    expect_new_version_passes(log, "heap");
 }
 
 // Memory that runs out during the conversion: a new object that cannot be allocated (the 500th
@@ -1158,8 +1157,7 @@ TEST(FaultInjectionMemory, MemoryRunningOutDuringTheConversionRollsBack)
         EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
         ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});  // the fault fired once
         ASSERT_EQ(update.status, 0) << update.out << update.err;
-        ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
-        EXPECT_EQ(count_matching(read_lines(log), "^V2 heap PASS"), 1) << read_text(log);
+        expect_new_version_passes(log, "heap");
     }
 }
 
