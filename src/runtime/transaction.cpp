@@ -109,11 +109,12 @@ std::size_t allocation_fault()
 // Calls `pages(start, bytes)` for the whole pages that lie inside one writable variable of a
 // version (a page shared with data no variable describes, the C library's say, is left out).
 template <typename Pages>
-void for_each_variable_pages(const schema::Schema &schema, std::uintptr_t bias, Pages &&pages)
+void for_each_variable_pages(const schema::Schema &schema, std::uintptr_t bias, Pages &&pages,
+                             const std::function<bool(const schema::Variable &)> &skip = {})
 {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     for (const schema::Variable &variable : schema.variables) {
-        if (variable.read_only || variable.thread_local_storage || variable.size < page)
+        if (variable.read_only || variable.thread_local_storage || variable.size < page || (skip && skip(variable)))
             continue;
         std::uintptr_t start = (bias + variable.address + page - 1) & ~(page - 1);
         std::uintptr_t end = (bias + variable.address + variable.size) & ~(page - 1);
@@ -123,14 +124,18 @@ void for_each_variable_pages(const schema::Schema &schema, std::uintptr_t bias, 
 }
 
 // The old version's big variables go back to the system after the commit (a private mapping
-// reads as zeros, or as the file's bytes, afterwards).
-std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+// reads as zeros, or as the file's bytes, afterwards), but those something still points into.
+std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t bias,
+                                   const std::function<bool(const schema::Variable &)> &kept)
 {
     std::size_t released = 0;
-    for_each_variable_pages(schema, bias, [&](std::uintptr_t start, std::size_t bytes) {
-        if (madvise(reinterpret_cast<void *>(start), bytes, MADV_DONTNEED) == 0)
-            released += bytes;
-    });
+    for_each_variable_pages(
+        schema, bias,
+        [&](std::uintptr_t start, std::size_t bytes) {
+            if (madvise(reinterpret_cast<void *>(start), bytes, MADV_DONTNEED) == 0)
+                released += bytes;
+        },
+        kept);
     return released;
 }
 
@@ -318,7 +323,8 @@ private:
         // Every failure ends the same way, whichever phase it came from: the operator reads at
         // once that nothing changed.
         constexpr std::string_view running = "the old version keeps running";
-        if (!m_report.ok && m_report.error.find(running) == std::string::npos)
+        if (!m_report.ok && m_report.error.find(running) == std::string::npos &&
+            m_report.error.find("did not come back") == std::string::npos)  // that one says what runs
             m_report.error += std::string(": ") + std::string(running);
         if (!m_report.ok && m_new && !m_quarantined)
             unload_new_version();
@@ -956,6 +962,21 @@ private:
     // its variables (faulted in before the pause), its schema. What was built on it goes first.
     void unload_new_version()
     {
+        // Its constructors ran: a thread one of them started would run code that goes.
+        auto in_new_code = [&](std::uintptr_t address) {
+            for (const schema::Function &function : m_new_schema ? m_new_schema->functions : std::vector<schema::Function>{})
+                if (address >= m_new->address(function.address) && address < m_new->address(function.address) + function.size)
+                    return true;
+            return false;
+        };
+        bool started_threads = false;
+        registry().for_each([&](ThreadRecord &thread) {
+            started_threads |= in_new_code(reinterpret_cast<std::uintptr_t>(thread.start));
+        });
+        if (started_threads) {
+            m_report.error += "; the new version stays loaded but unused (quarantined: its constructors started threads)";
+            return;
+        }
         m_heap.reset();
         m_converter.reset();
         m_new_schema = nullptr;
@@ -994,7 +1015,8 @@ private:
             m_report.old_bytes_freed = reclaimed.bytes;
             m_report.old_blocks_kept = reclaimed.kept;
         }
-        m_report.old_variable_bytes_released = release_variable_pages(*m_old_schema, m_old->bias);
+        m_report.old_variable_bytes_released = release_variable_pages(
+            *m_old_schema, m_old->bias, [this](const schema::Variable &variable) { return m_heap && m_heap->keeps(&variable); });
         std::string detail = std::to_string(m_report.old_blocks_freed) + " old heap blocks freed (" +
                              std::to_string(m_report.old_bytes_freed) + " bytes), " +
                              std::to_string(m_report.old_variable_bytes_released / 1024) +

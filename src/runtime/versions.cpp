@@ -179,14 +179,19 @@ void unload_version(Version *version)
 {
     if (!version || !version->handle || version == g_current.load())
         return;
-    std::lock_guard lock(versions_mutex());
-    auto &versions = all_versions();
-    for (auto at = versions.begin(); at != versions.end(); ++at)
-        if (at->get() == version) {
-            dlclose(version->handle);
-            versions.erase(at);
-            return;
-        }
+    std::unique_ptr<Version> forgotten;
+    {
+        std::lock_guard lock(versions_mutex());
+        auto &versions = all_versions();
+        for (auto at = versions.begin(); at != versions.end(); ++at)
+            if (at->get() == version) {
+                forgotten = std::move(*at);
+                versions.erase(at);
+                break;
+            }
+    }
+    if (forgotten)
+        dlclose(forgotten->handle);  // its destructors run outside the lock
 }
 
 Version *adopt_shared_object(const std::string &path, void *handle)

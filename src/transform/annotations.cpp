@@ -212,6 +212,11 @@ std::vector<std::string> Annotations::problems() const
                 report(failure(written + ": the new version has no struct " + record.name));
                 continue;
             }
+            if (m_new.type(*y).kind != TypeKind::Struct) {  // matched by the struct's own name
+                report(failure(written + ": " + record.name + " is a typedef: name the struct itself (" +
+                               schema::qualified_type_name(m_new, schema::strip_typedefs_and_qualifiers(m_new, *y)) + ")"));
+                continue;
+            }
             if (!x || layout(m_old, *x).kind != TypeKind::Struct)
                 continue;  // a struct new in this version: no old object to convert
             const Type &new_struct = layout(m_new, *y);

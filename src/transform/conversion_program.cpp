@@ -25,15 +25,16 @@ std::uint32_t add_path(ConversionProgram &program, std::string path)
     return static_cast<std::uint32_t>(program.paths.size() - 1);
 }
 
-// Copies merge with the one before when both sides keep the same distance (the bytes between,
-// padding, come along): a struct whose members stay in place becomes one copy.
+// Copies merge with the one before when both follow on from it directly, in the old value and
+// in the new: a run of members that stay together becomes one copy. (Not across a gap: on the
+// new side it may hold a new member, which must stay zero.)
 void add_copy(ConversionProgram &program, std::uint64_t from, std::uint64_t to, std::uint64_t size, std::uint32_t member)
 {
     if (!program.steps.empty()) {
         ConversionStep &last = program.steps.back();
-        if (last.kind == ConversionStep::Kind::Copy && last.member == member && from >= last.from + last.size &&
-            from - last.from == to - last.to && from - (last.from + last.size) <= 16) {
-            last.size = from + size - last.from;
+        if (last.kind == ConversionStep::Kind::Copy && last.member == member && from == last.from + last.size &&
+            to == last.to + last.size) {
+            last.size += size;
             return;
         }
     }
@@ -91,12 +92,18 @@ void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId
     add_reach(old_type, new_type, 0, program);
     // Transformers are the programmer's code: never run two at once (they may keep counts).
     program.parallel_safe = !program.transformer || m_parallel_transformers.count(program.transformer);
+    bool every_transformer_parallel = true;
+    for (const auto &[type, transformer] : m_transformers)
+        every_transformer_parallel = every_transformer_parallel && m_parallel_transformers.count(transformer);
     for (const ConversionStep &step : program.steps) {
         if (step.kind == ConversionStep::Kind::Array && !step.element->parallel_safe)
             program.parallel_safe = false;
-        if (step.kind == ConversionStep::Kind::Interpreted && m_transformers.size() > m_parallel_transformers.size())
+        if (step.kind == ConversionStep::Kind::Interpreted && !every_transformer_parallel)
             program.parallel_safe = false;  // whether it reaches one is not worth finding out
     }
+    for (const UnionConversion &conversion : program.unions)
+        for (const UnionConversion::Case &each : conversion.cases)
+            program.parallel_safe = program.parallel_safe && each.program->parallel_safe;
 }
 
 void ValueConverter::flatten(TypeId old_type, TypeId new_type, std::uint64_t from, std::uint64_t to,
@@ -473,7 +480,9 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
     }
     case ConversionStep::Kind::Array:
         if (step.element->steps.size() == 1 && !step.element->transformer &&
-            step.element->steps[0].kind != ConversionStep::Kind::Array) {
+            step.element->steps[0].kind != ConversionStep::Kind::Array &&
+            step.element->steps[0].kind != ConversionStep::Kind::BitField &&  // its offsets count bits
+            step.element->steps[0].kind != ConversionStep::Kind::Union) {     // its offsets are in the program
             // An array of pointers or numbers (a server's table of 65,536 connections): one step
             // per element, without a nested run each.
             ConversionStep each = step.element->steps[0];

@@ -171,8 +171,8 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     if (!reach.pointee)
         reach.pointee = &m_converter.program(reach.old_pointee, reach.new_pointee);
     const ConversionProgram &program = *reach.pointee;
-    if (redirect_into_new_global(address))
-        return true;  // a global of the old version: the new version's global is converted as a root
+    if (global_holding(address))
+        return true;  // into a global of the old version, not a heap object: translate() redirects it
     if (program.old_size == 0 || program.new_size == 0)
         return failure(where(), "points to an object of unknown size");
     // The object and the 16 bytes below it (where a tracked block keeps its header) must be
@@ -388,8 +388,8 @@ const HeapConverter::Sorted &HeapConverter::sorted_blocks() const
 // nullopt: this cannot tell (big blocks, blocks at odd addresses, a megabyte's edge).
 std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uintptr_t address) const
 {
-    if (!m_discovered || m_largest_block > 256 || m_block_starts.has_unaligned())
-        return std::nullopt;
+    if (!m_discovered || m_largest_block > 256 || m_block_starts.has_unaligned() || m_untracked)
+        return std::nullopt;  // (blocks Molt did not allocate may be views inside others)
     auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
     if (index == BlockStarts::unknown)
         return std::nullopt;
@@ -416,51 +416,94 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
                                   [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
                                       return value < entry.first;
                                   });
-    if (after == sorted.begin())
-        return nullptr;
-    const Block &block = m_blocks[std::prev(after)->second];
-    return address < block.old_start + block.capacity * block.old_size() ? &block : nullptr;
+    // The block starting at or before the address; a view lies inside the block before it.
+    for (auto at = after; at != sorted.begin();) {
+        const Block &block = m_blocks[(--at)->second];
+        if (block.view)
+            continue;
+        return address < block.old_start + block.capacity * block.old_size() ? &block : nullptr;
+    }
+    return nullptr;
 }
 
 // A pointer into an old global or static goes to the same place in the new version's variable
 // of the same qualified name: the same offset when the variable's type is unchanged, its start
 // when it points at the start.
-std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address)
+const HeapConverter::GlobalRange *HeapConverter::global_holding(std::uintptr_t address) const
 {
     if (address < m_globals_start || address >= m_globals_end)
-        return std::nullopt;  // the heap lies elsewhere: most pointers leave here
+        return nullptr;  // the heap lies elsewhere: most pointers leave here
     auto after = std::upper_bound(m_globals.begin(), m_globals.end(), address,
                                   [](std::uintptr_t value, const GlobalRange &range) { return value < range.start; });
     if (after == m_globals.begin() || address >= std::prev(after)->end)
-        return std::nullopt;  // not inside an old global: the common case, found in log(globals)
-    const GlobalRange &range = *std::prev(after);
-    if (!range.counterpart)
+        return nullptr;  // not inside an old global: the common case, found in log(globals)
+    return &*std::prev(after);
+}
+
+std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintptr_t address,
+                                                                      std::optional<TypeId> old_pointee) const
+{
+    const GlobalRange *range = global_holding(address);
+    if (!range || !range->counterpart)
         return std::nullopt;
-    std::uintptr_t new_start = m_new.bias + range.counterpart->address;
-    if (address == range.start)
+    std::uintptr_t new_start = m_new.bias + range->counterpart->address;
+    std::uintptr_t offset = address - range->start;
+    if (offset == 0)
         return new_start;
-    if (m_converter.identity().identical(range.variable->type, range.counterpart->type))
-        return new_start + (address - range.start);
-    // Into an array of changed elements: the same element.
-    const Type &x = layout(*m_old.schema, range.variable->type);
-    const Type &y = layout(*m_new.schema, range.counterpart->type);
-    if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
+    if (m_converter.identity().identical(range->variable->type, range->counterpart->type))
+        return new_start + offset;
+    // Into a variable whose type changed: the same element, or the same member of it.
+    if (old_pointee)
+        if (auto member = m_converter.corresponding_offset(range->variable->type, range->counterpart->type, offset, *old_pointee))
+            return new_start + *member;
+    const Type &x = layout(*m_old.schema, range->variable->type);
+    const Type &y = layout(*m_new.schema, range->counterpart->type);
+    if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {  // untyped: an element's start
         std::uint64_t old_stride = layout(*m_old.schema, x.target).size;
         std::uint64_t new_stride = layout(*m_new.schema, y.target).size;
-        std::uintptr_t offset = address - range.start;
         if (old_stride && offset % old_stride == 0 && offset / old_stride < elements_of(y))
             return new_start + offset / old_stride * new_stride;
     }
     return std::nullopt;
 }
 
+// A thread's argument: into a global (its start, or an element), or to an element of a converted
+// block.
 std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t address)
 {
-    if (auto global = redirect_into_new_global(address))
-        return global;
-    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
-        return m_blocks[exact].new_start;
-    return std::nullopt;
+    if (global_holding(address))
+        return redirect_into_new_global(address);
+    const Block *block = block_holding(address);
+    if (!block)
+        return std::nullopt;
+    std::uintptr_t offset = address - block->old_start;
+    if (offset % block->old_size() != 0)
+        return std::nullopt;
+    return block->new_start + offset / block->old_size() * block->new_size();
+}
+
+// A pointer into an old global goes to the same place in the new one. Into a variable the new
+// version drops, it stays (and the old variable's memory is kept); anywhere the new version has
+// nothing of its type, the update fails: after the commit the old pages are released.
+Result<std::uintptr_t> HeapConverter::translate_into_global(const GlobalRange &global, std::uintptr_t address,
+                                                            TypeId old_pointee, const Place &where)
+{
+    if (auto moved = redirect_into_new_global(address, old_pointee))
+        return *moved;
+    if (!global.counterpart) {
+        std::lock_guard lock(m_kept_mutex);
+        m_kept_globals.insert(global.variable);
+        return address;
+    }
+    return failure(where.text(), "points " + std::to_string(address - global.start) + " bytes into variable " +
+                                     global.variable->qualified_name + " as " + schema::type_to_c(*m_old.schema, old_pointee) +
+                                     ", where the new version has nothing of that type to point to");
+}
+
+bool HeapConverter::keeps(const schema::Variable *variable) const
+{
+    std::lock_guard lock(m_kept_mutex);
+    return m_kept_globals.count(variable) != 0;
 }
 
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
@@ -470,8 +513,8 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
     const Block *block = nullptr;
     if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         block = &m_blocks[exact];
-    else if (auto global = redirect_into_new_global(address))
-        return *global;
+    else if (const GlobalRange *global = global_holding(address))
+        return translate_into_global(*global, address, old_pointee, where);
     else if (auto near = nearby_block(address))
         block = *near;
     else

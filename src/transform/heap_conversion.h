@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <set>
 #include <unordered_set>
 #include <memory>
 #include <string>
@@ -88,6 +89,10 @@ public:
     // same name, or to the new copy of a converted block it points at; nullopt: unchanged.
     std::optional<std::uintptr_t> redirect_untyped(std::uintptr_t address);
 
+    // Whether a pointer still leads into this old variable (one the new version drops): its
+    // memory must not be released after the commit.
+    bool keeps(const schema::Variable *variable) const;
+
     // After a failure: frees the new copies. After the commit: keeps them (they are the state).
     void release_new_blocks();
     void keep_new_blocks() { m_keep = true; }
@@ -143,7 +148,12 @@ private:
     const Block *block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
-    std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address);
+    struct GlobalRange;
+    const GlobalRange *global_holding(std::uintptr_t address) const;
+    std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address,
+                                                           std::optional<schema::TypeId> old_pointee = {}) const;
+    Result<std::uintptr_t> translate_into_global(const GlobalRange &global, std::uintptr_t address,
+                                                 schema::TypeId old_pointee, const Place &where);
 
     struct GlobalRange {
         std::uintptr_t start, end;
@@ -215,6 +225,8 @@ private:
     std::size_t m_failing_allocation = 0, m_allocations = 0;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
+    mutable std::mutex m_kept_mutex;  // conversion runs on two threads
+    std::set<const schema::Variable *> m_kept_globals;
     std::deque<Candidate, ScrubbingAllocator<Candidate>> m_candidates;  // pointers found, not followed yet
     AddressMap m_mapped_pages;  // page numbers known to be mapped
     std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)

@@ -311,26 +311,18 @@ Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId n
 Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char *source, TypeId new_type,
                                            unsigned char *target, const Place &where) const
 {
-    if (Transformer transformer = type_transformer(new_type)) {
-        // Default rules first, where they apply (members that cannot be converted stay zero).
-        const Type &x = layout(m_old, old_type);
-        const Type &y = layout(m_new, new_type);
-        std::memset(target, 0, y.size);
-        if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
-            (void)convert_struct(x, source, y, target, where, Leniency::SkipFailures);
-        return run_transformer(transformer, target, source, where);
-    }
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
+    // Structs, types with a transformer and opaque types go by their compiled program, which
+    // knows the annotations (a void * it points to, a union's case) and the transformer's rules.
+    if (type_transformer(new_type) || m_annotations.opaque(new_type) ||
+        (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct))
+        return run(program(old_type, new_type), source, target, where, false);
     if (m_identity.identical(old_type, new_type) && pointer_free(old_type)) {
         std::memcpy(target, source, y.size);  // the same bytes mean the same value
         return true;
     }  // identical but holding pointers (to functions, to old globals...): converted piecewise
     switch (y.kind) {
-    case TypeKind::Struct:
-        if (x.kind == TypeKind::Struct)
-            return convert_struct(x, source, y, target, where, Leniency::Strict);
-        break;
     case TypeKind::Union:
         if (x.kind == TypeKind::Union && m_identity.identical(old_type, new_type)) {
             std::memcpy(target, source, y.size);  // a union is copied as it is or not at all
@@ -346,50 +338,6 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
     }
     return failure(where.text(), "no default conversion from " + schema::type_to_c(m_old, old_type) + " to " +
                               schema::type_to_c(m_new, new_type));
-}
-
-Result<bool> ValueConverter::convert_struct(const Type &x, const unsigned char *from, const Type &y,
-                                            unsigned char *to, const Place &where, Leniency leniency) const
-{
-    std::memset(to, 0, y.size);
-    const std::vector<const Member *> &matched = matched_members(x, y);
-    for (std::size_t index = 0; index < y.members.size(); ++index) {
-        const Member &member = y.members[index];
-        const Member *old_member = matched[index];
-        if (!old_member)
-            continue;  // a new member starts at zero
-        Place place(where, member.name);
-        if (member.is_bit_field() || old_member->is_bit_field()) {
-            const Type &old_type = layout(m_old, old_member->type);
-            const Type &new_type = layout(m_new, member.type);
-            __int128 value = old_member->is_bit_field()
-                                 ? read_bits(from, old_member->bit_offset, old_member->bit_size, is_signed(old_type))
-                                 : read_integer(from + old_member->offset, old_type.size, is_signed(old_type));
-            std::uint64_t width = member.is_bit_field() ? member.bit_size : new_type.size * 8;
-            if (!fits(value, width, is_signed(new_type))) {
-                if (leniency == Leniency::SkipFailures)
-                    continue;
-                return failure(place.text(), "value " + text(value) + " does not fit in " + std::to_string(width) + " bits");
-            }
-            if (member.is_bit_field())
-                write_bits(to, member.bit_offset, member.bit_size, value);
-            else
-                std::memcpy(to + member.offset, &value, new_type.size);
-            continue;
-        }
-        if (leniency == Leniency::SkipFailures && !convertible(old_member->type, member.type)) {
-            continue;  // left zero for the transformer
-        }
-        auto converted = convert_value(old_member->type, from + old_member->offset, member.type, to + member.offset, place);
-        if (!converted) {
-            if (leniency == Leniency::SkipFailures) {
-                std::memset(to + member.offset, 0, layout(m_new, member.type).size);
-                continue;
-            }
-            return converted;
-        }
-    }
-    return true;
 }
 
 Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, const unsigned char *from,

@@ -144,9 +144,6 @@ private:
                             const std::string &where) const;
     Result<bool> convert_array(const schema::Type &x, std::size_t old_dim, const unsigned char *from,
                                const schema::Type &y, std::size_t new_dim, unsigned char *to, const Place &where) const;
-    enum class Leniency { Strict, SkipFailures };  // SkipFailures: a transformer follows
-    Result<bool> convert_struct(const schema::Type &x, const unsigned char *from, const schema::Type &y,
-                                unsigned char *to, const Place &where, Leniency leniency) const;
     Result<bool> convert_scalar(schema::TypeId old_type, const unsigned char *from, schema::TypeId new_type,
                                 unsigned char *to, const Place &where) const;
 
