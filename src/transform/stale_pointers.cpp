@@ -9,6 +9,9 @@
 #include <sstream>
 #include <tuple>
 
+#include <link.h>
+#include <unistd.h>
+
 #include "heap_tracking.h"
 
 namespace molt::transform {
@@ -106,6 +109,36 @@ private:
     StaleScan m_scan;
 };
 
+// The writable segments of every loaded object (its .data and .bss), exactly: from the program
+// headers, not guessed from the mappings.
+struct Segment {
+    std::uintptr_t start, end;
+    std::string file;
+};
+
+std::vector<Segment> writable_segments()
+{
+    std::vector<Segment> segments;
+    dl_iterate_phdr(
+        [](dl_phdr_info *info, size_t, void *data) {
+            auto &found = *static_cast<std::vector<Segment> *>(data);
+            std::string file = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "";
+            if (file.empty()) {  // the executable
+                char path[4096];
+                ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+                file = length > 0 ? std::string(path, static_cast<std::size_t>(length)) : "the executable";
+            }
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const ElfW(Phdr) &header = info->dlpi_phdr[i];
+                if (header.p_type == PT_LOAD && (header.p_flags & PF_W))
+                    found.push_back({info->dlpi_addr + header.p_vaddr, info->dlpi_addr + header.p_vaddr + header.p_memsz, file});
+            }
+            return 0;
+        },
+        &segments);
+    return segments;
+}
+
 }  // namespace
 
 StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
@@ -120,30 +153,19 @@ StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
         scanner.words(start, start + variable.size,
                       [&](std::uintptr_t offset) { return "variable " + variable.qualified_name + " (+" + std::to_string(offset) + ")"; });
     }
-    // The rest of the process's writable memory.
-    std::vector<Region> regions = mapped_regions();
-    std::string owner;  // the file whose data an anonymous region right after it continues (its .bss)
-    std::uintptr_t owner_end = 0;
-    for (const Region &region : regions) {
-        bool continues = region.path.empty() && region.start == owner_end && !owner.empty();
-        if (!region.path.empty()) {
-            owner = region.path;
-            owner_end = region.end;
-        } else if (continues) {
-            owner_end = region.end;
-        } else {
-            owner.clear();
-        }
-        bool kernel_named = !region.path.empty() && region.path[0] == '[' && region.path != "[heap]";
-        if (!region.writable || region.shared || kernel_named)
-            continue;  // read-only, shared with another process, or the stack, vdso...
-        const std::string &file = region.path.empty() ? owner : region.path;
-        if (std::find(version_paths.begin(), version_paths.end(), file) != version_paths.end())
-            continue;  // an old version's data is dead; the new one's was scanned by name
-        if (!file.empty() && file[0] == '/')
-            scanner.words(region.start, region.end,
-                          [&](std::uintptr_t offset) { return "the data of " + file + " at " + hex(region.start + offset); });
-        else
+    // The other libraries' data and bss, word by word (the versions' own: the old ones are dead,
+    // the new one's was scanned by name).
+    auto is_version = [&](const std::string &file) {
+        return std::find(version_paths.begin(), version_paths.end(), file) != version_paths.end();
+    };
+    for (const Segment &segment : writable_segments())
+        if (!is_version(segment.file))
+            scanner.words(segment.start, segment.end,
+                          [&](std::uintptr_t offset) { return "the data of " + segment.file + " at " + hex(segment.start + offset); });
+    // The heaps: every anonymous writable region, through the live blocks allocated through Molt.
+    for (const Region &region : mapped_regions()) {
+        bool heap = region.path.empty() || region.path == "[heap]";
+        if (region.writable && !region.shared && heap)
             scanner.heap_blocks(region);
     }
     return scanner.result();
