@@ -415,6 +415,9 @@ private:
             });
         MOLT_TRY(registered, register_transformers());
         (void)registered;
+        for (const Migration &migration : m_migrations)  // the conversion's programs, outside the pause
+            if (!migration.identical && !migration.transformer_only)
+                m_converter->precompile(migration.from->type, migration.to->type);
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         return true;
     }

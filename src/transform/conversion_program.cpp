@@ -2,6 +2,7 @@
 // do what ValueConverter::convert_value would do member by member; what they cannot express
 // simply (enums, floats, unions, arrays that shrink) is left to it as an Interpreted step.
 #include <cstring>
+#include <set>
 
 #include "integers.h"
 #include "value_conversion.h"
@@ -398,6 +399,35 @@ const ConversionProgram *ValueConverter::variable_program(const std::string &new
         found->second = std::move(program);
     }
     return found->second.get();
+}
+
+void ValueConverter::precompile(TypeId old_type, TypeId new_type) const
+{
+    std::vector<const ConversionProgram *> work{&program(old_type, new_type)};
+    std::set<const ConversionProgram *> seen{work.back()};
+    auto visit = [&](const ConversionProgram *next) {
+        if (next && seen.insert(next).second)
+            work.push_back(next);
+    };
+    while (!work.empty()) {
+        const ConversionProgram *current = work.back();
+        work.pop_back();
+        for (const ReachStep &reach : current->reach) {
+            if (reach.element)
+                visit(reach.element);
+            else if (reach.union_index < 0) {
+                if (!reach.pointee)
+                    reach.pointee = &program(reach.old_pointee, reach.new_pointee);
+                visit(reach.pointee);
+            }
+        }
+        for (const ConversionStep &step : current->steps)
+            if (step.kind == ConversionStep::Kind::Array)
+                visit(step.element);
+        for (const UnionConversion &conversion : current->unions)
+            for (const UnionConversion::Case &each : conversion.cases)
+                visit(each.program);
+    }
 }
 
 Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigned char *from, unsigned char *to,

@@ -177,7 +177,8 @@ private:
         void push_back(const Block &block)
         {
             if (m_size == m_chunks.size() * chunk)
-                m_chunks.push_back(new Block[chunk]());  // zeroed: no leftover old address
+                m_chunks.push_back(new Block[chunk]);  // not zeroed: --verify does not scan these chunks,
+                                                       // and untouched pages cost nothing
             (*this)[m_size++] = block;
         }
         void clear()

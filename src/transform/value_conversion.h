@@ -125,6 +125,10 @@ public:
     // use and kept for the converter's life. Safe to call from several threads.
     const ConversionProgram &program(schema::TypeId old_type, schema::TypeId new_type) const;
 
+    // Compiles, before the pause, the program of a pair and of every pair its pointers lead to
+    // (linking each pointer to its pointee's program), so that the pause only runs them.
+    void precompile(schema::TypeId old_type, schema::TypeId new_type) const;
+
     // Converts one value by its program, as convert() does; `to` is zero-filled first unless the
     // caller says it is `zeroed` already (a fresh calloc).
     Result<bool> run(const ConversionProgram &program, const unsigned char *from, unsigned char *to, const Place &where,
