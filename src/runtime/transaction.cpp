@@ -233,7 +233,7 @@ public:
         }
         auto commit_start = Clock::now();
         commit();
-        auto end = Clock::now();
+        auto end = m_released_at;
         for (Stack &stack : m_old_stacks)  // every thread goes on meanwhile: munmap is not free
             release_stack(stack);
         set_active(nullptr);
@@ -1035,6 +1035,9 @@ private:
         set_current_version(m_new);
         committed_generation().store(m_generation);
         end_pending();  // first, as in resume_old
+        // The pause ends here: the threads are let go in this loop. (Not after it: a thread let
+        // go may take this core at once, and the time it then runs is not a pause.)
+        m_released_at = Clock::now();
         registry().for_each([&](ThreadRecord &thread) {
             bool restarted = std::find(m_parked.begin(), m_parked.end(), &thread) != m_parked.end();
             ThreadState state = thread.current_state();
@@ -1081,7 +1084,8 @@ private:
     std::map<std::uintptr_t, std::uintptr_t> m_function_remap;    // old run-time address -> new
     std::map<std::uintptr_t, std::uint64_t> m_old_function_sizes;  // old run-time address -> bytes
     std::vector<ThreadRecord *> m_parked;
-    std::vector<Stack> m_old_stacks;  // the old frames of restarted threads, released after the commit
+    std::vector<Stack> m_old_stacks;
+    Clock::time_point m_released_at;  // when the commit lets the threads go: the end of the pause  // the old frames of restarted threads, released after the commit
     int m_generation = 0;
 };
 

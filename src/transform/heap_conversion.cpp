@@ -526,6 +526,8 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
     // the same element, the corresponding member of the new type.
     std::uintptr_t offset = address - block->old_start;
     std::uint64_t element = offset / block->old_size(), within = offset % block->old_size();
+    if (within == 0 && old_pointee == block->old_type())  // the common case: an element's start
+        return block->new_start + element * block->new_size();
     auto member = m_converter.corresponding_offset(block->program->old_type, block->program->new_type, within, old_pointee);
     if (!member)
         return failure(where.text(), "points " + std::to_string(within) + " bytes into a converted " +
