@@ -550,21 +550,26 @@ TEST_F(ControlSocket, ASecondUpdateWhileOneRunsIsRefused)
     EXPECT_TRUE(stuck.alive());
 }
 
-TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
+// Asks process `pid` to update to `path` and hangs up at once, without reading the answer.
+void request_update_and_hang_up(pid_t pid, const std::string &path)
 {
-    std::string v2 = shared_object("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=2");
-    std::string request = "{\"protocol\": 1, \"command\": \"update\", \"path\": \"" + v2 + "\"}\n";
-    // Send and hang up at once, without reading the answer.
+    std::string request = "{\"protocol\": 1, \"command\": \"update\", \"path\": \"" + path + "\"}\n";
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    std::string name = "molt." + std::to_string(m_process->pid());
+    std::string name = "molt." + std::to_string(pid);
     std::memcpy(address.sun_path + 1, name.data(), name.size());
     ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&address),
                       static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
               0);
     ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
     close(fd);
+}
+
+TEST_F(ControlSocket, AClientThatLeavesMidUpdateDoesNotStopIt)
+{
+    std::string v2 = shared_object("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DV=2");
+    request_update_and_hang_up(m_process->pid(), v2);
     EXPECT_TRUE(wait_until([&] {
         return molt_tool({"status", std::to_string(m_process->pid())}).out.find("runs " + v2) != std::string::npos;
     }));
@@ -1200,6 +1205,33 @@ TEST(Campaign, CrashesAtRandomStepsAlwaysRollBackWithNothingLost)
         }
     }
     EXPECT_EQ(lost, 0) << "of " << runs << " runs (MOLT_CAMPAIGN_SEED=" << seed << ")";
+}
+
+// A client that hangs up as soon as it has asked, while the update fails at each fault point:
+// the update still rolls back whole (never half-done), `molt status` records the failed
+// attempt, v1 keeps its state, and the next update works.
+TEST_P(FaultInjection, AClientThatLeavesDoesNotLeaveTheUpdateHalfDone)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    setenv("MOLT_FAULT", GetParam().c_str(), 1);  // the fixture inherits it
+    LiveProcess process({v1, log, ready});
+    unsetenv("MOLT_FAULT");
+    ready_pid(ready);
+    std::string pid = std::to_string(process.pid());
+    request_update_and_hang_up(process.pid(), v2);
+    ASSERT_TRUE(wait_until([&] {
+        return molt_tool({"status", pid}).out.find("fault injected at " + GetParam()) != std::string::npos;
+    })) << molt_tool({"status", pid}).out;
+    EXPECT_TRUE(process.alive());
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 re-checks its whole state every 50 rounds
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
+    ToolResult update = molt_tool({"update", pid, v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    expect_new_version_passes(log, "heap");
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, FaultInjection,
