@@ -817,6 +817,7 @@ private:
             }
             stacks.push_back(stack);
         }
+        save_signal_dispositions();  // the new code may change them before it fails
         install_crash_handlers();  // a crash in the new code rolls back instead of killing
         for (std::size_t i = 0; i < m_parked.size(); ++i) {
             ThreadRecord &thread = *m_parked[i];
@@ -904,6 +905,7 @@ private:
             futex_wait(thread_changes(), seen, std::chrono::milliseconds(1));
         }
         remove_crash_handlers();
+        restore_signal_dispositions();
         // Through the registry: a thread whose new start routine returned has left it, and its
         // record is gone (m_parked would still point at it).
         registry().for_each([&](ThreadRecord &thread) {
@@ -985,6 +987,24 @@ private:
         m_new_schema = nullptr;
         unload_version(m_new);
         m_new = nullptr;
+    }
+
+    // Every signal's disposition as the old version left it, and back after a failed restart:
+    // a handler the new code installed on its way would otherwise run new code on old state
+    // (Molt's own wake signal is left alone).
+    void save_signal_dispositions()
+    {
+        m_saved_signals.assign(NSIG, {});
+        for (int number = 1; number < NSIG; ++number)
+            if (number != SIGKILL && number != SIGSTOP && number != wake_signal())
+                sigaction(number, nullptr, &m_saved_signals[number]);
+    }
+
+    void restore_signal_dispositions()
+    {
+        for (int number = 1; number < static_cast<int>(m_saved_signals.size()); ++number)
+            if (number != SIGKILL && number != SIGSTOP && number != wake_signal())
+                sigaction(number, &m_saved_signals[number], nullptr);
     }
 
     // ---- commit -------------------------------------------------------------------------------
@@ -1085,6 +1105,7 @@ private:
     std::map<std::uintptr_t, std::uint64_t> m_old_function_sizes;  // old run-time address -> bytes
     std::vector<ThreadRecord *> m_parked;
     std::vector<Stack> m_old_stacks;
+    std::vector<struct sigaction> m_saved_signals;  // before the restart (save_signal_dispositions)
     Clock::time_point m_released_at;  // when the commit lets the threads go: the end of the pause  // the old frames of restarted threads, released after the commit
     int m_generation = 0;
 };

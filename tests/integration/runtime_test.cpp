@@ -845,6 +845,24 @@ TEST_P(CodeRedirection, ASignalHandlerAndAHiddenCallbackRunTheNewCode)
     EXPECT_EQ(count_matching(read_lines(log), "^V1 handler"), 0);
 }
 
+// The new main installs a SIGUSR1 handler and crashes before its first update point: the
+// rollback puts every signal's disposition back as v1 left it.
+TEST(CodeRedirectionRollback, SignalHandlersTheNewCodeInstalledAreUndoneByTheRollback)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/callbacks.c", toolchain, "-DV=1");
+    std::string crashing = shared_object("runtime/callbacks.c", toolchain, "-DV=2 -DCRASH");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), crashing});
+    EXPECT_EQ(update.status, 1) << update.out;
+    EXPECT_NE(update.err.find("crashed with SEGV"), std::string::npos) << update.err;
+    ASSERT_TRUE(keeps_printing(fixture.log, "^V1 callback", 2)) << read_text(fixture.log);
+    kill(fixture.process->pid(), SIGUSR1);
+    EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V1 handler") == 1; }))
+        << read_text(fixture.log);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2 handler"), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Toolchains, CodeRedirection, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
