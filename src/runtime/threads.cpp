@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -82,6 +83,7 @@ void *thread_entry(void *argument)
     auto *record = static_cast<ThreadRecord *>(argument);
     record->tid = current_tid();
     set_current_thread(record);
+    ensure_alternate_signal_stack();
     pthread_setspecific(exit_key(), record);
     volatile bool started = false;
     getcontext(&record->exit_context);
@@ -285,7 +287,9 @@ void install_crash_handlers()
     for (std::size_t i = 0; i < std::size(crash_signals); ++i) {
         struct sigaction action {};
         action.sa_sigaction = crash_handler;
-        action.sa_flags = SA_SIGINFO | SA_NODEFER;  // NODEFER: the old frames may crash again later
+        // NODEFER: the old frames may crash again later. ONSTACK: a stack overflow leaves no
+        // stack to run the handler on but the alternate one.
+        action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&action.sa_mask);
         sigaction(crash_signals[i], &action, &g_previous_crash_actions[i]);
     }
@@ -304,8 +308,44 @@ void return_to_old_frames(ThreadRecord &record)
     std::abort();  // setcontext does not return
 }
 
+// Every thread Molt may take back from a crash gets an alternate signal stack, so that a stack
+// overflow in the new code (a runaway recursion hits the guard page) still reaches the crash
+// handler instead of killing the process. A thread that has its own keeps it. Freed when the
+// thread ends.
+void ensure_alternate_signal_stack()
+{
+    constexpr std::size_t size = 64 * 1024;
+    struct AlternateStack {
+        void *memory = nullptr;
+        ~AlternateStack()
+        {
+            if (!memory)
+                return;
+            stack_t off{};
+            off.ss_flags = SS_DISABLE;
+            sigaltstack(&off, nullptr);
+            munmap(memory, size);
+        }
+    };
+    static thread_local AlternateStack stack;
+    stack_t current{};
+    if (stack.memory || (sigaltstack(nullptr, &current) == 0 && !(current.ss_flags & SS_DISABLE)))
+        return;
+    void *memory = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (memory == MAP_FAILED)
+        return;  // without one, a stack overflow kills the process, as it would without Molt
+    stack_t alternate{};
+    alternate.ss_sp = memory;
+    alternate.ss_size = size;
+    if (sigaltstack(&alternate, nullptr) == 0)
+        stack.memory = memory;
+    else
+        munmap(memory, size);
+}
+
 void register_main_thread()
 {
+    ensure_alternate_signal_stack();
     auto *record = new ThreadRecord;
     record->is_main = true;
     record->tid = current_tid();

@@ -145,4 +145,7 @@ void register_main_thread();
 // The real pthread_create, for the runtime's own threads (never registered).
 int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg);
 
+// Gives the calling thread an alternate signal stack unless it has one (see threads.cpp).
+void ensure_alternate_signal_stack();
+
 }  // namespace molt::runtime

@@ -167,6 +167,7 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
         std::binary_semaphore done{0};
     } shared{&there};
     auto body = [](void *argument) -> void * {
+        ensure_alternate_signal_stack();  // a parallel transformer may crash here too
         auto *work = static_cast<Shared *>(argument);
         (*work->work)();
         work->done.release();
@@ -217,6 +218,7 @@ public:
         if (!phase("quiesce", m_pause_start, [&] { return quiesce(); }))
             return finish();
         // Transformers run in the transform: a crash in one fails the update (transformer_guard.h).
+        ensure_alternate_signal_stack();
         install_crash_handlers();
         bool transformed = phase("transform", Clock::now(), [&] { return transform(); });
         remove_crash_handlers();

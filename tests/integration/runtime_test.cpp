@@ -1098,6 +1098,26 @@ INSTANTIATE_TEST_SUITE_P(Toolchains, RestartRollback,
 
 // The sleeper crashes so early that some threads have not taken their Restart yet when the
 // rollback begins: they must stay at v1's update points, not run on a stack the rollback frees.
+// A runaway recursion in the new code overflows its stack: the crash handler runs on the
+// alternate signal stack Molt gives each thread, and the update rolls back.
+TEST(RestartRollbackOverflow, AStackOverflowInTheNewCodeRollsBack)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string overflowing = shared_object("runtime/counter.c", toolchain, "-DV=2 -DOVERFLOW");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    Fixture fixture = start_fixture(v1);
+    ToolResult failed = molt_tool({"update", std::to_string(fixture.process->pid()), overflowing});
+    EXPECT_EQ(failed.status, 1) << failed.out;
+    EXPECT_NE(failed.err.find("crashed with SEGV"), std::string::npos) << failed.err;
+    ASSERT_TRUE(fixture.process->alive());
+    ASSERT_TRUE(keeps_printing(fixture.log, "^v1 count", 5));
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(keeps_printing(fixture.log, "^v2: count=", 5));
+    expect_count_unbroken(fixture.log);
+}
+
 TEST(RestartRollback, OneThreadCrashingTakesEveryThreadBackToV1)
 {
     Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
