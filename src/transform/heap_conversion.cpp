@@ -333,25 +333,30 @@ Result<bool> HeapConverter::merge_inner_blocks()
 
 std::string HeapConverter::replaced_object_at(std::uintptr_t word) const
 {
-    const auto &sorted = sorted_blocks();
-    if (sorted.empty() || word < sorted.front().first)
+    const Block *block = sorted_block_holding(word);
+    if (!block)
         return {};
-    auto after = std::upper_bound(sorted.begin(), sorted.end(), word,
+    char address[32];
+    std::snprintf(address, sizeof address, "%#lx", static_cast<unsigned long>(block->old_start));
+    return "the old " + schema::type_to_c(*m_old.schema, block->old_type()) + " at " + address;
+}
+
+// The block whose old extent holds `address`, by the sorted starts: the one starting at or before
+// it (a view lies inside the block before it, and is passed over). Null when there is none.
+const HeapConverter::Block *HeapConverter::sorted_block_holding(std::uintptr_t address) const
+{
+    const auto &sorted = sorted_blocks();
+    auto after = std::upper_bound(sorted.begin(), sorted.end(), address,
                                   [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
                                       return value < entry.first;
                                   });
-    // The block starting at or before the word; a view lies inside the one before it.
     for (auto at = after; at != sorted.begin();) {
         const Block &block = m_blocks[(--at)->second];
         if (block.view)
             continue;
-        if (word >= block.old_start + block.capacity * block.old_size())
-            return {};
-        char address[32];
-        std::snprintf(address, sizeof address, "%#lx", static_cast<unsigned long>(block.old_start));
-        return "the old " + schema::type_to_c(*m_old.schema, block.old_type()) + " at " + address;
+        return address < block.old_start + block.capacity * block.old_size() ? &block : nullptr;
     }
-    return {};
+    return nullptr;
 }
 
 std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
@@ -411,19 +416,7 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
     if (m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12) &&
         tracked_block(reinterpret_cast<const void *>(address)))
         return nullptr;
-    const auto &sorted = sorted_blocks();
-    auto after = std::upper_bound(sorted.begin(), sorted.end(), address,
-                                  [](std::uintptr_t value, const std::pair<std::uintptr_t, std::size_t> &entry) {
-                                      return value < entry.first;
-                                  });
-    // The block starting at or before the address; a view lies inside the block before it.
-    for (auto at = after; at != sorted.begin();) {
-        const Block &block = m_blocks[(--at)->second];
-        if (block.view)
-            continue;
-        return address < block.old_start + block.capacity * block.old_size() ? &block : nullptr;
-    }
-    return nullptr;
+    return sorted_block_holding(address);
 }
 
 // A pointer into an old global or static goes to the same place in the new version's variable

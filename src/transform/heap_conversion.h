@@ -146,6 +146,7 @@ private:
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
     Result<bool> walk_pointer(const Candidate &candidate);
     const Block *block_holding(std::uintptr_t address) const;
+    const Block *sorted_block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);
     struct GlobalRange;
