@@ -4,7 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,14 +47,25 @@ LiveProcess::LiveProcess(const std::vector<std::string> &argv)
     for (const std::string &argument : argv)
         arguments.push_back(const_cast<char *>(argument.c_str()));
     arguments.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
     std::string output = scratch_directory() + "/process-output-" + std::to_string(getpid());
-    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (posix_spawn(&m_pid, arguments[0], &actions, nullptr, arguments.data(), environ) != 0)
-        m_pid = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    pid_t parent = getpid();
+    // fork and exec (not posix_spawn) so that the fixture dies with the test process, even one
+    // killed or interrupted: a leftover fixture would go on using a core for nothing.
+    pid_t child = fork();
+    if (child == 0) {  // only async-signal-safe calls until exec
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);  // the test died before the line above
+        int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execve(arguments[0], arguments.data(), environ);
+        _exit(127);
+    }
+    m_pid = child > 0 ? child : -1;
 }
 
 LiveProcess::~LiveProcess()
