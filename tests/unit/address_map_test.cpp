@@ -1,0 +1,63 @@
+// The address tables of the heap conversion (src/transform/address_map.h): the hash of addresses
+// and the table of block starts laid over the address space, at their edges.
+#include <gtest/gtest.h>
+
+#include "address_map.h"
+
+namespace molt::transform {
+namespace {
+
+constexpr std::uintptr_t megabyte = std::uintptr_t{1} << 20;
+
+TEST(AddressMap, StoresOnceFindsWhatWasStoredAndGrows)
+{
+    AddressMap map;
+    EXPECT_EQ(map.find(0x1000), AddressMap::absent);
+    for (std::uintptr_t i = 1; i <= 5000; ++i)
+        EXPECT_TRUE(map.insert(i * 16, i));
+    EXPECT_FALSE(map.insert(16, 99));  // already there: kept
+    EXPECT_EQ(map.size(), 5000u);
+    for (std::uintptr_t i = 1; i <= 5000; ++i)
+        ASSERT_EQ(map.find(i * 16), i);
+    EXPECT_EQ(map.find(5001 * 16), AddressMap::absent);
+    map.clear();
+    EXPECT_EQ(map.find(16), AddressMap::absent);
+}
+
+TEST(BlockStarts, AlignedAndUnalignedStartsAcrossMegabytes)
+{
+    BlockStarts starts;
+    std::uintptr_t base = 0x7f0000000000;
+    EXPECT_TRUE(starts.insert(base + 16, 1));
+    EXPECT_TRUE(starts.insert(base + megabyte - 16, 2));  // the last slot of a megabyte
+    EXPECT_TRUE(starts.insert(base + megabyte, 3));       // the first slot of the next
+    EXPECT_TRUE(starts.insert(base + 24, 4));             // not 16-byte aligned: the other map
+    EXPECT_FALSE(starts.insert(base + 16, 5));
+    EXPECT_EQ(starts.find(base + 16), 1u);
+    EXPECT_EQ(starts.find(base + megabyte - 16), 2u);
+    EXPECT_EQ(starts.find(base + megabyte), 3u);
+    EXPECT_EQ(starts.find(base + 24), 4u);
+    EXPECT_EQ(starts.find(base + 32), BlockStarts::absent);
+    EXPECT_EQ(starts.find(base + 5 * megabyte), BlockStarts::absent);  // a megabyte never used
+    EXPECT_TRUE(starts.has_unaligned());
+}
+
+TEST(BlockStarts, TheStartAtOrBelowAnAddressWithinReach)
+{
+    BlockStarts starts;
+    std::uintptr_t base = 0x7f0000000000;
+    starts.insert(base + 64, 7);
+    // At the start, inside, at the edge of the reach, past it.
+    EXPECT_EQ(starts.find_at_or_below(base + 64, 47), (std::pair<std::uintptr_t, std::size_t>{base + 64, 7}));
+    EXPECT_EQ(starts.find_at_or_below(base + 64 + 40, 47), (std::pair<std::uintptr_t, std::size_t>{base + 64, 7}));
+    EXPECT_EQ(starts.find_at_or_below(base + 64 + 47, 47), (std::pair<std::uintptr_t, std::size_t>{base + 64, 7}));
+    EXPECT_EQ(starts.find_at_or_below(base + 64 + 64, 47).second, BlockStarts::absent);
+    EXPECT_EQ(starts.find_at_or_below(base + 48, 47).second, BlockStarts::absent);  // below the start
+    // Near the start of a megabyte the search would cross into the one before: it says so.
+    EXPECT_EQ(starts.find_at_or_below(base + megabyte + 16, 47).second, BlockStarts::unknown);
+    EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 16, 47).second, BlockStarts::unknown);  // no table there
+    EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 4096, 47).second, BlockStarts::absent);
+}
+
+}  // namespace
+}  // namespace molt::transform
