@@ -1168,11 +1168,23 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
     LiveProcess process({v1, log, ready});
     unsetenv("MOLT_FAULT");
     ready_pid(ready);
-    ToolResult failed = molt_tool({"update", std::to_string(process.pid()), v2});
+    std::string pid = std::to_string(process.pid());
+    auto stacks = [&] {  // the restart stacks the runtime holds, from `molt status --json`
+        std::smatch found;
+        std::string status = molt_tool({"status", "--json", pid}).out;
+        return std::regex_search(status, found, std::regex("\"stacks\": *([0-9]+)")) ? found[1].str() : "?";
+    };
+    std::string stacks_before = stacks();
+    ASSERT_NE(stacks_before, "?");
+    std::size_t mappings_before = read_lines("/proc/" + pid + "/maps").size();
+    ToolResult failed = molt_tool({"update", pid, v2});
     EXPECT_EQ(failed.status, 1) << failed.out;
     EXPECT_NE(failed.err.find("fault injected at " + GetParam()), std::string::npos) << failed.err;
-    // No code of v2 ran (but its constructors): it was unloaded, not left mapped.
-    EXPECT_EQ(read_text("/proc/" + std::to_string(process.pid()) + "/maps").find(v2), std::string::npos) << GetParam();
+    // No code of v2 ran (but its constructors): it was unloaded, not left mapped; no restart
+    // stack is left, and the mappings are as before (a couple of cached thread stacks aside).
+    EXPECT_EQ(read_text("/proc/" + pid + "/maps").find(v2), std::string::npos) << GetParam();
+    EXPECT_LE(read_lines("/proc/" + pid + "/maps").size(), mappings_before + 4) << GetParam();
+    EXPECT_EQ(stacks(), stacks_before) << GetParam();
     std::this_thread::sleep_for(std::chrono::milliseconds(400));  // v1 re-checks its whole state every 50 rounds
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
