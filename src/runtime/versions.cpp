@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "schema_cache.h"
@@ -41,9 +42,17 @@ std::string real_path(const std::string &path)
     return realpath(path.c_str(), resolved) ? std::string(resolved) : path;
 }
 
+// The files of every version this process has loaded (a copy is made of any loaded again).
+std::set<std::string> &ever_loaded()
+{
+    static auto *paths = new std::set<std::string>;
+    return *paths;
+}
+
 Version *remember(std::unique_ptr<Version> version)
 {
     std::lock_guard lock(versions_mutex());
+    ever_loaded().insert(version->path);
     all_versions().push_back(std::move(version));
     return all_versions().back().get();
 }
@@ -117,8 +126,10 @@ std::optional<std::string> fresh_copy(const std::string &path)
     bool loaded = false;
     {
         std::lock_guard lock(versions_mutex());
-        for (const auto &version : all_versions())
-            loaded |= version->path == wanted;
+        // Every file loaded once, even one unloaded since (after a failed update): dlclose may
+        // leave it mapped (another reference, a NODELETE object), and dlopen would hand back
+        // that image, its globals as it left them.
+        loaded = ever_loaded().count(wanted) != 0;
     }
     if (!loaded)
         return std::nullopt;
