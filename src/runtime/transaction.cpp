@@ -821,6 +821,9 @@ private:
         }
         save_signal_dispositions();  // the new code may change them before it fails
         install_crash_handlers();  // a crash in the new code rolls back instead of killing
+        // From here on the new code runs: whatever fails (even by an exception), the version stays
+        // loaded, since something may lead into it.
+        m_quarantined = true;
         for (std::size_t i = 0; i < m_parked.size(); ++i) {
             ThreadRecord &thread = *m_parked[i];
             thread.previous_stack = thread.stack_in_use;
