@@ -191,8 +191,10 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     if (candidate.length != no_length) {
         if (!tracked) {  // a block Molt did not allocate: the length is all there is to know
             capacity = std::max<std::uint64_t>(candidate.length, 1);
-            if (candidate.length > (std::uint64_t{1} << 40) / program.old_size ||
-                !mapped(address, candidate.length * program.old_size))
+            if (candidate.length > (std::uint64_t{1} << 40) / program.old_size)
+                return failure(where(), "its length member says " + std::to_string(candidate.length) +
+                                          " elements: more than a terabyte, not a length");
+            if (!mapped(address, candidate.length * program.old_size))
                 return failure(where(), "its length member says " + std::to_string(candidate.length) +
                                           " elements, which are not all in mapped memory");
         } else if (candidate.length > capacity) {
@@ -316,12 +318,13 @@ Result<bool> HeapConverter::merge_inner_blocks()
         auto member = m_converter.corresponding_offset(outer.program->old_type, outer.program->new_type,
                                                        offset % outer.old_size(), inner.program->old_type);
         bool same_element_type = inner.program->old_type == outer.program->old_type;
-        if (!member || inner.old_start + inner.capacity * inner.old_size() > outer_end ||
-            (!same_element_type && inner.capacity > 1))
-            return failure("a heap " + schema::type_to_c(*m_old.schema, outer.old_type()),
-                           "a pointer points " + std::to_string(offset % outer.old_size()) + " bytes into this converted object as " +
-                               schema::type_to_c(*m_old.schema, inner.old_type()) +
-                               ", where the new version has no member of that type to point to");
+        std::string where = "a heap " + schema::type_to_c(*m_old.schema, outer.old_type());
+        std::string as = "a pointer points " + std::to_string(offset % outer.old_size()) + " bytes into this converted object as " +
+                         schema::type_to_c(*m_old.schema, inner.old_type());
+        if (!member)
+            return failure(where, as + ", where the new version has no member of that type to point to");
+        if (inner.old_start + inner.capacity * inner.old_size() > outer_end || (!same_element_type && inner.capacity > 1))
+            return failure(where, as + " to a run of objects that does not fit in it: not supported");
         std::free(reinterpret_cast<void *>(inner.new_start));
         inner.new_start = outer.new_start + offset / outer.old_size() * outer.new_size() + *member;
         m_objects -= inner.count;
