@@ -83,7 +83,6 @@ void *thread_entry(void *argument)
     auto *record = static_cast<ThreadRecord *>(argument);
     record->tid = current_tid();
     set_current_thread(record);
-    ensure_alternate_signal_stack();
     pthread_setspecific(exit_key(), record);
     volatile bool started = false;
     getcontext(&record->exit_context);
@@ -308,10 +307,11 @@ void return_to_old_frames(ThreadRecord &record)
     std::abort();  // setcontext does not return
 }
 
-// Every thread Molt may take back from a crash gets an alternate signal stack, so that a stack
-// overflow in the new code (a runaway recursion hits the guard page) still reaches the crash
-// handler instead of killing the process. A thread that has its own keeps it. Freed when the
-// thread ends.
+// Every thread Molt may take back from a crash gets an alternate signal stack (when it first
+// restarts into a new version, not when it is created: creating threads costs nothing more), so
+// that a stack overflow in the new code (a runaway recursion hits the guard page) still reaches
+// the crash handler instead of killing the process. A thread that has its own keeps it. Freed
+// when the thread ends.
 void ensure_alternate_signal_stack()
 {
     constexpr std::size_t size = 64 * 1024;
@@ -345,7 +345,6 @@ void ensure_alternate_signal_stack()
 
 void register_main_thread()
 {
-    ensure_alternate_signal_stack();
     auto *record = new ThreadRecord;
     record->is_main = true;
     record->tid = current_tid();

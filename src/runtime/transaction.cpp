@@ -85,11 +85,24 @@ const char *planned_transformer(void *, const void *) { return nullptr; }
 // (Molt's own allocation fails: std::bad_alloc), transform.globals (half the
 // globals written), restart.stacks (just before any thread moves).
 
-Result<bool> fault_point(const char *point)
+// Whether MOLT_FAULT names `point` (alone, or followed by ":argument") and has not fired yet in
+// this process; then what follows the point's name.
+std::optional<std::string_view> fault_fires(std::string_view point)
 {
     static std::atomic<bool> fired{false};
     const char *chosen = std::getenv("MOLT_FAULT");
-    if (!chosen || std::strcmp(chosen, point) != 0 || fired.exchange(true))
+    if (!chosen)
+        return std::nullopt;
+    std::string_view named(chosen);
+    if (named.substr(0, point.size()) != point || (named.size() > point.size() && named[point.size()] != ':') ||
+        fired.exchange(true))
+        return std::nullopt;
+    return named.substr(point.size());
+}
+
+Result<bool> fault_point(const char *point)
+{
+    if (!fault_fires(point))
         return true;
     return Error{"", std::string("fault injected at ") + point + " (MOLT_FAULT)"};
 }
@@ -98,12 +111,10 @@ Result<bool> fault_point(const char *point)
 // cannot be allocated, as if memory had run out. 0: no such fault.
 std::size_t allocation_fault()
 {
-    static std::atomic<bool> fired{false};
-    const char *chosen = std::getenv("MOLT_FAULT");
-    constexpr std::string_view point = "transform.allocation:";
-    if (!chosen || std::string_view(chosen).substr(0, point.size()) != point || fired.exchange(true))
+    auto argument = fault_fires("transform.allocation");
+    if (!argument || argument->size() < 2)
         return 0;
-    return static_cast<std::size_t>(std::strtoull(chosen + point.size(), nullptr, 10));
+    return static_cast<std::size_t>(std::strtoull(std::string(argument->substr(1)).c_str(), nullptr, 10));
 }
 
 // Calls `pages(start, bytes)` for the whole pages that lie inside one writable variable of a
@@ -733,14 +744,8 @@ private:
             }
             if (auto transformer = m_variable_transformers.find(migration.to->qualified_name);
                 transformer != m_variable_transformers.end()) {
-                int crash = 0;
-                const char *message = transform::call_transformer(transformer->second, to, from, crash);
-                if (crash)
-                    return Error{"", "variable " + migration.to->qualified_name + ": transformer crashed with " +
-                                         (sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
-                                         " (a lock it held, malloc's say, may stay held): the old version keeps running"};
-                if (message)
-                    return Error{"", "variable " + migration.to->qualified_name + ": transformer failed: " + message +
+                if (auto failed = transform::transformer_failure(transformer->second, to, from))
+                    return Error{"", "variable " + migration.to->qualified_name + ": " + *failed +
                                          ": the old version keeps running"};
                 ++m_report.variables_transformed;
             }

@@ -76,6 +76,7 @@ void restart(ThreadRecord &thread, int generation)
     next.uc_link = nullptr;
     makecontext(&next, restart_trampoline, 0);
     thread.crash_signal.store(0);
+    ensure_alternate_signal_stack();  // the crash handler's, should the new code overflow its stack
     // Switching since the command was taken (take_command).
     swapcontext(&thread.parked_context, &next);
     // Only a rollback comes back here (the old frames are intact until the commit): parked

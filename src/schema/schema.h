@@ -171,6 +171,15 @@ struct Schema {
 // Follows typedefs and const/volatile/restrict/_Atomic to the type that gives the layout.
 TypeId strip_typedefs_and_qualifiers(const Schema &schema, TypeId id);
 
+// How many elements an array holds in all its dimensions; 0 when one has no known length.
+inline std::uint64_t total_elements(const Type &array)
+{
+    std::uint64_t count = 1;
+    for (std::uint64_t dimension : array.counts)
+        count = dimension == unknown_count ? 0 : count * dimension;
+    return count;
+}
+
 // The type that gives the layout of `id` (behind its typedefs and qualifiers).
 inline const Type &layout(const Schema &schema, TypeId id) { return schema.type(strip_typedefs_and_qualifiers(schema, id)); }
 

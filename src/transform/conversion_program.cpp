@@ -292,11 +292,7 @@ void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t o
     } else if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {
         if (!changed(x.target, y.target))
             return;
-        std::uint64_t old_count = 1, new_count = 1;
-        for (std::uint64_t dimension : x.counts)
-            old_count = dimension == schema::unknown_count ? 0 : old_count * dimension;
-        for (std::uint64_t dimension : y.counts)
-            new_count = dimension == schema::unknown_count ? 0 : new_count * dimension;
+        std::uint64_t old_count = schema::total_elements(x), new_count = schema::total_elements(y);
         const ConversionProgram &element = this->program(x.target, y.target);
         if (element.reach.empty() || std::min(old_count, new_count) == 0)
             return;

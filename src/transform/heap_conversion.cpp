@@ -27,14 +27,6 @@ constexpr std::size_t parallel_threshold = 20000;
 // How many objects ahead discovery and conversion ask for the old objects they will read.
 constexpr std::size_t prefetch_distance = 8;
 
-std::uint64_t elements_of(const Type &array)
-{
-    std::uint64_t count = 1;
-    for (std::uint64_t dimension : array.counts)
-        count = dimension == schema::unknown_count ? 0 : count * dimension;
-    return count;
-}
-
 }  // namespace
 
 HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &converter)
@@ -457,7 +449,7 @@ std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintp
     if (x.kind == TypeKind::Array && y.kind == TypeKind::Array) {  // untyped: an element's start
         std::uint64_t old_stride = layout(*m_old.schema, x.target).size;
         std::uint64_t new_stride = layout(*m_new.schema, y.target).size;
-        if (old_stride && offset % old_stride == 0 && offset / old_stride < elements_of(y))
+        if (old_stride && offset % old_stride == 0 && offset / old_stride < schema::total_elements(y))
             return new_start + offset / old_stride * new_stride;
     }
     return std::nullopt;

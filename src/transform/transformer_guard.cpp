@@ -2,6 +2,7 @@
 #include "transformer_guard.h"
 
 #include <csetjmp>
+#include <cstring>
 
 namespace molt::transform {
 namespace {
@@ -27,6 +28,18 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
     const char *answer = function(to, from);
     t_guard = outer;
     return answer;
+}
+
+std::optional<std::string> transformer_failure(TransformerFunction function, void *to, const void *from)
+{
+    int crash = 0;
+    const char *message = call_transformer(function, to, from, crash);
+    if (crash)
+        return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
+               " (a lock it held, malloc's say, may stay held)";
+    if (message)
+        return std::string("transformer failed: ") + message;
+    return std::nullopt;
 }
 
 void escape_transformer_crash(int signal)

@@ -6,6 +6,9 @@
 // report says.
 #pragma once
 
+#include <optional>
+#include <string>
+
 namespace molt::transform {
 
 using TransformerFunction = const char *(*)(void *to, const void *from);
@@ -13,6 +16,10 @@ using TransformerFunction = const char *(*)(void *to, const void *from);
 // Runs `function(to, from)` and returns its answer; when it crashes, returns null and sets
 // `crash_signal` to the signal's number (0 otherwise).
 const char *call_transformer(TransformerFunction function, void *to, const void *from, int &crash_signal);
+
+// Runs a transformer through call_transformer and says how it failed, if it did: "transformer
+// failed: <its message>" or "transformer crashed with SEGV (...)". nullopt: it succeeded.
+std::optional<std::string> transformer_failure(TransformerFunction function, void *to, const void *from);
 
 // From a crash handler: when this thread is inside call_transformer, jumps back to it (and does
 // not return). Async-signal-safe.

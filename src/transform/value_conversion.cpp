@@ -105,13 +105,8 @@ void ValueConverter::find_types_reaching_annotations()
 
 Result<bool> ValueConverter::run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const
 {
-    int crash = 0;
-    const char *message = call_transformer(transformer, to, from, crash);
-    if (crash)
-        return failure(where.text(), "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
-                                         " (a lock it held, malloc's say, may stay held)");
-    if (message)
-        return failure(where.text(), std::string("transformer failed: ") + message);
+    if (auto failed = transformer_failure(transformer, to, from))
+        return failure(where.text(), *failed);
     return true;
 }
 
