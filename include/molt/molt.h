@@ -88,11 +88,20 @@ int molt_wake_fd(void);
 
 /*
  * The updates this process went through, for the program to show (kvd's INFO does): one line per
- * attempt, oldest first, "committed NEW pause_ms=P converted_objects=N" or "rolled-back NEW
+ * attempt, oldest first (the last 100 attempts), "committed NEW pause_ms=P converted_objects=N" or "rolled-back NEW
  * phase=PHASE error=WHY", where NEW is the new version's file name. Writes at most `size` bytes
  * into `buffer`, NUL-terminated, and returns the length of the whole history (as snprintf does).
  */
 size_t molt_update_history(char *buffer, size_t size);
+
+/*
+ * For the new version's constructors, which run while an update loads it: refuses the update, with
+ * `reason` (a sentence) in its report. The update fails before the pause, the new version is
+ * unloaded and the old one keeps running. A constructor cannot fail otherwise: exit() or abort()
+ * there would end the whole process. Returns 1 when it refused an update in progress, 0 when no
+ * update is loading this code (a library the program itself loads, say): then it does nothing.
+ */
+int molt_refuse_update(const char *reason);
 
 /*
  * The size the program asked for when it allocated the block that starts at `pointer` (with
@@ -220,6 +229,7 @@ static inline void molt_update_point(const char *name) { (void)name; }
 static inline int molt_is_updating(void) { return 0; }
 static inline int molt_is_updating_from(const char *name) { (void)name; return 0; }
 static inline int molt_wake_fd(void) { return -1; }
+static inline int molt_refuse_update(const char *reason) { (void)reason; return 0; }
 static inline size_t molt_block_size(const void *pointer) { (void)pointer; return 0; }
 static inline size_t molt_update_history(char *buffer, size_t size)
 {

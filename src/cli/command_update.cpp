@@ -119,8 +119,13 @@ int run_status(const Options &options)
                                  thread.value("state", ""), thread.value("start", ""),
                                  thread.value("last_update_point", "").empty() ? std::string("-")
                                                                                  : thread.value("last_update_point", ""));
+    const json heap = status.value("heap", json::object());
+    std::cout << fmt::format("heap in use: {:.1f} MB ({} allocator)\n",
+                             heap.value("bytes_in_use", std::size_t{0}) / 1e6, heap.value("allocator", "?"));
     const json history = status.value("history", json::array());
-    std::cout << "updates: " << history.size() << "\n";
+    std::size_t attempted = status.value("updates_attempted", history.size());
+    std::cout << "updates: " << attempted
+              << (attempted > history.size() ? fmt::format(" (the last {} listed)", history.size()) : "") << "\n";
     for (const auto &report : history) {
         if (report.value("ok", false))
             std::cout << fmt::format("  ok      {} -> {}  pause {:.3f} ms\n", report.value("from", ""),

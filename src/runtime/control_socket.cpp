@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control_protocol.h"
+#include "heap_tracking.h"
 #include "stacks.h"
 #include "threads.h"
 #include "transaction.h"
@@ -100,8 +101,11 @@ json status_json()
     json history = json::array();
     for (const UpdateReport &report : update_history())
         history.push_back(report_json(report));
+    transform::HeapUse heap = transform::heap_use();
     return {{"pid", getpid()},
             {"stacks", live_stacks().load()},
+            {"heap", {{"bytes_in_use", heap.bytes_in_use}, {"allocator", heap.allocator}}},
+            {"updates_attempted", updates_attempted()},
             {"version", {{"path", version.path}, {"build_id", version.build_id}}},
             {"threads", threads},
             {"history", history}};

@@ -6,12 +6,23 @@
 
 #include <atomic>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace molt::runtime {
 
 std::atomic<long> &live_stacks()
 {
     static std::atomic<long> count{0};
     return count;
+}
+
+void forget_stack_frames([[maybe_unused]] const void *low, [[maybe_unused]] std::size_t size)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    __asan_unpoison_memory_region(low, size);
+#endif
 }
 
 Stack allocate_stack(std::size_t size)
@@ -32,6 +43,7 @@ void release_stack(Stack &stack)
     if (!stack)
         return;
     std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    forget_stack_frames(stack.base, stack.size);
     munmap(static_cast<char *>(stack.base) - page, stack.size + page);
     live_stacks().fetch_sub(1);
     stack = {};

@@ -39,10 +39,20 @@ Function next_symbol(const char *name, const char *version = nullptr)
     return reinterpret_cast<Function>(symbol);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+extern "C" int __interceptor_pthread_create(pthread_t *, const pthread_attr_t *, StartRoutine, void *);
+#endif
+
 CreateFunction real_create()
 {
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizer must still see every thread start (it sets up each thread's shadow state);
+    // libmolt is preloaded ahead of it, so its pthread_create is the next one, not libc's.
+    return __interceptor_pthread_create;
+#else
     static CreateFunction function = next_symbol<CreateFunction>("pthread_create", "GLIBC_2.34");
     return function;
+#endif
 }
 
 CondWaitFunction real_cond_wait()

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <signal.h>
 #include <ctime>
 #include <map>
@@ -26,6 +27,7 @@
 #include "molt/molt.h"
 #include "schema_cache.h"
 #include "heap_conversion.h"
+#include "heap_tracking.h"
 #include "stale_pointers.h"
 #include "transformer_guard.h"
 #include "value_conversion.h"
@@ -47,11 +49,13 @@ std::mutex &history_mutex()
     return mutex;
 }
 
-std::vector<UpdateReport> &history()
+std::deque<UpdateReport> &history()
 {
-    static auto *reports = new std::vector<UpdateReport>;
+    static auto *reports = new std::deque<UpdateReport>;
     return *reports;
 }
+
+std::size_t g_attempts = 0;  // under history_mutex()
 
 std::mutex &update_mutex()
 {
@@ -80,22 +84,24 @@ const char *planned_transformer(void *, const void *) { return nullptr; }
 // Fault injection (../shared/STYLE.md): MOLT_FAULT=<point> in the process's environment makes the
 // first update that reaches that named point fail there, as a real failure would. Each point is
 // one where everything so far must roll back; tests re-run updates under every point and check
-// that the old version kept its state. Fires once, so that the next update can succeed.
+// that the old version kept its state. Fires once, so that the next update can succeed; with
+// MOLT_FAULT_REPEAT=1 it fires at every update that reaches it (the leak checks repeat a failure).
 // Points: prepare.loaded, quiesce.parked, transform.heap_discovered, transform.out_of_memory
 // (Molt's own allocation fails: std::bad_alloc), transform.globals (half the
 // globals written), restart.stacks (just before any thread moves).
 
 // Whether MOLT_FAULT names `point` (alone, or followed by ":argument") and has not fired yet in
-// this process; then what follows the point's name.
+// this process (or MOLT_FAULT_REPEAT=1); then what follows the point's name.
 std::optional<std::string_view> fault_fires(std::string_view point)
 {
     static std::atomic<bool> fired{false};
+    static const bool repeat = std::getenv("MOLT_FAULT_REPEAT") && std::string_view(std::getenv("MOLT_FAULT_REPEAT")) == "1";
     const char *chosen = std::getenv("MOLT_FAULT");
     if (!chosen)
         return std::nullopt;
     std::string_view named(chosen);
     if (named.substr(0, point.size()) != point || (named.size() > point.size() && named[point.size()] != ':') ||
-        fired.exchange(true))
+        (fired.exchange(true) && !repeat))
         return std::nullopt;
     return named.substr(point.size());
 }
@@ -341,8 +347,13 @@ private:
             m_report.error += std::string(": ") + std::string(running);
         if (!m_report.ok && m_new && !m_quarantined)
             unload_new_version();
+        if (!m_report.ok && m_new && m_quarantined)
+            m_new->schema.reset();  // it stays mapped, but nothing will ever read its types again
         std::lock_guard lock(history_mutex());
         history().push_back(m_report);
+        if (history().size() > kept_reports())
+            history().pop_front();
+        ++g_attempts;
         return m_report;
     }
 
@@ -383,6 +394,9 @@ private:
 
     Result<bool> prepare()
     {
+        if (transform::allocator_may_be_locked())
+            return Error{"", "an earlier update's transformer crashed inside malloc or free: the heap may be corrupt, "
+                             "restart the process before updating it"};
         MOLT_TRY(file_ok, check_file());
         (void)file_ok;
         MOLT_TRY(old_schema, m_old->load_schema());
@@ -1136,10 +1150,26 @@ UpdateReport update_to(const std::string &path, const UpdateOptions &options, co
     return transaction.run();
 }
 
+std::size_t kept_reports()
+{
+    static const std::size_t kept = [] {
+        const char *chosen = std::getenv("MOLT_HISTORY");
+        long value = chosen ? std::strtol(chosen, nullptr, 10) : 100;
+        return static_cast<std::size_t>(value >= 1 ? value : 100);
+    }();
+    return kept;
+}
+
 std::vector<UpdateReport> update_history()
 {
     std::lock_guard lock(history_mutex());
-    return history();
+    return {history().begin(), history().end()};
+}
+
+std::size_t updates_attempted()
+{
+    std::lock_guard lock(history_mutex());
+    return g_attempts;
 }
 
 bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)

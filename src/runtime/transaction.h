@@ -59,7 +59,12 @@ struct UpdateOptions {
 // a refusal at once.
 UpdateReport update_to(const std::string &path, const UpdateOptions &options, const ProgressCallback &progress);
 
+// The reports of the last kept_reports() update attempts, oldest first (a server that is updated
+// for years must not grow by a report each time), and how many attempts there were in all.
+// MOLT_HISTORY=N in the process's environment keeps N (at least 1); 100 by default.
+std::size_t kept_reports();
 std::vector<UpdateReport> update_history();
+std::size_t updates_attempted();
 
 // For MOLT_LOCAL in a restarting thread: takes the old version's value of the local `name` of
 // `function` into `address`. False when there is nothing to take.

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <set>
 #include <vector>
 
@@ -170,18 +172,45 @@ Version *remember_opened(const std::string &path, const std::string &mapped_path
     return remember(std::move(version));
 }
 
+// molt_refuse_update: a refusal by the constructors of the version open_version is loading (on
+// its thread: dlopen runs them there).
+std::mutex &refusal_mutex()
+{
+    static std::mutex mutex;
+    return mutex;
+}
+pthread_t g_loader;
+bool g_loading = false;  // under refusal_mutex()
+std::string g_refusal;   // under refusal_mutex()
+
 }  // namespace
 
 Result<Version *> open_version(const std::string &path)
 {
     std::optional<std::string> copy = fresh_copy(path);
     dlerror();
+    std::string refusal;
+    {
+        std::lock_guard lock(refusal_mutex());
+        g_loader = pthread_self();
+        g_loading = true;
+        g_refusal.clear();
+    }
     void *handle = dlopen(copy ? copy->c_str() : path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    {
+        std::lock_guard lock(refusal_mutex());
+        g_loading = false;
+        refusal.swap(g_refusal);
+    }
     if (copy)
         unlink(copy->c_str());  // the mapping keeps the copy alive
     if (!handle) {
         const char *why = dlerror();
         return Error{path, std::string("cannot load: ") + (why ? why : "dlopen failed")};
+    }
+    if (!refusal.empty()) {
+        dlclose(handle);  // its constructors ran, nothing else of it: it goes as it came
+        return Error{path, "its constructor refused the update: " + refusal};
     }
     return remember_opened(path, copy ? *copy : real_path(path), handle);
 }
@@ -212,3 +241,14 @@ Version *adopt_shared_object(const std::string &path, void *handle)
 }
 
 }  // namespace molt::runtime
+
+extern "C" __attribute__((visibility("default"))) int molt_refuse_update(const char *reason)
+{
+    using namespace molt::runtime;
+    std::lock_guard lock(refusal_mutex());
+    if (!g_loading || !pthread_equal(g_loader, pthread_self()))
+        return 0;
+    if (g_refusal.empty())  // the first reason given is the one reported
+        g_refusal = reason && *reason ? reason : "no reason given";
+    return 1;
+}

@@ -32,6 +32,7 @@ constexpr std::size_t prefetch_distance = 8;
 HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &converter)
     : m_old(old_image), m_new(new_image), m_converter(converter)
 {
+    begin_transformer_allocations();
     m_converter.set_pointer_translator(
         [this](std::uintptr_t address, TypeId old_pointee, TypeId new_pointee, const Place &where) {
             return translate(address, old_pointee, new_pointee, where);
@@ -57,8 +58,17 @@ HeapConverter::~HeapConverter()
         release_new_blocks();
 }
 
+void HeapConverter::keep_new_blocks()
+{
+    m_keep = true;
+    keep_transformer_allocations();
+}
+
 void HeapConverter::release_new_blocks()
 {
+    if (allocator_may_be_locked())
+        return;  // left allocated: better than a process that hangs in free()
+    free_transformer_allocations();
     m_blocks.for_each([](Block &block) {
         if (block.new_start && !block.view)
             std::free(reinterpret_cast<void *>(block.new_start));

@@ -93,9 +93,11 @@ public:
     // memory must not be released after the commit.
     bool keeps(const schema::Variable *variable) const;
 
-    // After a failure: frees the new copies. After the commit: keeps them (they are the state).
+    // After a failure: frees the new copies, and what transformers allocated and kept. After
+    // the commit: keeps them (they are the state). Nothing is freed when a transformer crashed
+    // inside the allocator: its lock may be held, and freeing would wait for ever.
     void release_new_blocks();
-    void keep_new_blocks() { m_keep = true; }
+    void keep_new_blocks();
 
     // After the commit: the old blocks that were converted are garbage (every pointer the
     // conversion knew of now leads to their copies), and are freed, those Molt allocated (a block

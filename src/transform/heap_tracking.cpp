@@ -1,27 +1,49 @@
 // The malloc family, interposed: each block carries a header with its requested size and a check
-// word, in front of what the program sees. glibc's allocator (through its __libc_* entry points)
-// does the work; the cost is the header and a few instructions.
+// word, in front of what the program sees. glibc's allocator (through its __libc_* entry points,
+// or AddressSanitizer's in a sanitizer build) does the work; the cost is the header and a few instructions.
 #include "heap_tracking.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <errno.h>
 #include <string.h>
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
 
 extern "C" {
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+// In a sanitizer build the blocks come from AddressSanitizer's allocator (through the entry points
+// it exports for interposers), so that it still checks the program's heap: the header lies inside
+// its block. (This file itself is built without instrumentation: see src/runtime/CMakeLists.txt.)
+void *__interceptor_malloc(size_t);
+void *__interceptor_calloc(size_t, size_t);
+void *__interceptor_realloc(void *, size_t);
+void __interceptor_free(void *);
+void *__interceptor_memalign(size_t, size_t);
+size_t __sanitizer_get_current_allocated_bytes(void);  // sanitizer/allocator_interface.h, not in gcc's headers
+#define MOLT_NEXT(name) __interceptor_##name
+#else
 void *__libc_malloc(size_t);
 void *__libc_calloc(size_t, size_t);
 void *__libc_realloc(void *, size_t);
 void __libc_free(void *);
 void *__libc_memalign(size_t, size_t);
+#define MOLT_NEXT(name) __libc_##name
+#endif
 }
 
 namespace molt::transform {
 namespace {
 
 // Header, just below the pointer the program gets. `offset` is how far the allocation starts
-// below that pointer (16, or the alignment for aligned blocks).
+// below that pointer (16, or the alignment for aligned blocks); its low bit, never part of the
+// distance, marks a block a transformer allocated during an update not yet committed.
 struct Header {
     std::uint64_t size;
     std::uint32_t offset;
@@ -30,11 +52,78 @@ struct Header {
 static_assert(sizeof(Header) == 16, "the header keeps malloc's 16-byte alignment");
 
 constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
+constexpr std::uint32_t transformer_mark = 1;
 
 std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t offset)
 {
+    offset &= ~transformer_mark;  // marking or unmarking a block leaves its check word valid
     auto value = reinterpret_cast<std::uintptr_t>(user) ^ (size * 0x9e3779b97f4a7c15ull) ^ offset;
     return static_cast<std::uint32_t>(value ^ (value >> 32)) ^ seed;
+}
+
+std::uint32_t distance(const Header *header) { return header->offset & ~transformer_mark; }
+
+// Transformer allocations (heap_tracking.h): while a thread runs a transformer, each block it
+// allocates is marked and listed, in a list of that thread's own (the conversion may run on two).
+// initial-exec: libmolt is loaded with the program, and malloc reads this flag on every call.
+__attribute__((tls_model("initial-exec"))) thread_local bool t_recording = false;
+__attribute__((tls_model("initial-exec"))) thread_local bool t_in_allocator = false;
+std::atomic<bool> g_allocator_possibly_locked{false};
+thread_local std::vector<void *> *t_recorded = nullptr;
+thread_local unsigned t_recorded_session = 0;
+std::mutex g_recorded_mutex;
+std::vector<std::unique_ptr<std::vector<void *>>> g_recorded;  // under g_recorded_mutex
+unsigned g_session = 0;                                         // under g_recorded_mutex
+
+void record(void *user)
+{
+    t_recording = false;  // the list's own allocations are Molt's, not the transformer's
+    if (!t_recorded || t_recorded_session != g_session) {
+        std::lock_guard lock(g_recorded_mutex);
+        g_recorded.push_back(std::make_unique<std::vector<void *>>());
+        t_recorded = g_recorded.back().get();
+        t_recorded_session = g_session;
+    }
+    t_recorded->push_back(user);
+    t_recording = true;
+}
+
+// Around each call into glibc's allocator: marks a transformer's thread as inside it.
+struct AllocatorCall {
+    AllocatorCall() { t_in_allocator = t_recording; }
+    ~AllocatorCall() { t_in_allocator = false; }
+    AllocatorCall(const AllocatorCall &) = delete;
+    AllocatorCall &operator=(const AllocatorCall &) = delete;
+};
+
+void *next_malloc(std::size_t size)
+{
+    AllocatorCall call;
+    return MOLT_NEXT(malloc)(size);
+}
+
+void *next_calloc(std::size_t count, std::size_t size)
+{
+    AllocatorCall call;
+    return MOLT_NEXT(calloc)(count, size);
+}
+
+void *next_realloc(void *block, std::size_t size)
+{
+    AllocatorCall call;
+    return MOLT_NEXT(realloc)(block, size);
+}
+
+void *next_memalign(std::size_t alignment, std::size_t size)
+{
+    AllocatorCall call;
+    return MOLT_NEXT(memalign)(alignment, size);
+}
+
+void next_free(void *block)
+{
+    AllocatorCall call;
+    MOLT_NEXT(free)(block);
 }
 
 Header *header_of(const void *user) { return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(user)) - sizeof(Header)); }
@@ -46,8 +135,10 @@ void *finish(void *base, std::size_t size, std::size_t offset)
     char *user = static_cast<char *>(base) + offset;
     Header *header = header_of(user);
     header->size = size;
-    header->offset = static_cast<std::uint32_t>(offset);
+    header->offset = static_cast<std::uint32_t>(offset) | (t_recording ? transformer_mark : 0);
     header->check = check_word(user, size, header->offset);
+    if (t_recording)
+        record(user);
     return user;
 }
 
@@ -81,7 +172,7 @@ void *allocate(std::size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    return finish(__libc_malloc(size + sizeof(Header)), size, sizeof(Header));
+    return finish(next_malloc(size + sizeof(Header)), size, sizeof(Header));
 }
 
 void *allocate_aligned(std::size_t alignment, std::size_t size)
@@ -93,7 +184,7 @@ void *allocate_aligned(std::size_t alignment, std::size_t size)
         return nullptr;
     }
     // The header sits in the alignment's worth of bytes below the aligned pointer.
-    return finish(__libc_memalign(alignment, size + alignment), size, alignment);
+    return finish(next_memalign(alignment, size + alignment), size, alignment);
 }
 
 void release(void *user)
@@ -101,12 +192,12 @@ void release(void *user)
     if (!user)
         return;
     if (Header *header = tracked_header(user)) {
-        std::uint32_t offset = header->offset;
+        std::uint32_t offset = distance(header);
         header->check = 0;  // a second free of this pointer is no longer taken for ours
-        __libc_free(static_cast<char *>(user) - offset);
+        next_free(static_cast<char *>(user) - offset);
         return;
     }
-    __libc_free(user);  // allocated before the runtime was loaded
+    next_free(user);  // allocated before the runtime was loaded
 }
 
 std::size_t usable_size_of_untracked(void *user)
@@ -139,6 +230,69 @@ std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer)
     return HeapBlock{const_cast<void *>(pointer), header->size};
 }
 
+bool in_allocator_for_transformer() { return t_in_allocator; }
+
+void mark_allocator_possibly_locked() { g_allocator_possibly_locked.store(true); }
+
+bool allocator_may_be_locked() { return g_allocator_possibly_locked.load(); }
+
+void begin_transformer_allocations()
+{
+    std::lock_guard lock(g_recorded_mutex);
+    g_recorded.clear();
+    ++g_session;
+}
+
+void record_transformer_allocations(bool on)
+{
+    t_recording = on;
+    t_in_allocator = false;  // a crash may have left it set: call_transformer has read it by now
+}
+
+// Each listed block that is still a marked, live block, once (a block freed meanwhile has lost
+// its header; its memory, reused, holds an unmarked block or a marked one listed again).
+template <typename Each>
+std::size_t for_each_transformer_allocation(Each &&each)
+{
+    std::vector<void *> all;
+    {
+        std::lock_guard lock(g_recorded_mutex);
+        for (const auto &list : g_recorded)
+            all.insert(all.end(), list->begin(), list->end());
+        g_recorded.clear();
+        ++g_session;
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    std::size_t count = 0;
+    for (void *user : all)
+        if (Header *header = tracked_header(user); header && (header->offset & transformer_mark)) {
+            each(user, header);
+            ++count;
+        }
+    return count;
+}
+
+std::size_t free_transformer_allocations()
+{
+    return for_each_transformer_allocation([](void *user, Header *) { release(user); });
+}
+
+void keep_transformer_allocations()
+{
+    for_each_transformer_allocation([](void *, Header *header) { header->offset &= ~transformer_mark; });
+}
+
+HeapUse heap_use()
+{
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    return {__sanitizer_get_current_allocated_bytes(), "AddressSanitizer"};
+#else
+    struct mallinfo2 info = mallinfo2();
+    return {info.uordblks + info.hblkhd, "glibc"};  // arenas' blocks in use, and mmapped blocks
+#endif
+}
+
 std::optional<HeapBlock> tracked_block(const void *pointer)
 {
     Header *header = tracked_header(pointer);
@@ -168,7 +322,7 @@ MOLT_EXPORT void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    return finish(__libc_calloc(1, total + 16), total, 16);
+    return finish(next_calloc(1, total + 16), total, 16);
 }
 
 MOLT_EXPORT void *realloc(void *pointer, size_t size)
@@ -184,10 +338,10 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return nullptr;
     }
     if (Header *header = tracked_header(pointer)) {
-        if (header->offset == 16) {  // an ordinary block: glibc can grow it in place
+        if (distance(header) == 16) {  // an ordinary block: glibc can grow it in place
             std::uint64_t old_size = header->size;
             header->check = 0;
-            void *moved = __libc_realloc(static_cast<char *>(pointer) - 16, size + 16);
+            void *moved = next_realloc(static_cast<char *>(pointer) - 16, size + 16);
             if (!moved) {
                 header->check = check_word(pointer, old_size, 16);  // the old block stays valid
                 return nullptr;
@@ -206,7 +360,7 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
     void *fresh = allocate(size);
     if (fresh) {
         memcpy(fresh, pointer, old_size < size ? old_size : size);
-        __libc_free(pointer);
+        next_free(pointer);
     }
     return fresh;
 }
@@ -255,6 +409,25 @@ MOLT_EXPORT size_t malloc_usable_size(void *pointer)
         return header->size;  // the bytes the program may use: exactly what it asked for
     return usable_size_of_untracked(pointer);
 }
+
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+// glibc's strdup allocates through malloc, so its blocks are tracked; AddressSanitizer's own
+// strdup (which the program would reach in a sanitizer build) allocates behind malloc's back.
+MOLT_EXPORT char *strdup(const char *text) { return strndup(text, SIZE_MAX); }
+
+MOLT_EXPORT char *__strdup(const char *text) { return strndup(text, SIZE_MAX); }
+
+MOLT_EXPORT char *strndup(const char *text, size_t most)
+{
+    size_t length = strnlen(text, most);
+    char *copy = static_cast<char *>(allocate(length + 1));
+    if (copy) {
+        memcpy(copy, text, length);
+        copy[length] = '\0';
+    }
+    return copy;
+}
+#endif
 
 // The requested size of a block the runtime tracks, or 0 (see molt/molt.h).
 MOLT_EXPORT size_t molt_block_size(const void *pointer)

@@ -26,4 +26,29 @@ std::optional<HeapBlock> tracked_block(const void *pointer);
 // region): no probe of the page.
 std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer);
 
+// Blocks that transformers (the new version's code, run during an update's conversion) allocate
+// and keep: a rollback frees them with everything else the update made; a commit hands them to
+// the new version. The transaction begins a list before the conversion; call_transformer records
+// around each call, on its thread; after the conversion threads are done, one of the last two.
+void begin_transformer_allocations();
+void record_transformer_allocations(bool on);
+std::size_t free_transformer_allocations();  // how many were still live
+void keep_transformer_allocations();
+
+// Whether this thread is inside the allocator on a transformer's behalf (marked only while it
+// runs one): a crash there may leave glibc's lock held and its heap corrupt. The crash path then
+// marks the allocator as possibly locked for good: a rollback frees nothing more.
+bool in_allocator_for_transformer();
+void mark_allocator_possibly_locked();
+bool allocator_may_be_locked();
+
+// The bytes the program's allocator has handed out and not taken back, and which allocator that
+// is. glibc's count (mallinfo2) includes the free blocks its per-thread caches hold, so it is
+// exact only to a few kilobytes per thread; AddressSanitizer counts exactly.
+struct HeapUse {
+    std::size_t bytes_in_use = 0;
+    const char *allocator = "";
+};
+HeapUse heap_use();
+
 }  // namespace molt::transform

@@ -56,6 +56,14 @@ std::string hex(std::uintptr_t value)
     return text;
 }
 
+// One word of memory the scan reads whatever it holds: the scan covers whole segments, red zones
+// included in a sanitizer build, so the read is not instrumented.
+__attribute__((no_sanitize("address"))) std::uintptr_t load_word(std::uintptr_t at)
+{
+    using Word __attribute__((may_alias)) = std::uintptr_t;
+    return *reinterpret_cast<const Word *>(at);
+}
+
 class Scanner {
 public:
     Scanner(const HeapConverter &heap, std::size_t max_examples) : m_heap(heap), m_max(max_examples)
@@ -69,8 +77,7 @@ public:
     {
         start = (start + 7) & ~std::uintptr_t{7};
         for (std::uintptr_t at = start; at + 8 <= end; at += 8) {
-            std::uintptr_t word;
-            std::memcpy(&word, reinterpret_cast<const void *>(at), sizeof word);
+            std::uintptr_t word = load_word(at);
             if (word < m_first || word >= m_last)
                 continue;  // the common case: not near any old object
             std::string target = m_heap.replaced_object_at(word);
@@ -139,6 +146,18 @@ std::vector<Segment> writable_segments()
     return segments;
 }
 
+// In a sanitizer build, AddressSanitizer's shadow memory: terabytes of anonymous writable
+// mapping, between the low and the high application memory of its x86-64 layout.
+bool sanitizer_shadow([[maybe_unused]] const Region &region)
+{
+#if defined(__SANITIZE_ADDRESS__) && defined(__x86_64__)
+    constexpr std::uintptr_t shadow_start = 0x00007fff8000, shadow_end = 0x10007fff8000;
+    return region.start < shadow_end && region.end > shadow_start;
+#else
+    return false;
+#endif
+}
+
 }  // namespace
 
 StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
@@ -165,7 +184,7 @@ StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
     // The heaps: every anonymous writable region, through the live blocks allocated through Molt.
     for (const Region &region : mapped_regions()) {
         bool heap = region.path.empty() || region.path == "[heap]";
-        if (region.writable && !region.shared && heap)
+        if (region.writable && !region.shared && heap && !sanitizer_shadow(region))
             scanner.heap_blocks(region);
     }
     return scanner.result();

@@ -4,6 +4,8 @@
 #include <csetjmp>
 #include <cstring>
 
+#include "heap_tracking.h"
+
 namespace molt::transform {
 namespace {
 
@@ -20,12 +22,17 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
     // The signal mask is saved: the crash handler runs with its signal blocked unless
     // SA_NODEFER, and the thread must not come back with it blocked.
     if (sigsetjmp(here, 1)) {
+        if (in_allocator_for_transformer())
+            mark_allocator_possibly_locked();
+        record_transformer_allocations(false);
         t_guard = outer;
         crash_signal = t_crash_signal;
         return nullptr;
     }
     t_guard = &here;
+    record_transformer_allocations(true);  // what it allocates, a rollback frees
     const char *answer = function(to, from);
+    record_transformer_allocations(false);
     t_guard = outer;
     return answer;
 }
@@ -34,9 +41,13 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
 {
     int crash = 0;
     const char *message = call_transformer(function, to, from, crash);
+    if (crash && allocator_may_be_locked())
+        return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
+               " inside malloc or free: the heap may be corrupt and the allocator's lock held, so what the update "
+               "allocated is left allocated (restart the process when you can)";
     if (crash)
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
-               " (a lock it held, malloc's say, may stay held)";
+               " (a lock it held may stay held)";
     if (message)
         return std::string("transformer failed: ") + message;
     return std::nullopt;

@@ -43,7 +43,10 @@ expect() {   # expect WHAT COMMAND...: the reply of redis-cli COMMAND must be WH
 
 start_kvd() {   # start_kvd EXECUTABLE: runs it, sets $server and $port
     rm -f port
-    "$1" --port 0 --port-file port --workers 4 2>kvd.log &
+    # In a sanitizer build, KVD_ENVIRONMENT preloads libmolt ahead of the sanitizers (see
+    # tests/CMakeLists.txt): its words are NAME=VALUE, split on purpose.
+    # shellcheck disable=SC2086
+    env ${KVD_ENVIRONMENT:-} "$1" --port 0 --port-file port --workers 4 2>kvd.log &
     server=$!
     for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
     [ -s port ] || fail "kvd did not start"

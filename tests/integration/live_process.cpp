@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -39,15 +40,45 @@ std::string quote(const std::string &text)
     return quoted + "'";
 }
 
+// In a sanitizer build libmolt is preloaded ahead of the sanitizers: its pthread_create and
+// malloc must come first, and call theirs. (The fixtures exit without freeing: no leak report.)
+// ASAN_OPTIONS that the test run has (log_path=..., say) follow, and win.
+std::vector<std::string> make_sanitizer_variables()
+{
+#if defined(MOLT_SANITIZER_PRELOAD)
+    const char *options = std::getenv("ASAN_OPTIONS");
+    return {"LD_PRELOAD=" MOLT_SANITIZER_PRELOAD,
+            std::string("ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0") + (options ? std::string(":") + options : "")};
+#else
+    return {};
+#endif
+}
+const std::vector<std::string> sanitizer_variables = make_sanitizer_variables();
+
+// The environment a process starts with: the test's own, and for a program linked with the
+// runtime the sanitizer variables (first, so that they win over the test's own).
+std::vector<char *> process_environment(Program program)
+{
+    std::vector<char *> environment;
+    if (program == Program::with_runtime)
+        for (const std::string &variable : sanitizer_variables)
+            environment.push_back(const_cast<char *>(variable.c_str()));
+    for (char **variable = environ; *variable; ++variable)
+        environment.push_back(*variable);
+    environment.push_back(nullptr);
+    return environment;
+}
+
 }  // namespace
 
-LiveProcess::LiveProcess(const std::vector<std::string> &argv)
+LiveProcess::LiveProcess(const std::vector<std::string> &argv, Program program)
 {
     std::vector<char *> arguments;
     for (const std::string &argument : argv)
         arguments.push_back(const_cast<char *>(argument.c_str()));
     arguments.push_back(nullptr);
     std::string output = scratch_directory() + "/process-output-" + std::to_string(getpid());
+    std::vector<char *> environment = process_environment(program);
     pid_t parent = getpid();
     // fork and exec (not posix_spawn) so that the fixture dies with the test process, even one
     // killed or interrupted: a leftover fixture would go on using a core for nothing.
@@ -62,7 +93,7 @@ LiveProcess::LiveProcess(const std::vector<std::string> &argv)
             dup2(fd, 2);
             close(fd);
         }
-        execve(arguments[0], arguments.data(), environ);
+        execve(arguments[0], arguments.data(), environment.data());
         _exit(127);
     }
     m_pid = child > 0 ? child : -1;
@@ -148,6 +179,14 @@ std::vector<std::string> split_lines(const std::string &text)
 }
 
 std::vector<std::string> read_lines(const std::string &path) { return split_lines(read_text(path)); }
+
+std::string runtime_environment()
+{
+    std::string prefix;
+    for (const std::string &variable : sanitizer_variables)
+        prefix += (prefix.empty() ? "env " : "") + quote(variable) + " ";
+    return prefix;
+}
 
 std::string runtime_flags()
 {

@@ -11,10 +11,22 @@
 
 namespace molt::testing {
 
+// Whether the tests run in a sanitizer build. There the fixtures start with libmolt preloaded
+// ahead of the sanitizers, and AddressSanitizer's allocator keeps freed memory in quarantine and
+// maps regions of its own: RSS and mapping counts say nothing about leaks.
+#if defined(MOLT_SANITIZER_PRELOAD)
+constexpr bool under_sanitizers = true;
+#else
+constexpr bool under_sanitizers = false;
+#endif
+
+// What a process is: a program linked with the runtime, or a plain one (no preload).
+enum class Program { with_runtime, plain };
+
 class LiveProcess {
 public:
     // Starts `argv` with stdout and stderr into files of the scratch directory.
-    explicit LiveProcess(const std::vector<std::string> &argv);
+    explicit LiveProcess(const std::vector<std::string> &argv, Program program = Program::with_runtime);
     ~LiveProcess();
     LiveProcess(const LiveProcess &) = delete;
     LiveProcess &operator=(const LiveProcess &) = delete;
@@ -43,6 +55,10 @@ bool wait_until(const std::function<bool()> &condition, std::chrono::millisecond
 
 std::vector<std::string> read_lines(const std::string &path);
 std::vector<std::string> split_lines(const std::string &text);
+
+// What a shell command puts before a program linked with the runtime ("env LD_PRELOAD=... "):
+// empty except in a sanitizer build.
+std::string runtime_environment();
 
 // Flags to compile a fixture against the runtime of this build.
 std::string runtime_flags();
