@@ -38,7 +38,8 @@ bench: all
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# The reader under AddressSanitizer and UndefinedBehaviorSanitizer, all tests.
+# Every test under AddressSanitizer and UndefinedBehaviorSanitizer (in build-asan): Molt's code
+# instrumented, the live fixtures and kvd plain with libmolt preloaded ahead of the sanitizers.
 asan: deps
 	cmake --preset debug-asan
 	cmake --build build-asan -j $(JOBS)

@@ -130,7 +130,7 @@ private:
     void record(const std::string &where, std::string old_type, std::string new_type, const std::string &reason)
     {
         if (m_finding_places.insert(where).second)
-            m_findings.push_back({where, std::move(old_type), std::move(new_type), reason});
+            m_findings.push_back({where, std::move(old_type), std::move(new_type), reason, ""});
     }
 
     Comparison classify(TypeId original_a, TypeId original_b, const std::string &where)
