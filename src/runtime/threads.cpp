@@ -254,6 +254,36 @@ void install_wake_signal()
 constexpr int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 struct sigaction g_previous_crash_actions[std::size(crash_signals)];
 
+// Runs the handler the program had before Molt's as the kernel would have run it: with its mask
+// (and the signal itself, unless SA_NODEFER) blocked, after resetting the disposition if it asked
+// for SA_RESETHAND. The default action (a core dump) is taken by raising the signal again.
+void call_previous_handler(int number, siginfo_t *info, void *context, const struct sigaction &previous)
+{
+    bool has_function = (previous.sa_flags & SA_SIGINFO) ||
+                        (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN);
+    if (!has_function || (previous.sa_flags & SA_RESETHAND)) {
+        struct sigaction reset = previous;
+        if (has_function) {
+            reset.sa_handler = SIG_DFL;
+            reset.sa_flags &= ~SA_SIGINFO;
+        }
+        sigaction(number, &reset, nullptr);
+    }
+    if (!has_function) {
+        raise(number);
+        return;
+    }
+    sigset_t blocked = previous.sa_mask, was;
+    if (!(previous.sa_flags & SA_NODEFER))
+        sigaddset(&blocked, number);
+    pthread_sigmask(SIG_BLOCK, &blocked, &was);
+    if (previous.sa_flags & SA_SIGINFO)
+        previous.sa_sigaction(number, info, context);
+    else
+        previous.sa_handler(number);
+    pthread_sigmask(SIG_SETMASK, &was, nullptr);
+}
+
 void crash_handler(int number, siginfo_t *info, void *context)
 {
     transform::escape_transformer_crash(number);  // returns unless a transformer crashed
@@ -265,17 +295,7 @@ void crash_handler(int number, siginfo_t *info, void *context)
     // Not a restarting thread: what the program would have had without Molt.
     for (std::size_t i = 0; i < std::size(crash_signals); ++i)
         if (crash_signals[i] == number) {
-            const struct sigaction &previous = g_previous_crash_actions[i];
-            if (previous.sa_flags & SA_SIGINFO) {
-                previous.sa_sigaction(number, info, context);
-                return;
-            }
-            if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-                previous.sa_handler(number);
-                return;
-            }
-            sigaction(number, &previous, nullptr);
-            raise(number);  // SIG_DFL: the default action (core dump), as without Molt
+            call_previous_handler(number, info, context, g_previous_crash_actions[i]);
             return;
         }
 }
