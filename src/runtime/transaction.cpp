@@ -442,9 +442,20 @@ private:
             });
         MOLT_TRY(registered, register_transformers());
         (void)registered;
+        bool converts = false;
         for (const Migration &migration : m_migrations)  // the conversion's programs, outside the pause
-            if (!migration.identical && !migration.transformer_only)
+            if (!migration.identical && !migration.transformer_only) {
                 m_converter->precompile(migration.from->type, migration.to->type);
+                converts = true;
+            }
+        // The heap converter too, with its first memory touched: page faults in the pause cost a
+        // microsecond or two each on a virtual machine, and a small heap's update is made of them.
+        m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
+                                                            transform::Image{m_new_schema, m_new->bias}, *m_converter);
+        m_heap->set_parallel(run_both);
+        m_heap->fail_allocation(allocation_fault());
+        if (converts)
+            m_heap->prefault();
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         return true;
     }
@@ -707,10 +718,6 @@ private:
     // pointers redirected to the copies. Nothing of the old version is written.
     Result<bool> transform()
     {
-        m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
-                                                            transform::Image{m_new_schema, m_new->bias}, *m_converter);
-        m_heap->set_parallel(run_both);
-        m_heap->fail_allocation(allocation_fault());
         for (const Migration &migration : m_migrations) {
             if (migration.identical)
                 continue;

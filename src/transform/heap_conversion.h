@@ -99,6 +99,9 @@ public:
     void release_new_blocks();
     void keep_new_blocks();
 
+    // Before the pause: touches the memory the conversion needs first (its list of blocks).
+    void prefault() { m_blocks.prefault(); }
+
     // After the commit: the old blocks that were converted are garbage (every pointer the
     // conversion knew of now leads to their copies), and are freed, those Molt allocated (a block
     // of unknown origin is left alone). Not before: until the commit they are the old state.
@@ -192,6 +195,14 @@ private:
             }
             m_chunks.clear();
             m_size = 0;
+        }
+        // Maps the first chunk and touches its pages now (before the pause).
+        void prefault()
+        {
+            if (m_chunks.empty()) {
+                m_chunks.push_back(new Block[chunk]);
+                std::memset(static_cast<void *>(m_chunks.back()), 0, chunk * sizeof(Block));
+            }
         }
         bool holds(std::uintptr_t address) const
         {
