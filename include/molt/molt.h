@@ -88,7 +88,7 @@ int molt_wake_fd(void);
 
 /*
  * The updates this process went through, for the program to show (kvd's INFO does): one line per
- * attempt, oldest first (the last 100 attempts), "committed NEW pause_ms=P converted_objects=N" or "rolled-back NEW
+ * attempt, oldest first (the last 100 attempts, or MOLT_HISTORY=N in the environment), "committed NEW pause_ms=P converted_objects=N" or "rolled-back NEW
  * phase=PHASE error=WHY", where NEW is the new version's file name. Writes at most `size` bytes
  * into `buffer`, NUL-terminated, and returns the length of the whole history (as snprintf does).
  */

@@ -332,6 +332,7 @@ void remove_crash_handlers()
 
 void return_to_old_frames(ThreadRecord &record)
 {
+    transform::abandon_transformer_calls();
     // The signal masks saved in the old context come back with it (the crash signal unblocked).
     setcontext(&record.parked_context);
     std::abort();  // setcontext does not return

@@ -251,13 +251,15 @@ public:
             return finish();
         }
         auto commit_start = Clock::now();
+        // The new copies and what transformers allocated are the new version's state now: their
+        // marks go while every thread still waits (once let go, the new code may free them).
+        if (m_heap)
+            m_heap->keep_new_blocks();
         commit();
         auto end = m_released_at;
         for (Stack &stack : m_old_stacks)  // every thread goes on meanwhile: munmap is not free
             release_stack(stack);
         set_active(nullptr);
-        if (m_heap)
-            m_heap->keep_new_blocks();  // they are the new version's state now
         m_report.times.commit_ms = milliseconds(commit_start, end);
         m_report.pause_ms = milliseconds(m_pause_start, end);
         report_progress("commit", m_report.times.commit_ms, "old stacks released");
@@ -425,6 +427,8 @@ private:
         // Last: loading runs the new version's constructors.
         MOLT_TRY(opened, open_version(m_path));
         m_new = opened;
+        if (!m_new->refusal.empty())  // unloaded by finish(), as any failed version
+            return Error{m_path, "its constructor refused the update: " + m_new->refusal};
         MOLT_TRY(loaded_fault, fault_point("prepare.loaded"));
         (void)loaded_fault;
         m_new->schema = std::move(*m_loaded_schema);  // vectors move: planned pointers stay valid

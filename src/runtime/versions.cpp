@@ -208,11 +208,9 @@ Result<Version *> open_version(const std::string &path)
         const char *why = dlerror();
         return Error{path, std::string("cannot load: ") + (why ? why : "dlopen failed")};
     }
-    if (!refusal.empty()) {
-        dlclose(handle);  // its constructors ran, nothing else of it: it goes as it came
-        return Error{path, "its constructor refused the update: " + refusal};
-    }
-    return remember_opened(path, copy ? *copy : real_path(path), handle);
+    Version *opened = remember_opened(path, copy ? *copy : real_path(path), handle);
+    opened->refusal = refusal;  // the caller fails the update, and unloads it as any other
+    return opened;
 }
 
 void unload_version(Version *version)

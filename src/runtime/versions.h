@@ -21,6 +21,7 @@ struct Version {
     std::uintptr_t bias = 0;  // load bias: run-time address = bias + schema address
     std::string build_id;
     std::optional<schema::Schema> schema;  // read before any pause, kept for later updates
+    std::string refusal;  // what its constructors said through molt_refuse_update, if they refused
 
     std::uintptr_t address(std::uint64_t link_address) const { return bias + link_address; }
     // Reads the schema if it is not read yet (never call while threads are parked).
@@ -36,7 +37,9 @@ void set_current_version(Version *version);
 // Describes the executable as the first version (from the runtime's constructor).
 void adopt_executable();
 
-// dlopen(RTLD_NOW | RTLD_LOCAL) of a new version; the error is dlerror's, in one line.
+// dlopen(RTLD_NOW | RTLD_LOCAL) of a new version; the error is dlerror's, in one line. When its
+// constructors refused the update (molt_refuse_update), the version is loaded all the same, with
+// the reason in `refusal`: the caller fails the update and unloads it.
 Result<Version *> open_version(const std::string &path);
 
 // Unloads a version that never became current (an update that failed before its code ran):

@@ -63,6 +63,8 @@ std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t off
 
 std::uint32_t distance(const Header *header) { return header->offset & ~transformer_mark; }
 
+void unmark(Header *header) { header->offset &= ~transformer_mark; }
+
 // Transformer allocations (heap_tracking.h): while a thread runs a transformer, each block it
 // allocates is marked and listed, in a list of that thread's own (the conversion may run on two).
 // initial-exec: libmolt is loaded with the program, and malloc reads this flag on every call.
@@ -73,18 +75,30 @@ thread_local std::vector<void *> *t_recorded = nullptr;
 thread_local unsigned t_recorded_session = 0;
 std::mutex g_recorded_mutex;
 std::vector<std::unique_ptr<std::vector<void *>>> g_recorded;  // under g_recorded_mutex
-unsigned g_session = 0;                                         // under g_recorded_mutex
+std::atomic<unsigned> g_session{0};  // changed under g_recorded_mutex, when no transformer runs
+std::atomic<bool> g_transformers_called{false};  // in this session
 
-void record(void *user)
+// Lists a block a transformer allocated (its header is marked already). Inside the transformer's
+// malloc: it must not throw, and a crash in it is a crash inside the allocator. When the list
+// cannot grow, the block is unmarked: a rollback then leaves it allocated, nothing worse.
+void record(void *user, Header *header) noexcept
 {
     t_recording = false;  // the list's own allocations are Molt's, not the transformer's
-    if (!t_recorded || t_recorded_session != g_session) {
-        std::lock_guard lock(g_recorded_mutex);
-        g_recorded.push_back(std::make_unique<std::vector<void *>>());
-        t_recorded = g_recorded.back().get();
-        t_recorded_session = g_session;
+    t_in_allocator = true;
+    try {
+        if (!t_recorded || t_recorded_session != g_session.load()) {
+            auto list = std::make_unique<std::vector<void *>>();
+            list->reserve(64);
+            std::lock_guard lock(g_recorded_mutex);
+            g_recorded.push_back(std::move(list));
+            t_recorded = g_recorded.back().get();
+            t_recorded_session = g_session.load();
+        }
+        t_recorded->push_back(user);
+    } catch (...) {
+        unmark(header);
     }
-    t_recorded->push_back(user);
+    t_in_allocator = false;
     t_recording = true;
 }
 
@@ -138,7 +152,7 @@ void *finish(void *base, std::size_t size, std::size_t offset)
     header->offset = static_cast<std::uint32_t>(offset) | (t_recording ? transformer_mark : 0);
     header->check = check_word(user, size, header->offset);
     if (t_recording)
-        record(user);
+        record(user, header);
     return user;
 }
 
@@ -241,12 +255,23 @@ void begin_transformer_allocations()
     std::lock_guard lock(g_recorded_mutex);
     g_recorded.clear();
     ++g_session;
+    g_transformers_called.store(false);
 }
 
 void record_transformer_allocations(bool on)
 {
+    if (on)
+        g_transformers_called.store(true, std::memory_order_relaxed);
     t_recording = on;
     t_in_allocator = false;  // a crash may have left it set: call_transformer has read it by now
+}
+
+bool transformers_called() { return g_transformers_called.load(); }
+
+bool still_tracked(const void *pointer)
+{
+    auto address = reinterpret_cast<std::uintptr_t>(pointer);
+    return address >= 16 && readable(reinterpret_cast<const void *>(address - 16), 16) && tracked_header(pointer);
 }
 
 // Each listed block that is still a marked, live block, once (a block freed meanwhile has lost
@@ -265,8 +290,9 @@ std::size_t for_each_transformer_allocation(Each &&each)
     std::sort(all.begin(), all.end());
     all.erase(std::unique(all.begin(), all.end()), all.end());
     std::size_t count = 0;
-    for (void *user : all)
-        if (Header *header = tracked_header(user); header && (header->offset & transformer_mark)) {
+    for (void *user : all)  // a block freed meanwhile may have been unmapped: probed first
+        if (Header *header = still_tracked(user) ? tracked_header(user) : nullptr;
+            header && (header->offset & transformer_mark)) {
             each(user, header);
             ++count;
         }
@@ -280,7 +306,7 @@ std::size_t free_transformer_allocations()
 
 void keep_transformer_allocations()
 {
-    for_each_transformer_allocation([](void *, Header *header) { header->offset &= ~transformer_mark; });
+    for_each_transformer_allocation([](void *, Header *header) { unmark(header); });
 }
 
 HeapUse heap_use()

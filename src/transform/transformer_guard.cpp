@@ -43,14 +43,20 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
     const char *message = call_transformer(function, to, from, crash);
     if (crash && allocator_may_be_locked())
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
-               " inside malloc or free: the heap may be corrupt and the allocator's lock held, so what the update "
-               "allocated is left allocated (restart the process when you can)";
+               " inside malloc or free: the heap may be corrupt, so what the update allocated is left allocated and "
+               "later updates are refused (restart the process when you can)";
     if (crash)
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
                " (a lock it held may stay held)";
     if (message)
         return std::string("transformer failed: ") + message;
     return std::nullopt;
+}
+
+void abandon_transformer_calls()
+{
+    t_guard = nullptr;
+    record_transformer_allocations(false);
 }
 
 void escape_transformer_crash(int signal)

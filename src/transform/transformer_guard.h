@@ -25,4 +25,8 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
 // not return). Async-signal-safe.
 void escape_transformer_crash(int signal);
 
+// For a thread the rollback takes back to its old frames from wherever it was, a transformer
+// perhaps (a MOLT_LOCAL's, in the restart): it is in none any more. Async-signal-safe.
+void abandon_transformer_calls();
+
 }  // namespace molt::transform

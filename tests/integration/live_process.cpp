@@ -56,15 +56,20 @@ std::vector<std::string> make_sanitizer_variables()
 const std::vector<std::string> sanitizer_variables = make_sanitizer_variables();
 
 // The environment a process starts with: the test's own, and for a program linked with the
-// runtime the sanitizer variables (first, so that they win over the test's own).
+// runtime the sanitizer variables instead of the test's own LD_PRELOAD and ASAN_OPTIONS.
 std::vector<char *> process_environment(Program program)
 {
     std::vector<char *> environment;
-    if (program == Program::with_runtime)
+    bool replaced = program == Program::with_runtime && !sanitizer_variables.empty();
+    if (replaced)
         for (const std::string &variable : sanitizer_variables)
             environment.push_back(const_cast<char *>(variable.c_str()));
-    for (char **variable = environ; *variable; ++variable)
+    for (char **variable = environ; *variable; ++variable) {
+        std::string_view entry(*variable);
+        if (replaced && (entry.starts_with("LD_PRELOAD=") || entry.starts_with("ASAN_OPTIONS=")))
+            continue;  // ours stand for them (ld.so would take the last LD_PRELOAD)
         environment.push_back(*variable);
+    }
     environment.push_back(nullptr);
     return environment;
 }
