@@ -4,7 +4,6 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
-#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -172,16 +171,9 @@ Version *remember_opened(const std::string &path, const std::string &mapped_path
     return remember(std::move(version));
 }
 
-// molt_refuse_update: a refusal by the constructors of the version open_version is loading (on
-// its thread: dlopen runs them there).
-std::mutex &refusal_mutex()
-{
-    static std::mutex mutex;
-    return mutex;
-}
-pthread_t g_loader;
-bool g_loading = false;  // under refusal_mutex()
-std::string g_refusal;   // under refusal_mutex()
+// molt_refuse_update: where the constructors of the version open_version is loading put their
+// refusal (they run on its thread, inside dlopen); null on any other thread, or at any other time.
+thread_local std::string *t_refusal = nullptr;
 
 }  // namespace
 
@@ -190,18 +182,9 @@ Result<Version *> open_version(const std::string &path)
     std::optional<std::string> copy = fresh_copy(path);
     dlerror();
     std::string refusal;
-    {
-        std::lock_guard lock(refusal_mutex());
-        g_loader = pthread_self();
-        g_loading = true;
-        g_refusal.clear();
-    }
+    t_refusal = &refusal;
     void *handle = dlopen(copy ? copy->c_str() : path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    {
-        std::lock_guard lock(refusal_mutex());
-        g_loading = false;
-        refusal.swap(g_refusal);
-    }
+    t_refusal = nullptr;
     if (copy)
         unlink(copy->c_str());  // the mapping keeps the copy alive
     if (!handle) {
@@ -243,10 +226,9 @@ Version *adopt_shared_object(const std::string &path, void *handle)
 extern "C" __attribute__((visibility("default"))) int molt_refuse_update(const char *reason)
 {
     using namespace molt::runtime;
-    std::lock_guard lock(refusal_mutex());
-    if (!g_loading || !pthread_equal(g_loader, pthread_self()))
+    if (!t_refusal)
         return 0;
-    if (g_refusal.empty())  // the first reason given is the one reported
-        g_refusal = reason && *reason ? reason : "no reason given";
+    if (t_refusal->empty())  // the first reason given is the one reported
+        *t_refusal = reason && *reason ? reason : "no reason given";
     return 1;
 }

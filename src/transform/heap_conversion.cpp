@@ -69,11 +69,9 @@ void HeapConverter::release_new_blocks()
     if (allocator_may_be_locked())
         return;  // left allocated: better than a process that hangs in free()
     free_transformer_allocations();
-    // A transformer may have freed or moved (realloc) a new copy it was given: then its block is
-    // no longer live, and is not freed again.
-    bool probe = transformers_called();
-    m_blocks.for_each([probe](Block &block) {
-        if (block.new_start && !block.view && (!probe || still_tracked(reinterpret_cast<void *>(block.new_start))))
+    // A transformer may have freed or moved (realloc) a new copy it was given: not freed again.
+    m_blocks.for_each([](Block &block) {
+        if (block.new_start && !block.view && still_allocated(reinterpret_cast<void *>(block.new_start)))
             std::free(reinterpret_cast<void *>(block.new_start));
     });
     m_blocks.clear();

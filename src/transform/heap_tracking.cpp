@@ -102,43 +102,25 @@ void record(void *user, Header *header) noexcept
     t_recording = true;
 }
 
-// Around each call into glibc's allocator: marks a transformer's thread as inside it.
-struct AllocatorCall {
-    AllocatorCall() { t_in_allocator = t_recording; }
-    ~AllocatorCall() { t_in_allocator = false; }
-    AllocatorCall(const AllocatorCall &) = delete;
-    AllocatorCall &operator=(const AllocatorCall &) = delete;
-};
-
-void *next_malloc(std::size_t size)
+// Calls into glibc's allocator (or the sanitizer's). On a transformer's thread, the call is
+// marked as inside it; everywhere else this is one thread-local read more than the call itself.
+template <typename Function, typename... Arguments>
+auto call_allocator(Function function, Arguments... arguments)
 {
-    AllocatorCall call;
-    return MOLT_NEXT(malloc)(size);
+    if (__builtin_expect(!t_recording, 1))
+        return function(arguments...);
+    t_in_allocator = true;
+    struct Leave {
+        ~Leave() { t_in_allocator = false; }
+    } leave;
+    return function(arguments...);
 }
 
-void *next_calloc(std::size_t count, std::size_t size)
-{
-    AllocatorCall call;
-    return MOLT_NEXT(calloc)(count, size);
-}
-
-void *next_realloc(void *block, std::size_t size)
-{
-    AllocatorCall call;
-    return MOLT_NEXT(realloc)(block, size);
-}
-
-void *next_memalign(std::size_t alignment, std::size_t size)
-{
-    AllocatorCall call;
-    return MOLT_NEXT(memalign)(alignment, size);
-}
-
-void next_free(void *block)
-{
-    AllocatorCall call;
-    MOLT_NEXT(free)(block);
-}
+void *next_malloc(std::size_t size) { return call_allocator(MOLT_NEXT(malloc), size); }
+void *next_calloc(std::size_t count, std::size_t size) { return call_allocator(MOLT_NEXT(calloc), count, size); }
+void *next_realloc(void *block, std::size_t size) { return call_allocator(MOLT_NEXT(realloc), block, size); }
+void *next_memalign(std::size_t alignment, std::size_t size) { return call_allocator(MOLT_NEXT(memalign), alignment, size); }
+void next_free(void *block) { call_allocator(MOLT_NEXT(free), block); }
 
 Header *header_of(const void *user) { return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(user)) - sizeof(Header)); }
 
@@ -266,12 +248,18 @@ void record_transformer_allocations(bool on)
     t_in_allocator = false;  // a crash may have left it set: call_transformer has read it by now
 }
 
-bool transformers_called() { return g_transformers_called.load(); }
-
-bool still_tracked(const void *pointer)
+// The header of a tracked block that may have been freed, and its memory unmapped: probed first.
+Header *probed_header(const void *pointer)
 {
     auto address = reinterpret_cast<std::uintptr_t>(pointer);
-    return address >= 16 && readable(reinterpret_cast<const void *>(address - 16), 16) && tracked_header(pointer);
+    if (address < 16 || !readable(reinterpret_cast<const void *>(address - 16), 16))
+        return nullptr;
+    return tracked_header(pointer);
+}
+
+bool still_allocated(const void *block)
+{
+    return !g_transformers_called.load() || probed_header(block);
 }
 
 // Each listed block that is still a marked, live block, once (a block freed meanwhile has lost
@@ -290,9 +278,8 @@ std::size_t for_each_transformer_allocation(Each &&each)
     std::sort(all.begin(), all.end());
     all.erase(std::unique(all.begin(), all.end()), all.end());
     std::size_t count = 0;
-    for (void *user : all)  // a block freed meanwhile may have been unmapped: probed first
-        if (Header *header = still_tracked(user) ? tracked_header(user) : nullptr;
-            header && (header->offset & transformer_mark)) {
+    for (void *user : all)
+        if (Header *header = probed_header(user); header && (header->offset & transformer_mark)) {
             each(user, header);
             ++count;
         }

@@ -34,10 +34,9 @@ void begin_transformer_allocations();
 void record_transformer_allocations(bool on);
 std::size_t free_transformer_allocations();  // how many were still live
 void keep_transformer_allocations();
-// Whether a transformer ran since begin_transformer_allocations (it may have freed or moved a
-// block Molt made: such a block is freed again only while still_tracked() says it is live).
-bool transformers_called();
-bool still_tracked(const void *pointer);
+// Whether a block Molt allocated since begin_transformer_allocations is still allocated: a
+// transformer may have freed it or moved it (realloc). Probes memory only when a transformer ran.
+bool still_allocated(const void *block);
 
 // Whether this thread is inside the allocator on a transformer's behalf (marked only while it
 // runs one): a crash there may leave glibc's lock held and its heap corrupt. The crash path then

@@ -69,6 +69,14 @@ void expect_new_version_passes(const std::string &log, const std::string &fixtur
     EXPECT_EQ(count_matching(read_lines(log), "^V2 " + fixture + " PASS"), 1) << read_text(log);
 }
 
+// A number of `molt status --json PID` by its member's name (the first such member), or -1.
+long status_number(const std::string &pid, const std::string &member)
+{
+    std::smatch found;
+    std::string status = molt_tool({"status", "--json", pid}).out;
+    return std::regex_search(status, found, std::regex("\"" + member + "\": *([0-9]+)")) ? std::stol(found[1].str()) : -1;
+}
+
 // The pid a fixture wrote into its ready file (first word).
 pid_t ready_pid(const std::string &ready)
 {
@@ -1224,13 +1232,9 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
     unsetenv("MOLT_FAULT");
     ready_pid(ready);
     std::string pid = std::to_string(process.pid());
-    auto stacks = [&] {  // the restart stacks the runtime holds, from `molt status --json`
-        std::smatch found;
-        std::string status = molt_tool({"status", "--json", pid}).out;
-        return std::regex_search(status, found, std::regex("\"stacks\": *([0-9]+)")) ? found[1].str() : "?";
-    };
-    std::string stacks_before = stacks();
-    ASSERT_NE(stacks_before, "?");
+    auto stacks = [&] { return status_number(pid, "stacks"); };  // the restart stacks the runtime holds
+    long stacks_before = stacks();
+    ASSERT_GE(stacks_before, 0);
     std::size_t mappings_before = read_lines("/proc/" + pid + "/maps").size();
     ToolResult failed = molt_tool({"update", pid, v2});
     EXPECT_EQ(failed.status, 1) << failed.out;
@@ -1370,13 +1374,6 @@ std::ostream &operator<<(std::ostream &out, const FailureKind &kind) { return ou
 
 class FailureLeaks : public ::testing::TestWithParam<FailureKind> {};
 
-// The heap the process's allocator has in use, from `molt status --json` (-1 if unreadable).
-long heap_in_use(const std::string &pid)
-{
-    std::smatch found;
-    std::string status = molt_tool({"status", "--json", pid}).out;
-    return std::regex_search(status, found, std::regex("\"bytes_in_use\": *([0-9]+)")) ? std::stol(found[1].str()) : -1;
-}
 
 // The process's threads and fds once they stop changing: a control connection's thread and
 // socket last a moment after its answer.
@@ -1393,12 +1390,6 @@ std::pair<int, int> settled_threads_and_fds(const LiveProcess &process)
     return last;
 }
 
-long updates_attempted(const std::string &pid)
-{
-    std::smatch found;
-    std::string status = molt_tool({"status", "--json", pid}).out;
-    return std::regex_search(status, found, std::regex("\"updates_attempted\": *([0-9]+)")) ? std::stol(found[1].str()) : -1;
-}
 
 // The same failure, again and again: after two (the first loads the old version's schema, which
 // stays; the history keeps one report), four more leave the heap, the threads and the fds as
@@ -1442,7 +1433,7 @@ TEST_P(FailureLeaks, EachKindGivesBackWhatItTook)
             EXPECT_EQ(failed.status, 1) << failed.out << failed.err;
         }
         ++attempts;
-        ASSERT_TRUE(wait_until([&] { return updates_attempted(pid) == attempts; })) << kind.label;
+        ASSERT_TRUE(wait_until([&] { return status_number(pid, "updates_attempted") == attempts; })) << kind.label;
         // The control connection's thread is gone before the next one comes: two at once would
         // make glibc cache one more thread stack, with its TLS block (a few hundred bytes).
         ASSERT_TRUE(wait_until([&] { return fixture.process->threads() <= threads_before; })) << kind.label;
@@ -1450,7 +1441,7 @@ TEST_P(FailureLeaks, EachKindGivesBackWhatItTook)
     fail_once();
     fail_once();
     auto [threads, fds] = settled_threads_and_fds(*fixture.process);
-    long before = heap_in_use(pid);
+    long before = status_number(pid, "bytes_in_use");
     ASSERT_GT(before, 0);
     constexpr int repeats = 4;
     for (int i = 0; i < repeats; ++i)
@@ -1464,7 +1455,7 @@ TEST_P(FailureLeaks, EachKindGivesBackWhatItTook)
     // that does not, so the heap is asked again for a while.
     long allowed = under_sanitizers ? (kind.quarantined ? repeats * 2560 : 64) : repeats * (kind.quarantined ? 4096 : 1024);
     long grown = 0;
-    EXPECT_TRUE(wait_until([&] { return (grown = heap_in_use(pid) - before) < allowed; }, std::chrono::seconds(3)))
+    EXPECT_TRUE(wait_until([&] { return (grown = status_number(pid, "bytes_in_use") - before) < allowed; }, std::chrono::seconds(3)))
         << kind.label << ": " << grown << " bytes grown over " << repeats << " failed updates";
     std::cout << kind.label << ": heap grown by " << grown << " bytes over " << repeats << " failed updates\n";
     EXPECT_TRUE(fixture.process->alive());
