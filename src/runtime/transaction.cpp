@@ -317,7 +317,7 @@ private:
         } catch (const std::exception &exception) {  // e.g. out of memory: the old version resumes
             if (__atomic_load_n(&molt_pending_update, __ATOMIC_SEQ_CST))
                 resume_old();
-            result = Error{"", std::string("internal failure (") + exception.what() + "): the old version keeps running"};
+            result = Error{"", std::string("internal failure (") + exception.what() + ")"};
         }
         double ms = milliseconds(start, Clock::now());
         if (std::string(name) == "prepare") m_report.times.prepare_ms = ms;
@@ -343,10 +343,9 @@ private:
     {
         // Every failure ends the same way, whichever phase it came from: the operator reads at
         // once that nothing changed.
-        constexpr std::string_view running = "the old version keeps running";
-        if (!m_report.ok && m_report.error.find(running) == std::string::npos &&
-            m_report.error.find("did not come back") == std::string::npos)  // that one says what runs
-            m_report.error += std::string(": ") + std::string(running);
+        // (A rollback of the restart says itself what runs: every thread may not have come back.)
+        if (!m_report.ok && !m_restart_rolled_back)
+            m_report.error += ": the old version keeps running";
         if (!m_report.ok && m_new && !m_quarantined)
             unload_new_version();
         if (!m_report.ok && m_new && m_quarantined)
@@ -634,8 +633,7 @@ private:
                                                                 : m_report.stragglers.front();
                 return Error{"", std::to_string(waiting.size()) + " of " + std::to_string(waiting.size() + m_parked.size()) +
                                      " threads did not reach an update point within " +
-                                     std::to_string(m_timeout.count()) + " ms (" + first +
-                                     "): the old version keeps running"};
+                                     std::to_string(m_timeout.count()) + " ms (" + first + ")"};
             }
             auto until_kick = std::chrono::duration_cast<std::chrono::microseconds>(next_kick - Clock::now());
             futex_wait(thread_changes(), seen,
@@ -731,7 +729,7 @@ private:
             auto discovered = annotated ? m_heap->discover(*annotated, old_address, where)
                                         : m_heap->discover(migration.from->type, migration.to->type, old_address, where);
             if (!discovered)
-                return Error{"", discovered.error().message + ": the old version keeps running"};
+                return Error{"", discovered.error().message};
         }
         for (ThreadRecord *thread : m_parked)
             for (const LocalSlot &slot : live_locals(*thread)) {
@@ -742,7 +740,7 @@ private:
                 auto discovered = m_heap->discover(old_local->type, new_local->type, slot.address,
                                                    "MOLT_LOCAL " + slot.function + "#" + slot.name);
                 if (!discovered)
-                    return Error{"", discovered.error().message + ": the old version keeps running"};
+                    return Error{"", discovered.error().message};
             }
         MOLT_TRY(discovered_fault, fault_point("transform.heap_discovered"));
         (void)discovered_fault;
@@ -750,7 +748,7 @@ private:
             throw std::bad_alloc();  // as Molt's own bookkeeping would, when memory runs out
         auto blocks = m_heap->convert_blocks();
         if (!blocks)
-            return Error{"", blocks.error().message + ": the old version keeps running"};
+            return Error{"", blocks.error().message};
         m_report.heap_objects_converted = m_heap->objects_converted();
         m_report.heap_bytes_converted = m_heap->bytes_converted();
         for (const Migration &migration : m_migrations) {
@@ -765,13 +763,12 @@ private:
                                                               static_cast<unsigned char *>(to), transform::Place(where), false)
                                            : m_converter->convert(migration.from->type, from, migration.to->type, to, where);
                 if (!converted)
-                    return Error{"", converted.error().message + ": the old version keeps running"};
+                    return Error{"", converted.error().message};
             }
             if (auto transformer = m_variable_transformers.find(migration.to->qualified_name);
                 transformer != m_variable_transformers.end()) {
                 if (auto failed = transform::transformer_failure(transformer->second, to, from))
-                    return Error{"", "variable " + migration.to->qualified_name + ": " + *failed +
-                                         ": the old version keeps running"};
+                    return Error{"", "variable " + migration.to->qualified_name + ": " + *failed};
                 ++m_report.variables_transformed;
             }
             ++(migration.identical ? m_report.variables_copied : m_report.variables_converted);
@@ -824,7 +821,7 @@ private:
             if (!routine) {  // a thread started after prepare, in a routine the new version lacks
                 resume_old();
                 return Error{"", "thread " + std::to_string(thread->tid) + " runs " + name +
-                                     ", which the new version does not have: the old version keeps running"};
+                                     ", which the new version does not have"};
             }
             thread->restart_start = reinterpret_cast<StartRoutine>(m_new->address(routine->address));
             // The argument is a root too: a pointer to an old global (kvd's &workers[i]) or to a
@@ -845,7 +842,7 @@ private:
                 for (Stack &allocated : stacks)
                     release_stack(allocated);
                 resume_old();
-                return Error{"", "cannot map stacks for the restarted threads: the old version keeps running"};
+                return Error{"", "cannot map stacks for the restarted threads"};
             }
             stacks.push_back(stack);
         }
@@ -963,6 +960,7 @@ private:
                 (restarted || m_old_function_names.count(reinterpret_cast<std::uintptr_t>(thread.start))))
                 send(thread, Command::Resume);
         });
+        m_restart_rolled_back = true;
         std::string outcome = back == m_parked.size()
                                   ? ": rolled back, the old version keeps running"
                                   : ": rolled back, but " + std::to_string(m_parked.size() - back) +
@@ -978,8 +976,7 @@ private:
         });
         outcome += "; the new version stays loaded but unused (quarantined: its code ran" +
                    (started ? ", and " + std::to_string(started) + " threads it started stay parked)" : std::string(")"));
-        m_quarantined = true;
-        return Error{"", why + outcome};
+        return Error{"", why + outcome};  // m_quarantined: set by restart() before any new code ran
     }
 
     // The Restart commands no thread has taken yet are taken back: those threads never leave
@@ -1118,6 +1115,7 @@ private:
     std::string m_path;
     std::chrono::milliseconds m_timeout;
     bool m_keep_old_state;
+    bool m_restart_rolled_back = false;  // its report says what runs now
     bool m_quarantined = false;  // the new version's code ran before the update failed: it stays loaded
     bool m_verify;
     const ProgressCallback &m_progress;

@@ -487,7 +487,7 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         std::uintptr_t address;
         std::memcpy(&address, from + step.from, sizeof address);
         if (address && m_translate) {
-            auto moved = m_translate(address, step.old_type, step.new_type, place);
+            auto moved = m_translate(address, step.old_type, place);
             if (!moved)
                 return moved.error();
             address = *moved;

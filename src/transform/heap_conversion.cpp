@@ -34,9 +34,7 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
 {
     begin_transformer_allocations();
     m_converter.set_pointer_translator(
-        [this](std::uintptr_t address, TypeId old_pointee, TypeId new_pointee, const Place &where) {
-            return translate(address, old_pointee, new_pointee, where);
-        });
+        [this](std::uintptr_t address, TypeId old_pointee, const Place &where) { return translate(address, old_pointee, where); });
     // Each old global with its counterpart, found once: the same qualified name, or the one a
     // MOLT_RENAME_VARIABLE of the new version gives it.
     for (const schema::Variable &variable : m_old.schema->variables)
@@ -85,7 +83,8 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     m_blocks.for_each([&](Block &block) {
         if (block.view)
             return;  // part of another block
-        auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start));
+        // Mapped: discovery probed it, and nothing has freed it since.
+        auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(block.old_start));
         if (!tracked) {
             ++reclaimed.kept;
             return;
@@ -182,7 +181,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     // mapped: a dangling pointer fails the update instead of crashing the process.
     if (!mapped(address - 16, program.old_size + 16))
         return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
-    auto tracked = tracked_block(reinterpret_cast<const void *>(address));
+    auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address));
     m_untracked += !tracked;
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
     // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.
@@ -414,13 +413,18 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
 {
     if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         return &m_blocks[exact];  // the common case: a pointer to a block's start
+    return block_holding_inside(address);
+}
+
+const HeapConverter::Block *HeapConverter::block_holding_inside(std::uintptr_t address) const
+{
     if (!m_discovered)
         return nullptr;  // before convert_blocks: only exact starts are known
     // Most pointers that are not to a converted block point to the start of another heap block
     // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
     // Only read where discovery has seen the page mapped (this runs concurrently: read-only).
     if (m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12) &&
-        tracked_block(reinterpret_cast<const void *>(address)))
+        tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address)))
         return nullptr;
     return sorted_block_holding(address);
 }
@@ -505,8 +509,7 @@ bool HeapConverter::keeps(const schema::Variable *variable) const
     return m_kept_globals.count(variable) != 0;
 }
 
-Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, TypeId new_pointee,
-                                                const Place &where)
+Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, const Place &where)
 {
     // The common case first: a pointer to the start of a converted block (one hash probe).
     const Block *block = nullptr;
@@ -517,10 +520,9 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
     else if (auto near = nearby_block(address))
         block = *near;
     else
-        block = block_holding(address);
+        block = block_holding_inside(address);  // not a block's start: that was looked up first
     if (!block)
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
-    (void)new_pointee;
     // An element of the block, or a member of one (an int * to its id, a char * into its name):
     // the same element, the corresponding member of the new type.
     std::uintptr_t offset = address - block->old_start;

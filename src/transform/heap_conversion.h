@@ -82,8 +82,7 @@ public:
     void fail_allocation(std::size_t nth) { m_failing_allocation = nth; }
 
     // The translator to give the ValueConverter (set by the constructor).
-    Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, schema::TypeId new_pointee,
-                                     const Place &where);
+    Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where);
 
     // Where an untyped pointer (a thread's argument) goes: into the new version's global of the
     // same name, or to the new copy of a converted block it points at; nullopt: unchanged.
@@ -151,6 +150,7 @@ private:
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
     Result<bool> walk_pointer(const Candidate &candidate);
     const Block *block_holding(std::uintptr_t address) const;
+    const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
     const Block *sorted_block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
     bool mapped(std::uintptr_t address, std::uint64_t size);

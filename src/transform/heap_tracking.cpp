@@ -306,14 +306,6 @@ HeapUse heap_use()
 #endif
 }
 
-std::optional<HeapBlock> tracked_block(const void *pointer)
-{
-    Header *header = tracked_header(pointer);
-    if (!header)
-        return std::nullopt;
-    return HeapBlock{const_cast<void *>(pointer), header->size};
-}
-
 }  // namespace molt::transform
 
 using namespace molt::transform;

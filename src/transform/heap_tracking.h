@@ -19,11 +19,8 @@ struct HeapBlock {
 // allocate: a dangling one must fail an update, not crash the process).
 bool readable(const void *pointer, std::size_t size);
 
-// The tracked block that starts at `pointer`, if it is one.
-std::optional<HeapBlock> tracked_block(const void *pointer);
-
-// The same, for a pointer whose 16 bytes below are known to be mapped (a scan of a mapped
-// region): no probe of the page.
+// The tracked block that starts at `pointer`, if it is one. The 16 bytes below `pointer` must
+// be known to be mapped (the heap converter probes each page once; a scan reads mapped regions).
 std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer);
 
 // Blocks that transformers (the new version's code, run during an update's conversion) allocate

@@ -423,8 +423,7 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
                 if (auto moved = m_remap(address))
                     address = *moved;
         } else if (address && m_translate && pointee.kind != TypeKind::Void) {
-            auto moved = m_translate(address, schema::strip_typedefs_and_qualifiers(m_old, x.target),
-                                     schema::strip_typedefs_and_qualifiers(m_new, y.target), where);
+            auto moved = m_translate(address, schema::strip_typedefs_and_qualifiers(m_old, x.target), where);
             if (!moved)
                 return moved.error();
             address = *moved;

@@ -56,12 +56,11 @@ private:
 using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t)>;
 
 // Where a data pointer of the old version goes in the new one: `address` points to an object of
-// `old_pointee` (old schema), the result to the corresponding object of `new_pointee` (both
-// given behind their typedefs and qualifiers). Fails,
-// naming `where`, when the pointer cannot be redirected. Without a translator, pointers are
-// copied as they are.
-using PointerTranslator = std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee,
-                                                               schema::TypeId new_pointee, const Place &where)>;
+// `old_pointee` (old schema, behind its typedefs and qualifiers), the result to the corresponding
+// object or member of the new version. Fails, naming `where`, when the pointer cannot be
+// redirected. Without a translator, pointers are copied as they are.
+using PointerTranslator =
+    std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee, const Place &where)>;
 
 using schema::corresponding_member;
 
