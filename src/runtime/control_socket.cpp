@@ -61,6 +61,8 @@ json report_json(const UpdateReport &report)
             {"locals_carried", report.locals_carried},
             {"heap_objects_converted", report.heap_objects_converted},
             {"heap_bytes_converted", report.heap_bytes_converted},
+            {"heap_discovery_ms", report.heap_discovery_ms},
+            {"heap_conversion_ms", report.heap_conversion_ms},
             {"old_blocks_freed", report.old_blocks_freed},
             {"old_bytes_freed", report.old_bytes_freed},
             {"old_blocks_kept", report.old_blocks_kept},

@@ -63,6 +63,13 @@ std::mutex &update_mutex()
     return mutex;
 }
 
+std::string format_ms(double ms)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f", ms);
+    return text;
+}
+
 std::string hex(std::uintptr_t value)
 {
     char text[32];
@@ -720,6 +727,7 @@ private:
     // pointers redirected to the copies. Nothing of the old version is written.
     Result<bool> transform()
     {
+        auto discovery_start = Clock::now();
         for (const Migration &migration : m_migrations) {
             if (migration.identical)
                 continue;
@@ -746,9 +754,12 @@ private:
         (void)discovered_fault;
         if (!fault_point("transform.out_of_memory"))
             throw std::bad_alloc();  // as Molt's own bookkeeping would, when memory runs out
+        auto conversion_start = Clock::now();
+        m_report.heap_discovery_ms = milliseconds(discovery_start, conversion_start);
         auto blocks = m_heap->convert_blocks();
         if (!blocks)
             return Error{"", blocks.error().message};
+        m_report.heap_conversion_ms = milliseconds(conversion_start, Clock::now());
         m_report.heap_objects_converted = m_heap->objects_converted();
         m_report.heap_bytes_converted = m_heap->bytes_converted();
         for (const Migration &migration : m_migrations) {
@@ -781,6 +792,9 @@ private:
                    std::to_string(m_report.variables_converted) + " converted, " +
                    std::to_string(m_report.variables_new) + " new; " + std::to_string(m_heap->objects_converted()) +
                    " heap objects converted";
+        if (m_heap->objects_converted())
+            m_detail += " (found in " + format_ms(m_report.heap_discovery_ms) + " ms, converted in " +
+                        format_ms(m_report.heap_conversion_ms) + " ms)";
         return true;
     }
 

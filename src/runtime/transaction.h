@@ -30,6 +30,8 @@ struct UpdateReport {
     std::size_t variables_copied = 0, variables_converted = 0, variables_new = 0, variables_dropped = 0;
     std::size_t locals_carried = 0;
     std::size_t heap_objects_converted = 0, heap_bytes_converted = 0;
+    // Of the transform phase: finding the heap objects to convert (one thread), and converting them.
+    double heap_discovery_ms = 0, heap_conversion_ms = 0;
     // Given back after the commit (unless --keep-old-state): old heap blocks converted and freed,
     // blocks converted but not allocated through Molt (kept), pages of old variables released.
     std::size_t old_blocks_freed = 0, old_bytes_freed = 0, old_blocks_kept = 0;

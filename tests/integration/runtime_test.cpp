@@ -620,6 +620,10 @@ TEST_P(HeapConversion, ListsRingsArraysTablesAndSharedNodesAreConverted)
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     // 1000 list nodes, 100 ring elements, 40 items, 64 bucket pointers and 500 table nodes.
     EXPECT_NE(update.out.find("heap: 1704 objects converted"), std::string::npos) << update.out;
+    // The transform phase says how long finding the objects and converting them took.
+    EXPECT_TRUE(std::regex_search(update.out, std::regex("1704 heap objects converted \\(found in [0-9.]+ ms, "
+                                                         "converted in [0-9.]+ ms\\)")))
+        << update.out;
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 heap") == 1; }));
     std::vector<std::string> lines = read_lines(log);
     EXPECT_EQ(count_matching(lines, "^V2 heap PASS"), 1) << read_text(log);
