@@ -180,7 +180,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     // The object and the 16 bytes below it (where a tracked block keeps its header) must be
     // mapped: a dangling pointer fails the update instead of crashing the process.
     if (!mapped(address - 16, program.old_size + 16))
-        return failure(where(), "points to unmapped memory (a dangling pointer?): the object cannot be converted");
+        return failure(where(), "points to unmapped or unreadable memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address));
     m_untracked += !tracked;
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
@@ -229,6 +229,13 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
 {
     if (address + size < address || address + size > (std::uintptr_t{1} << 57))
         return false;  // past the end of the user address space (garbage such as ~0): not ours
+    // The process's mappings, read once (the program's threads are parked: they stay true), tell
+    // readable memory from holes and from PROT_NONE reserves alike, with no system call per page.
+    if (!m_readable.taken() && !m_readable_unknown)
+        m_readable_unknown = !m_readable.take();
+    if (m_readable.taken())
+        return m_readable.holds(address, size);
+    // No /proc: the kernel is asked page by page (mincore tells holes only).
     for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
         if (page == m_last_mapped_page)
             continue;  // neighbours often follow each other
@@ -422,9 +429,11 @@ const HeapConverter::Block *HeapConverter::block_holding_inside(std::uintptr_t a
         return nullptr;  // before convert_blocks: only exact starts are known
     // Most pointers that are not to a converted block point to the start of another heap block
     // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
-    // Only read where discovery has seen the page mapped (this runs concurrently: read-only).
-    if (m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12) &&
-        tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address)))
+    // Only read where discovery has seen the page mapped, or its snapshot of the mappings says
+    // readable (this runs concurrently: read-only).
+    bool header_readable = m_readable.taken() ? m_readable.holds(address - 16, 16)
+                                              : m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12);
+    if (header_readable && tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address)))
         return nullptr;
     return sorted_block_holding(address);
 }

@@ -21,6 +21,7 @@
 #include "result.h"
 #include "schema.h"
 #include "address_map.h"
+#include "memory_map.h"
 #include "value_conversion.h"
 
 namespace molt::transform {
@@ -243,7 +244,9 @@ private:
     mutable std::mutex m_kept_mutex;  // conversion runs on two threads
     std::set<const schema::Variable *> m_kept_globals;
     std::deque<Candidate, ScrubbingAllocator<Candidate>> m_candidates;  // pointers found, not followed yet
-    AddressMap m_mapped_pages;  // page numbers known to be mapped
+    ReadableMemory m_readable;     // the readable mappings, read when discovery first asks
+    bool m_readable_unknown = false;  // /proc/self/maps could not be read: then...
+    AddressMap m_mapped_pages;     // ...page numbers known to be mapped (mincore)
     std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)
     std::size_t m_objects = 0, m_bytes = 0;
     bool m_keep = false;

@@ -5,7 +5,6 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <tuple>
 
@@ -13,41 +12,12 @@
 #include <unistd.h>
 
 #include "heap_tracking.h"
+#include "memory_map.h"
 
 namespace molt::transform {
 namespace {
 
-struct Region {
-    std::uintptr_t start = 0, end = 0;
-    bool writable = false, shared = false;
-    std::string path;  // empty: anonymous
-};
-
-std::vector<Region> mapped_regions()
-{
-    std::vector<Region> regions;
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    while (std::getline(maps, line)) {
-        Region region;
-        char permissions[5] = {};
-        unsigned long start = 0, end = 0;
-        int path_at = 0;
-        if (std::sscanf(line.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &start, &end, permissions, &path_at) < 3)
-            continue;
-        region.start = start;
-        region.end = end;
-        region.writable = permissions[0] == 'r' && permissions[1] == 'w';
-        region.shared = permissions[3] == 's';
-        if (path_at > 0 && static_cast<std::size_t>(path_at) < line.size())
-            region.path = line.substr(static_cast<std::size_t>(path_at));
-        constexpr std::string_view deleted = " (deleted)";  // a version's fresh copy, unlinked once mapped
-        if (region.path.size() > deleted.size() && region.path.ends_with(deleted))
-            region.path.resize(region.path.size() - deleted.size());
-        regions.push_back(region);
-    }
-    return regions;
-}
+using Region = MappedRegion;
 
 std::string hex(std::uintptr_t value)
 {

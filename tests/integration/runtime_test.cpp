@@ -950,7 +950,13 @@ void expect_heap_update_refused(const std::string &define, const std::string &re
 
 TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingTheProcess)
 {
-    expect_heap_update_refused("-DDANGLING", "points to unmapped memory");
+    expect_heap_update_refused("-DDANGLING", "points to unmapped or unreadable memory");
+}
+
+// Mapped but PROT_NONE (a guard page, an arena's reserve): as unreadable as a hole.
+TEST(HeapConversionFailure, APointerIntoAnUnreadableMappingFailsTheUpdateInsteadOfCrashingTheProcess)
+{
+    expect_heap_update_refused("-DGUARDED", "points to unmapped or unreadable memory");
 }
 
 TEST(HeapConversionFailure, APointerIntoAMemberWhereNoMemberOfItsTypeStartsFailsTheUpdate)
@@ -1082,7 +1088,7 @@ TEST(Annotations, WithoutEachAnnotationTheUpdateIsRefusedOrTheStateIsWrong)
         const char *refusal;  // null: the update goes through and v2 finds its state wrong
     };
     for (Case c : {Case{1, nullptr}, Case{2, "struct shape.u: needs a transformer"},
-                   Case{3, "points to unmapped memory"}, Case{4, nullptr}}) {
+                   Case{3, "points to unmapped or unreadable memory"}, Case{4, nullptr}}) {
         std::string v2 = shared_object("runtime/annotated.c", toolchain, "-DV=2 -DWITHOUT=" + std::to_string(c.without));
         Fixture fixture = start_fixture(v1);
         ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
