@@ -207,14 +207,9 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     }
     if (capacity >= (std::uint64_t{1} << 31))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
-    bool injected = m_failing_allocation && ++m_allocations == m_failing_allocation;
-    void *fresh = injected ? nullptr : std::calloc(capacity, program.new_size);
-    if (!fresh)
-        return failure(where(), "out of memory converting " + std::to_string(capacity) + " objects");
     m_block_starts.insert(address, m_blocks.size());
-    Block block;
+    Block block;  // its new copy is allocated once discovery has ended (allocate_new_blocks)
     block.old_start = address;
-    block.new_start = reinterpret_cast<std::uintptr_t>(fresh);
     block.program = &program;
     block.count = static_cast<std::uint32_t>(count);
     block.capacity = static_cast<std::uint32_t>(capacity);
@@ -249,9 +244,37 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
     return true;
 }
 
+// The new copies, allocated one after the other once every block is known, not as discovery
+// finds them: between two of its random reads, each malloc found the allocator's own state out of
+// the cache and the TLB, and cost three times as much (at a million blocks, 270 ms instead of 90).
+// Zeroed: what no step writes (a new member) starts at zero. Two threads when there are many.
+Result<bool> HeapConverter::allocate_new_blocks()
+{
+    auto allocate = [this](std::size_t first, std::size_t end) -> Result<bool> {
+        for (std::size_t i = first; i < end; ++i) {
+            Block &block = m_blocks[i];
+            bool injected = m_failing_allocation && i + 1 == m_failing_allocation;
+            void *fresh = injected ? nullptr : std::calloc(block.capacity, block.new_size());
+            if (!fresh)
+                return failure("a heap " + schema::type_to_c(*m_old.schema, block.old_type()),
+                               "out of memory converting " + std::to_string(block.capacity) + " objects");
+            block.new_start = reinterpret_cast<std::uintptr_t>(fresh);
+        }
+        return true;
+    };
+    std::size_t count = m_blocks.size();
+    if (!m_parallel || count < parallel_threshold)
+        return allocate(0, count);
+    Result<bool> mine = true, theirs = true;
+    m_parallel([&] { mine = allocate(0, count / 2); }, [&] { theirs = allocate(count / 2, count); });
+    return mine ? theirs : mine;
+}
+
 Result<bool> HeapConverter::convert_blocks()
 {
     m_discovered = true;
+    if (auto allocated = allocate_new_blocks(); !allocated)
+        return allocated;
     if (m_untracked)
         if (auto merged = merge_inner_blocks(); !merged)
             return merged;

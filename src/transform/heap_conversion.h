@@ -225,6 +225,7 @@ private:
     };
     BlockList m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
+    Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
     Result<bool> convert_range(const std::vector<std::size_t> &blocks,
                                const std::unordered_map<schema::TypeId, std::string> &wheres) const;
@@ -238,7 +239,7 @@ private:
     std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
-    std::size_t m_failing_allocation = 0, m_allocations = 0;
+    std::size_t m_failing_allocation = 0;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     mutable std::mutex m_kept_mutex;  // conversion runs on two threads
