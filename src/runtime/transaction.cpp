@@ -750,6 +750,8 @@ private:
                 if (!discovered)
                     return Error{"", discovered.error().message};
             }
+        if (auto found = m_heap->find_blocks(); !found)
+            return Error{"", found.error().message};
         MOLT_TRY(discovered_fault, fault_point("transform.heap_discovered"));
         (void)discovered_fault;
         if (!fault_point("transform.out_of_memory"))

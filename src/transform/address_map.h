@@ -11,7 +11,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
+#include <atomic>
+#include <mutex>
 #include <new>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -127,8 +131,13 @@ namespace molt::transform {
 // thirty-second of the table's size (a megabyte for a heap of 128 MB), it stays in the cache,
 // where the table (a quarter of the heap's size) does not. Most lookups find no block (a pointer
 // to a string, or discovery meeting a block for the first time) and end in the bitmap, without
-// the cache miss on the table. Addresses that are not 16-byte aligned (objects Molt did not
-// allocate) go to an AddressMap. Lookups may run on several threads once inserts have ended.
+// the cache miss on the table. The megabytes' tables are found through a two-level directory
+// indexed by the address itself. Addresses that are not 16-byte aligned (objects Molt did not
+// allocate), or beyond the 47-bit user address space, go to an AddressMap.
+//
+// Two discovery threads may insert at once (insert_new): a start is claimed by setting its bit
+// atomically, so that exactly one of them gets each block; lookups of a start's bit may run
+// meanwhile, lookups of its value once the inserts have ended.
 class BlockStarts {
 public:
     static constexpr std::size_t absent = AddressMap::absent;
@@ -140,18 +149,24 @@ public:
 
     std::size_t find(std::uintptr_t address) const
     {
-        if (address % 16)
-            return m_unaligned.find(address);
-        std::size_t chunk = m_chunks_by_region.find((address >> region_bits) + 1);
-        if (chunk == absent)
+        if (hashed(address))
+            return find_hashed(address);
+        const std::uint64_t *chunk = chunk_of(address);
+        if (!chunk)
             return absent;
-        std::size_t slot = (address % region_size) / 16;
-        if (!is_set(m_chunks[chunk], slot))
+        std::size_t slot = slot_of(address);
+        if (!is_set(chunk, slot))
             return absent;
-        return entries(m_chunks[chunk])[slot] - 1;
+        return entries(chunk)[slot] - 1;
     }
 
-    bool contains(std::uintptr_t address) const { return find(address) != absent; }
+    bool contains(std::uintptr_t address) const
+    {
+        if (hashed(address))
+            return find_hashed(address) != absent;
+        const std::uint64_t *chunk = chunk_of(address);
+        return chunk && is_set(chunk, slot_of(address));
+    }
 
     // The last aligned block start at or below `address` and at most `reach` bytes below it:
     // (start, value), or (0, absent) when there is none, or (0, unknown) when the search would
@@ -162,53 +177,70 @@ public:
     std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
     {
         std::uintptr_t aligned = address & ~std::uintptr_t{15};
-        std::size_t chunk = m_chunks_by_region.find((aligned >> region_bits) + 1);
-        if (chunk == absent)
+        if (aligned >= address_limit)
+            return {0, unknown};
+        const std::uint64_t *chunk = chunk_of(aligned);
+        if (!chunk)
             return {0, aligned % region_size < reach ? unknown : absent};
-        const std::uint64_t *memory = m_chunks[chunk];
-        std::size_t at = (aligned % region_size) / 16;
+        std::size_t at = slot_of(aligned);
         for (std::uintptr_t back = 0; back <= reach; back += 16, --at) {
-            if (is_set(memory, at))
-                return {aligned - back, entries(memory)[at] - 1};
+            if (is_set(chunk, at))
+                return {aligned - back, entries(chunk)[at] - 1};
             if (at == 0)
                 return {0, back + 16 <= reach ? unknown : absent};
         }
         return {0, absent};
     }
 
-    bool has_unaligned() const { return m_unaligned.size() != 0; }
+    bool has_unaligned() const { return m_has_hashed.load(std::memory_order_relaxed); }
 
     // Stores `value` for `address` unless it has one already; true when it was stored.
     bool insert(std::uintptr_t address, std::size_t value)
     {
-        if (address % 16 || value >= UINT32_MAX - 1)
-            return m_unaligned.insert(address, value);
-        std::uintptr_t key = (address >> region_bits) + 1;
-        std::size_t chunk = m_chunks_by_region.find(key);
-        if (chunk == absent) {
-            void *memory = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (memory == MAP_FAILED)
-                throw std::bad_alloc();  // the transaction turns it into a failed update
-            chunk = m_chunks.size();
-            m_chunks.push_back(static_cast<std::uint64_t *>(memory));
-            m_chunks_by_region.insert(key, chunk);
+        return insert_new(address, [value] { return value; });
+    }
+
+    // Claims `address` and stores the value `reserve()` then gives, unless the address has one
+    // already (another thread may have claimed it a moment before): true when this call stored.
+    // `reserve` is called only by the one that claims. May run on several threads at once.
+    template <typename Reserve>
+    bool insert_new(std::uintptr_t address, Reserve &&reserve)
+    {
+        if (hashed(address)) {
+            std::lock_guard lock(m_hashed_mutex);
+            if (m_hashed.contains(address))
+                return false;
+            std::size_t value = reserve();
+            m_hashed.insert(address, value);
+            m_has_hashed.store(true, std::memory_order_relaxed);
+            return true;
         }
-        std::uint64_t *memory = m_chunks[chunk];
-        std::size_t slot = (address % region_size) / 16;
-        if (is_set(memory, slot))
+        std::uint64_t *chunk = chunk_for_insert(address);
+        std::size_t slot = slot_of(address);
+        std::uint64_t bit = std::uint64_t{1} << (slot % 64);
+        if (std::atomic_ref<std::uint64_t>(chunk[slot / 64]).fetch_or(bit, std::memory_order_relaxed) & bit)
             return false;
-        memory[slot / 64] |= std::uint64_t{1} << (slot % 64);
-        entries(memory)[slot] = static_cast<std::uint32_t>(value + 1);
+        std::size_t value = reserve();
+        if (value >= UINT32_MAX - 1)
+            throw std::length_error("more than four billion heap blocks");  // a failed update
+        entries(chunk)[slot] = static_cast<std::uint32_t>(value + 1);
         return true;
     }
 
     void clear()
     {
-        for (std::uint64_t *chunk : m_chunks)
-            munmap(chunk, chunk_bytes);
-        m_chunks.clear();
-        m_chunks_by_region.clear();
-        m_unaligned.clear();
+        for (auto &directory : m_top) {
+            std::atomic<std::uint64_t *> *second = directory.load(std::memory_order_relaxed);
+            if (!second)
+                continue;
+            for (std::size_t i = 0; i < second_entries; ++i)
+                if (std::uint64_t *chunk = second[i].load(std::memory_order_relaxed))
+                    munmap(chunk, chunk_bytes);
+            munmap(second, second_bytes);
+            directory.store(nullptr, std::memory_order_relaxed);
+        }
+        m_hashed.clear();
+        m_has_hashed.store(false, std::memory_order_relaxed);
     }
 
 private:
@@ -217,18 +249,69 @@ private:
     static constexpr std::size_t slots = region_size / 16;
     static constexpr std::size_t bitmap_bytes = slots / 8;  // 8 KiB
     static constexpr std::size_t chunk_bytes = bitmap_bytes + slots * sizeof(std::uint32_t);  // + 256 KiB
+    // The directory: 2^13 entries at the top, each leading to 2^14 megabytes (16 GiB).
+    static constexpr std::uintptr_t address_limit = std::uintptr_t{1} << 47;
+    static constexpr unsigned second_bits = 14;
+    static constexpr std::size_t second_entries = std::size_t{1} << second_bits;
+    static constexpr std::size_t second_bytes = second_entries * sizeof(std::atomic<std::uint64_t *>);
+    static constexpr std::size_t top_entries = (address_limit >> region_bits) >> second_bits;
+
+    static bool hashed(std::uintptr_t address) { return address % 16 || address >= address_limit; }
+    static std::size_t slot_of(std::uintptr_t address) { return (address % region_size) / 16; }
 
     // A chunk: the bitmap, then the table (entries hold value + 1).
-    static bool is_set(const std::uint64_t *chunk, std::size_t slot) { return chunk[slot / 64] >> (slot % 64) & 1; }
+    static bool is_set(const std::uint64_t *chunk, std::size_t slot)
+    {
+        return std::atomic_ref<const std::uint64_t>(chunk[slot / 64]).load(std::memory_order_relaxed) >> (slot % 64) & 1;
+    }
     static std::uint32_t *entries(std::uint64_t *chunk) { return reinterpret_cast<std::uint32_t *>(chunk + bitmap_bytes / 8); }
     static const std::uint32_t *entries(const std::uint64_t *chunk)
     {
         return reinterpret_cast<const std::uint32_t *>(chunk + bitmap_bytes / 8);
     }
 
-    std::vector<std::uint64_t *> m_chunks;  // zeroed by mmap: no bit set
-    AddressMap m_chunks_by_region;          // region number + 1 -> index in m_chunks
-    AddressMap m_unaligned;
+    const std::uint64_t *chunk_of(std::uintptr_t address) const
+    {
+        std::uintptr_t region = address >> region_bits;
+        const std::atomic<std::uint64_t *> *second = m_top[region >> second_bits].load(std::memory_order_acquire);
+        return second ? second[region % second_entries].load(std::memory_order_acquire) : nullptr;
+    }
+
+    // Made on first use; two threads making the same one at once: one wins, the other's goes.
+    template <typename T>
+    static T *publish(std::atomic<T *> &slot, std::size_t bytes)
+    {
+        if (T *present = slot.load(std::memory_order_acquire))
+            return present;
+        void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED)
+            throw std::bad_alloc();  // the transaction turns it into a failed update
+        T *expected = nullptr;
+        if (slot.compare_exchange_strong(expected, static_cast<T *>(memory), std::memory_order_acq_rel))
+            return static_cast<T *>(memory);
+        munmap(memory, bytes);
+        return expected;
+    }
+
+    std::uint64_t *chunk_for_insert(std::uintptr_t address)
+    {
+        std::uintptr_t region = address >> region_bits;
+        std::atomic<std::uint64_t *> *second = publish(m_top[region >> second_bits], second_bytes);
+        return publish(second[region % second_entries], chunk_bytes);
+    }
+
+    std::size_t find_hashed(std::uintptr_t address) const
+    {
+        if (!m_has_hashed.load(std::memory_order_relaxed))
+            return absent;
+        std::lock_guard lock(m_hashed_mutex);
+        return m_hashed.find(address);
+    }
+
+    std::array<std::atomic<std::atomic<std::uint64_t *> *>, top_entries> m_top{};  // null: no megabyte of it used
+    AddressMap m_hashed;
+    mutable std::mutex m_hashed_mutex;
+    std::atomic<bool> m_has_hashed{false};
 };
 
 }  // namespace molt::transform

@@ -109,45 +109,104 @@ Result<bool> HeapConverter::discover(const ConversionProgram &program, const voi
     if (program.reach.empty())
         return true;  // nothing it reaches changed
     m_roots.push_back(std::make_unique<std::string>(where));
-    walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get());
-    // A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a
-    // million pointers. First in, first out: the chains of a hash table are followed side by
-    // side, so that the object a few places ahead can be asked for now and has arrived when its
-    // turn comes.
-    Result<bool> walked = true;
-    while (walked && !m_candidates.empty()) {
-        if (m_candidates.size() > prefetch_distance)
-            __builtin_prefetch(reinterpret_cast<const void *>(m_candidates[prefetch_distance].address - 16));
-        Candidate candidate = m_candidates.front();
-        m_candidates.pop_front();
-        std::size_t blocks = m_blocks.size();
-        walked = walk_pointer(candidate);
-        if (!walked || m_blocks.size() == blocks)
-            continue;  // failed, or known already, or not a heap object (a global)
-        const Block block = m_blocks.back();  // a copy: walking adds blocks
-        if (block.program->reach.empty())
-            continue;
-        for (std::uint64_t i = 0; i < block.count; ++i)
-            walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
-                 candidate.root);
+    walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get(), m_first);
+    return true;
+}
+
+// A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a million
+// pointers. First in, first out: the chains of a hash table are followed side by side, so that
+// the object a few places ahead can be asked for now and has arrived when its turn comes. One
+// thread begins (most updates convert few objects, and a thread costs more than it saves); when
+// many pointers wait after a while, a second thread takes half of them. Blocks reachable from both
+// halves are claimed by whichever meets them first (BlockStarts::insert_new).
+Result<bool> HeapConverter::find_blocks()
+{
+    m_stop.store(false, std::memory_order_relaxed);
+    Result<bool> found = follow(m_first, parallel_threshold / 4);
+    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= 2 * prefetch_distance * 8) {
+        link_pointees(m_first);  // walk_pointer links them on first use: not on two threads at once
+        Walker second;
+        std::size_t half = m_first.candidates.size() / 2;
+        second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
+        m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
+        Result<bool> theirs = true;
+        m_parallel([&] { found = follow(m_first, no_block); }, [&] { theirs = follow(second, no_block); });
+        count(second);
+        if (found)
+            found = theirs;
+    } else if (found) {
+        found = follow(m_first, no_block);
     }
-    decltype(m_candidates)().swap(m_candidates);  // its memory goes (scrubbed): it held old addresses
-    return walked;
+    count(m_first);
+    decltype(m_first.candidates)().swap(m_first.candidates);  // its memory goes (scrubbed): it held old addresses
+    return found;
+}
+
+Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
+{
+    try {
+        auto &candidates = walker.candidates;
+        for (std::size_t done = 0; done < limit && !candidates.empty(); ++done) {
+            if (m_stop.load(std::memory_order_relaxed))
+                return true;  // the other walker failed: its failure is the update's
+            if (candidates.size() > prefetch_distance)
+                __builtin_prefetch(reinterpret_cast<const void *>(candidates[prefetch_distance].address - 16));
+            Candidate candidate = candidates.front();
+            candidates.pop_front();
+            std::size_t added = no_block;
+            if (auto walked = walk_pointer(candidate, walker, added); !walked) {
+                m_stop.store(true, std::memory_order_relaxed);
+                return walked;
+            }
+            if (added == no_block)
+                continue;  // known already, or not a heap object (a global)
+            const Block &block = m_blocks[added];
+            if (block.program->reach.empty())
+                continue;
+            for (std::uint64_t i = 0; i < block.count; ++i)
+                walk(*block.program, reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),
+                     candidate.root, walker);
+        }
+    } catch (const std::exception &exception) {  // on a helper thread, an exception would end the process
+        m_stop.store(true, std::memory_order_relaxed);
+        return Error{"", std::string("finding heap objects: ") + exception.what()};
+    }
+    return true;
+}
+
+// Every pointee program the queued pointers (and the objects behind them) will need, linked now.
+void HeapConverter::link_pointees(const Walker &walker)
+{
+    std::set<const ReachStep *> seen;
+    for (const Candidate &candidate : walker.candidates)
+        if (seen.insert(candidate.reach).second)
+            m_converter.precompile(candidate.reach->old_pointee, candidate.reach->new_pointee);
+    for (const Candidate &candidate : walker.candidates)
+        if (!candidate.reach->pointee)
+            candidate.reach->pointee = &m_converter.program(candidate.reach->old_pointee, candidate.reach->new_pointee);
+}
+
+void HeapConverter::count(const Walker &walker)
+{
+    m_objects += walker.objects;
+    m_bytes += walker.bytes;
+    m_untracked += walker.untracked;
+    m_largest_block = std::max(m_largest_block, walker.largest_block);
 }
 
 // Queues the pointers of one value whose pointees changed, as its program lists them.
-void HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root)
+void HeapConverter::walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker)
 {
     for (const ReachStep &reach : program.reach) {
         if (reach.union_index >= 0) {  // the member its discriminant chooses (none: the conversion says so)
             const UnionConversion &conversion = program.unions[static_cast<std::size_t>(reach.union_index)];
             if (const UnionConversion::Case *chosen = choose_case(conversion, bytes))
-                walk(*chosen->program, bytes + chosen->from, root);
+                walk(*chosen->program, bytes + chosen->from, root, walker);
             continue;
         }
         if (reach.element) {
             for (std::uint64_t i = 0; i < reach.count; ++i)
-                walk(*reach.element, bytes + reach.offset + i * reach.stride, root);
+                walk(*reach.element, bytes + reach.offset + i * reach.stride, root, walker);
             continue;
         }
         std::uintptr_t address;
@@ -159,11 +218,11 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
             __int128 value = read_integer(bytes + reach.length_offset, reach.length_size, reach.length_signed);
             length = value < 0 ? 0 : static_cast<std::uint64_t>(value);
         }
-        m_candidates.push_back({address, &reach, root, length});
+        walker.candidates.push_back({address, &reach, root, length});
     }
 }
 
-Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
+Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added)
 {
     std::uintptr_t address = candidate.address;
     const ReachStep &reach = *candidate.reach;
@@ -182,7 +241,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     if (!mapped(address - 16, program.old_size + 16))
         return failure(where(), "points to unmapped or unreadable memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address));
-    m_untracked += !tracked;
+    walker.untracked += !tracked;
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
     // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.
     std::uint64_t capacity = tracked ? tracked->size / program.old_size : 1;
@@ -207,16 +266,18 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate)
     }
     if (capacity >= (std::uint64_t{1} << 31))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
-    m_block_starts.insert(address, m_blocks.size());
-    Block block;  // its new copy is allocated once discovery has ended (allocate_new_blocks)
+    // Claimed here, unless the other walker claimed it since the look above.
+    if (!m_block_starts.insert_new(address, [&] { return added = m_blocks.reserve(); }))
+        return true;
+    Block &block = m_blocks[added];  // its new copy is allocated once discovery has ended (allocate_new_blocks)
+    block = Block{};
     block.old_start = address;
     block.program = &program;
     block.count = static_cast<std::uint32_t>(count);
     block.capacity = static_cast<std::uint32_t>(capacity);
-    m_blocks.push_back(block);
-    m_objects += count;
-    m_bytes += count * program.new_size;
-    m_largest_block = std::max<std::uint64_t>(m_largest_block, capacity * program.old_size);
+    walker.objects += count;
+    walker.bytes += count * program.new_size;
+    walker.largest_block = std::max<std::uint64_t>(walker.largest_block, capacity * program.old_size);
     return true;
 }
 

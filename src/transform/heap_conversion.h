@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -17,6 +18,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "result.h"
 #include "schema.h"
@@ -62,15 +65,18 @@ public:
     HeapConverter(Image old_image, Image new_image, ValueConverter &converter);
     ~HeapConverter();
 
-    // Finds, from a value of `old_type` at `old_address`, every heap block it reaches through
-    // pointers whose pointee type changed, and allocates its new copy. Call for each root.
+    // A root of the discovery: a value of `old_type` at `old_address` (a variable, a local),
+    // whose pointers whose pointee type changed lead to heap blocks to convert. Call for each root.
     Result<bool> discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address,
                           const std::string &where);
     // The same for a value whose program is given (a void * variable that an annotation types).
     Result<bool> discover(const ConversionProgram &program, const void *old_address, const std::string &where);
+    // Then, once for all roots: finds every heap block they reach (on two threads when there are
+    // many). Fails on a pointer that cannot be followed (a dangling one, a block too small).
+    Result<bool> find_blocks();
 
-    // Converts every discovered block into its new copy (pointers redirected). Call after every
-    // root was discovered and before the roots themselves are converted.
+    // Allocates the new copies and converts every discovered block into its copy (pointers
+    // redirected). Call after find_blocks and before the roots themselves are converted.
     Result<bool> convert_blocks();
 
     // Runs two pieces of work at once and returns when both have ended (the runtime makes the
@@ -148,8 +154,18 @@ private:
     };
     static constexpr std::uint64_t no_length = ~std::uint64_t{0};
 
-    void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root);
-    Result<bool> walk_pointer(const Candidate &candidate);
+    // One thread's share of the discovery: the pointers it has yet to follow, and what it found.
+    struct Walker {
+        std::deque<Candidate, ScrubbingAllocator<Candidate>> candidates;
+        std::size_t objects = 0, bytes = 0, untracked = 0;
+        std::uint64_t largest_block = 0;
+    };
+    static constexpr std::size_t no_block = ~std::size_t{0};
+    void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
+    Result<bool> follow(Walker &walker, std::size_t limit);
+    Result<bool> walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added);
+    void link_pointees(const Walker &walker);
+    void count(const Walker &walker);
     const Block *block_holding(std::uintptr_t address) const;
     const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
     const Block *sorted_block_holding(std::uintptr_t address) const;
@@ -172,56 +188,90 @@ private:
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Candidate::root points to
     ValueConverter &m_converter;
     // The blocks, in chunks of a fixed size: growing never copies them (nor doubles the memory
-    // for a moment), and --verify can tell the chunks from the program's memory.
+    // for a moment), and --verify can tell the chunks from the program's memory. Two discovery
+    // threads may add blocks at once: each reserves its index, and a chunk is made by whichever
+    // needs it first.
     class BlockList {
     public:
         static constexpr std::size_t chunk = 1 << 15;  // blocks: 1 MiB
-        ~BlockList() { clear(); }
-        std::size_t size() const { return m_size; }
-        Block &operator[](std::size_t index) { return m_chunks[index / chunk][index % chunk]; }
-        const Block &operator[](std::size_t index) const { return m_chunks[index / chunk][index % chunk]; }
-        Block &back() { return (*this)[m_size - 1]; }
-        void push_back(const Block &block)
+        static constexpr std::size_t max_chunks = (std::size_t{1} << 32) / chunk;  // BlockStarts holds 32-bit indices
+        BlockList() = default;
+        BlockList(const BlockList &) = delete;
+        BlockList &operator=(const BlockList &) = delete;
+        ~BlockList()
         {
-            if (m_size == m_chunks.size() * chunk)
-                m_chunks.push_back(new Block[chunk]);  // not zeroed: --verify does not scan these chunks,
-                                                       // and untouched pages cost nothing
-            (*this)[m_size++] = block;
+            clear();
+            if (m_chunks)
+                munmap(m_chunks, max_chunks * sizeof *m_chunks);
         }
+        std::size_t size() const { return m_size.load(std::memory_order_relaxed); }
+        Block &operator[](std::size_t index) { return chunk_at(index / chunk)[index % chunk]; }
+        const Block &operator[](std::size_t index) const { return m_chunks[index / chunk].load(std::memory_order_acquire)[index % chunk]; }
+        // The index of a new block, whose slot the caller then fills (several threads at once).
+        std::size_t reserve()
+        {
+            std::size_t index = m_size.fetch_add(1, std::memory_order_relaxed);
+            chunk_at(index / chunk);
+            return index;
+        }
+        void push_back(const Block &block) { (*this)[reserve()] = block; }
         void clear()
         {
-            for (Block *blocks : m_chunks) {
+            for (std::size_t i = 0; m_chunks && i < max_chunks; ++i) {
+                Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
+                if (!blocks)
+                    break;  // made in order
                 std::memset(static_cast<void *>(blocks), 0, chunk * sizeof(Block));  // old addresses: scrubbed
                 delete[] blocks;
+                m_chunks[i].store(nullptr, std::memory_order_relaxed);
             }
-            m_chunks.clear();
-            m_size = 0;
+            m_size.store(0, std::memory_order_relaxed);
         }
         // Maps the first chunk and touches its pages now (before the pause).
-        void prefault()
-        {
-            if (m_chunks.empty()) {
-                m_chunks.push_back(new Block[chunk]);
-                std::memset(static_cast<void *>(m_chunks.back()), 0, chunk * sizeof(Block));
-            }
-        }
+        void prefault() { std::memset(static_cast<void *>(chunk_at(0)), 0, chunk * sizeof(Block)); }
         bool holds(std::uintptr_t address) const
         {
-            for (Block *blocks : m_chunks)
+            if (address == reinterpret_cast<std::uintptr_t>(m_chunks))
+                return true;
+            for (std::size_t i = 0; m_chunks && i < max_chunks; ++i) {
+                Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
+                if (!blocks)
+                    return false;
                 if (address == reinterpret_cast<std::uintptr_t>(blocks))
                     return true;
-            return address == reinterpret_cast<std::uintptr_t>(m_chunks.data());
+            }
+            return false;
         }
         template <typename Each>
         void for_each(Each &&each)
         {
-            for (std::size_t i = 0; i < m_size; ++i)
+            for (std::size_t i = 0; i < size(); ++i)
                 each((*this)[i]);
         }
 
     private:
-        std::vector<Block *, ScrubbingAllocator<Block *>> m_chunks;
-        std::size_t m_size = 0;
+        // The chunk, made on first use: chunks are made in order, so only the last may be missing.
+        Block *chunk_at(std::size_t index)
+        {
+            if (!m_chunks) {  // 1 MiB of address space, pages given when touched
+                void *memory = mmap(nullptr, max_chunks * sizeof *m_chunks, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (memory == MAP_FAILED)
+                    throw std::bad_alloc();  // the transaction turns it into a failed update
+                m_chunks = static_cast<std::atomic<Block *> *>(memory);
+            }
+            if (Block *present = m_chunks[index].load(std::memory_order_acquire))
+                return present;
+            auto *fresh = new Block[chunk];  // not zeroed: --verify does not scan these chunks
+            Block *expected = nullptr;
+            if (m_chunks[index].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel))
+                return fresh;
+            delete[] fresh;  // another thread made it first
+            return expected;
+        }
+
+        std::atomic<Block *> *m_chunks = nullptr;  // max_chunks of them; the first made before the pause
+        std::atomic<std::size_t> m_size{0};
     };
     BlockList m_blocks;
     BlockStarts m_block_starts;  // old start -> index in m_blocks
@@ -244,7 +294,8 @@ private:
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     mutable std::mutex m_kept_mutex;  // conversion runs on two threads
     std::set<const schema::Variable *> m_kept_globals;
-    std::deque<Candidate, ScrubbingAllocator<Candidate>> m_candidates;  // pointers found, not followed yet
+    Walker m_first;                    // the walker of the roots, and the only one for a small heap
+    std::atomic<bool> m_stop{false};   // a walker failed: the other stops too
     ReadableMemory m_readable;     // the readable mappings, read when discovery first asks
     bool m_readable_unknown = false;  // /proc/self/maps could not be read: then...
     AddressMap m_mapped_pages;     // ...page numbers known to be mapped (mincore)

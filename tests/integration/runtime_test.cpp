@@ -663,6 +663,32 @@ TEST(HeapConversion, TheOldCopiesAreFreedAfterTheCommitUnlessKept)
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
 }
 
+// Enough nodes for the discovery to go on two threads, with links between the nodes each thread
+// follows: every node is claimed by one of them and converted once (the exact count), and v2 finds
+// every link leading to the right node. Back and forth, three times.
+TEST(HeapConversion, TwoDiscoveryThreadsConvertEachSharedNodeOnce)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DBIG");
+    std::string v1_again = shared_object("runtime/heap_state.c", toolchain, "-DV=1 -DBIG");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    for (int round = 0; round < 3; ++round) {
+        for (const std::string &next : {v2, v1_again}) {
+            ToolResult update = molt_tool({"update", pid, next});
+            ASSERT_EQ(update.status, 0) << update.out << update.err;
+            // 1000 list nodes, 100 ring elements, 40 items, 4096 bucket pointers, 40,000 table nodes.
+            EXPECT_NE(update.out.find("heap: 45236 objects converted"), std::string::npos) << update.out;
+        }
+    }
+    // v1's own check at the start, then one by each version updated to.
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V[12] heap") == 7; }))
+        << read_text(fixture.log);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V[12] heap PASS"), 7) << read_text(fixture.log);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 INSTANTIATE_TEST_SUITE_P(Toolchains, HeapConversion, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
