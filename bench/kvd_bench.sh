@@ -24,20 +24,24 @@ trap 'stop; rm -rf "$work"' EXIT
 cd "$work"
 
 # In the overhead and redis-server runs, the server and redis-benchmark each get a core of their
-# own (taskset): sharing both, they disturb each other by more than the 1% being measured.
+# own (taskset): sharing both, they disturb each other by more than the 1% being measured. The
+# update runs (parts 2 to 4) leave the server on every core, as a server runs: Molt converts on
+# two threads when the process may use two cores.
 pin_server=() pin_client=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset > /dev/null; then
     pin_server=(taskset -c 1) pin_client=(taskset -c 0)
 fi
 
-start() {   # start COMMAND...: a server on a free port, sets $server and $port
+start() {   # start COMMAND...: a server on a free port, sets $server and $port (pinned: $pin=yes)
     rm -f port
     port=""
+    pinned=()
+    [ "${pin:-yes}" = yes ] && pinned=("${pin_server[@]}")
     if [[ $1 == *redis-server ]]; then   # it cannot pick its own port and tell: a random one
         port=$(( 20000 + RANDOM % 20000 ))
-        "${pin_server[@]}" "$1" --port "$port" --save '' --appendonly no --daemonize no > server.log 2>&1 &
+        "${pinned[@]}" "$1" --port "$port" --save '' --appendonly no --daemonize no > server.log 2>&1 &
     else
-        "${pin_server[@]}" "$@" --port 0 --port-file port 2> server.log &
+        "${pinned[@]}" "$@" --port 0 --port-file port 2> server.log &
     fi
     server=$!
     for _ in $(seq 100); do
@@ -90,7 +94,7 @@ part 2 && echo "kvd_bench: 2. pause of each update against the number of keys (t
 part 2 && echo "  (v5 -> v5-fix changes code only: no type changed)" &&
 printf '  %-9s | %-26s | %-26s | %-26s | %-26s | %-26s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5" "v5 -> v5-fix"
 part 2 && for size in "${sizes[@]}"; do
-    start "$kvd/kvd-v1"
+    pin=no start "$kvd/kvd-v1"
     fill "$size"
     row=$(printf '  %-9s' "$size")
     for version in 2 3 4 5 5-fix; do
@@ -106,7 +110,7 @@ done
 
 if part 3; then
     echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients)"
-    start "$kvd/kvd-v1"
+    pin=no start "$kvd/kvd-v1"
     fill 100000
     redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --csv > during.csv 2>&1 &
     load=$!
@@ -123,7 +127,7 @@ fi
 
 if part 4; then
     echo "kvd_bench: 4. 100 updates v1 <-> v2 under load (10,000 keys)"
-    start "$kvd/kvd-v1"
+    pin=no start "$kvd/kvd-v1"
     fill 10000
     redis-benchmark -p "$port" -c 20 -r 100000 -t set,get -l -q > streak-load.log 2>&1 &
     load=$!

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -205,6 +206,15 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
     }
     here();
     shared.done.acquire();
+}
+
+// The cores this process may run on (taskset, a container's cpuset).
+int usable_cores()
+{
+    cpu_set_t cores;
+    if (sched_getaffinity(0, sizeof cores, &cores) != 0)
+        return 1;
+    return CPU_COUNT(&cores);
 }
 
 class Transaction;
@@ -462,7 +472,8 @@ private:
         // microsecond or two each on a virtual machine, and a small heap's update is made of them.
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
-        m_heap->set_parallel(run_both);
+        if (usable_cores() > 1)  // on one core, a second thread would only take turns with the first
+            m_heap->set_parallel(run_both);
         m_heap->fail_allocation(allocation_fault());
         if (converts)
             m_heap->prefault();
