@@ -168,6 +168,24 @@ public:
         return chunk && is_set(chunk, slot_of(address));
     }
 
+    // Asks for the table entry find(address) will read, when the bitmap says there is one.
+    void prefetch(std::uintptr_t address) const
+    {
+        if (hashed(address))
+            return;
+        if (const std::uint64_t *chunk = chunk_of(address); chunk && is_set(chunk, slot_of(address)))
+            __builtin_prefetch(&entries(chunk)[slot_of(address)]);
+    }
+
+    // Asks for the table entry an insert of `address` would write.
+    void prefetch_for_insert(std::uintptr_t address) const
+    {
+        if (hashed(address))
+            return;
+        if (const std::uint64_t *chunk = chunk_of(address))
+            __builtin_prefetch(&entries(chunk)[slot_of(address)], 1);
+    }
+
     // The last aligned block start at or below `address` and at most `reach` bytes below it:
     // (start, value), or (0, absent) when there is none, or (0, unknown) when the search would
     // leave the megabyte of `address` (the caller then asks another way). Only 16-byte aligned

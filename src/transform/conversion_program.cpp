@@ -91,6 +91,9 @@ void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId
     else if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
         flatten_members(x, y, 0, 0, "", 0, true, program);  // the defaults, where they apply
     add_reach(old_type, new_type, 0, program);
+    for (const ConversionStep &step : program.steps)
+        if (step.kind == ConversionStep::Kind::DataPointer && program.pointers.size() < 4)
+            program.pointers.push_back(step.from);
     // Transformers are the programmer's code: never run two at once (they may keep counts).
     program.parallel_safe = !program.transformer || m_parallel_transformers.count(program.transformer);
     bool every_transformer_parallel = true;

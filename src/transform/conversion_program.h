@@ -78,6 +78,9 @@ struct ConversionProgram {
     std::uint64_t old_size = 0, new_size = 0;
     std::vector<ConversionStep> steps;
     std::vector<ReachStep> reach;
+    // Where the first few pointers its steps redirect lie in the old value: the heap conversion
+    // reads them a few objects ahead, to ask early for the table entries their lookups will read.
+    std::vector<std::uint64_t> pointers;
     std::vector<std::string> paths = {""};  // ".next", "[3].key": appended to the value's place
     std::vector<UnionConversion> unions;
     // The programmer's transformer for the new type: runs after the steps, which then skip the

@@ -149,8 +149,10 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
         for (std::size_t done = 0; done < limit && !candidates.empty(); ++done) {
             if (m_stop.load(std::memory_order_relaxed))
                 return true;  // the other walker failed: its failure is the update's
-            if (candidates.size() > prefetch_distance)
+            if (candidates.size() > prefetch_distance) {  // its header, and the table entry a claim writes
                 __builtin_prefetch(reinterpret_cast<const void *>(candidates[prefetch_distance].address - 16));
+                m_block_starts.prefetch_for_insert(candidates[prefetch_distance].address);
+            }
             Candidate candidate = candidates.front();
             candidates.pop_front();
             std::size_t added = no_block;
@@ -371,6 +373,17 @@ Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks
                 const Block &ahead = m_blocks[blocks[k + prefetch_distance]];
                 __builtin_prefetch(reinterpret_cast<const void *>(ahead.old_start));
                 __builtin_prefetch(reinterpret_cast<const void *>(ahead.new_start), 1);
+            }
+            // Half as far ahead, that object has arrived: the pointers in it are read now, and
+            // the table entries their translation will read are asked for (a block start's
+            // entry is a random line of a big table; other pointers end in the bitmap).
+            if (k + prefetch_distance / 2 < blocks.size()) {
+                const Block &soon = m_blocks[blocks[k + prefetch_distance / 2]];
+                for (std::uint64_t offset : soon.program->pointers) {
+                    std::uintptr_t pointer;
+                    std::memcpy(&pointer, reinterpret_cast<const void *>(soon.old_start + offset), sizeof pointer);
+                    m_block_starts.prefetch(pointer);
+                }
             }
             const Block &block = m_blocks[blocks[k]];
             Place place(wheres.at(block.old_type()));
