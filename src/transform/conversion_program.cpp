@@ -515,7 +515,15 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
             // An array of pointers or numbers (a server's table of 65,536 connections): one step
             // per element, without a nested run each.
             ConversionStep each = step.element->steps[0];
+            constexpr std::uint64_t ahead = 8;  // elements: the lookups of a table of bucket heads miss the cache
+            bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
             for (std::uint64_t i = 0; i < step.count; ++i, each.from += step.old_stride, each.to += step.new_stride) {
+                if (prefetch && i + ahead < step.count) {
+                    std::uintptr_t later;
+                    std::memcpy(&later, from + step.from + each.from + ahead * step.old_stride, sizeof later);
+                    if (later)
+                        m_prefetch(later);
+                }
                 if (each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer) {
                     std::uintptr_t address;
                     std::memcpy(&address, from + step.from + each.from, sizeof address);

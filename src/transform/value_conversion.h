@@ -78,6 +78,9 @@ public:
     bool convertible(schema::TypeId old_type, schema::TypeId new_type) const;
 
     void set_pointer_translator(PointerTranslator translator) { m_translate = std::move(translator); }
+    // Told of a pointer that will be translated soon (an array of pointers is read a few elements
+    // ahead), so that the translator can ask for what its lookup will read.
+    void set_pointer_prefetch(std::function<void(std::uintptr_t)> prefetch) { m_prefetch = std::move(prefetch); }
 
     // A programmer's transformer for a type of the new version (by qualified type name): it runs
     // after the default conversion of each object of that type, and members the default rules
@@ -181,6 +184,7 @@ private:
     mutable std::map<std::string, std::unique_ptr<ConversionProgram>> m_variable_programs;  // under m_programs_mutex
     FunctionRemap m_remap;
     PointerTranslator m_translate;
+    std::function<void(std::uintptr_t)> m_prefetch;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
     std::set<Transformer> m_parallel_transformers;
     // Whether an old type holds no pointer anywhere (nothing to translate: a copy is enough).
