@@ -519,6 +519,8 @@ const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address)
 {
     if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
         return &m_blocks[exact];  // the common case: a pointer to a block's start
+    if (auto near = nearby_block(address))
+        return *near;  // told by the table alone (the sorted list costs a sort of every block)
     return block_holding_inside(address);
 }
 
@@ -582,6 +584,8 @@ std::optional<std::uintptr_t> HeapConverter::redirect_into_new_global(std::uintp
 // block.
 std::optional<std::uintptr_t> HeapConverter::redirect_untyped(std::uintptr_t address)
 {
+    if (!address)
+        return std::nullopt;  // most threads are given no argument
     if (global_holding(address))
         return redirect_into_new_global(address);
     const Block *block = block_holding(address);
