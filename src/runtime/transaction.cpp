@@ -187,33 +187,40 @@ void prefault_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
 // When no thread can be made, both run here, one after the other.
 void run_both(const std::function<void()> &here, const std::function<void()> &there)
 {
+    // Owned by both threads: the helper still holds the semaphore while release() returns, after
+    // this thread may have woken up and returned.
     struct Shared {
         const std::function<void()> *work;
         std::binary_semaphore done{0};
-    } shared{&there};
+    };
+    auto shared = std::make_shared<Shared>();
+    shared->work = &there;
     auto body = [](void *argument) -> void * {
+        std::unique_ptr<std::shared_ptr<Shared>> mine(static_cast<std::shared_ptr<Shared> *>(argument));
         ensure_alternate_signal_stack();  // a parallel transformer may crash here too
-        auto *work = static_cast<Shared *>(argument);
-        (*work->work)();
-        work->done.release();
+        (*(*mine)->work)();
+        (*mine)->done.release();
         return nullptr;
     };
+    auto *handed = new std::shared_ptr<Shared>(shared);
     pthread_t thread;
-    if (create_internal_thread(&thread, body, &shared) != 0) {
+    if (create_internal_thread(&thread, body, handed) != 0) {
+        delete handed;
         here();
         there();
         return;
     }
     here();
-    shared.done.acquire();
+    shared->done.acquire();
 }
 
-// The cores this process may run on (taskset, a container's cpuset).
+// The cores the update's thread may run on (taskset, a container's cpuset: the program's, since
+// the runtime's threads inherit its mask). Unknown (more than 1024 CPUs): more than one.
 int usable_cores()
 {
     cpu_set_t cores;
     if (sched_getaffinity(0, sizeof cores, &cores) != 0)
-        return 1;
+        return 2;
     return CPU_COUNT(&cores);
 }
 

@@ -157,7 +157,8 @@ public:
         std::size_t slot = slot_of(address);
         if (!is_set(chunk, slot))
             return absent;
-        return entries(chunk)[slot] - 1;
+        std::uint32_t value = entries(chunk)[slot];
+        return value ? value - 1 : absent;  // 0: claimed, but the update failed before its value
     }
 
     bool contains(std::uintptr_t address) const
@@ -188,8 +189,8 @@ public:
 
     // The last aligned block start at or below `address` and at most `reach` bytes below it:
     // (start, value), or (0, absent) when there is none, or (0, unknown) when the search would
-    // leave the megabyte of `address` (the caller then asks another way). Only 16-byte aligned
-    // starts are seen. Reads the bitmap next to the bit of `address`, and the table only for a
+    // leave the megabyte of `address` or the address lies past the 47-bit user address space
+    // (the caller then asks another way). Only 16-byte aligned starts are seen. Reads the bitmap next to the bit of `address`, and the table only for a
     // start it finds.
     static constexpr std::size_t unknown = absent - 1;
     std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
@@ -210,6 +211,7 @@ public:
         return {0, absent};
     }
 
+    // Whether any start went to the hash: one not 16-byte aligned, or past the user address space.
     bool has_unaligned() const { return m_has_hashed.load(std::memory_order_relaxed); }
 
     // Stores `value` for `address` unless it has one already; true when it was stored.
@@ -280,7 +282,10 @@ private:
     // A chunk: the bitmap, then the table (entries hold value + 1).
     static bool is_set(const std::uint64_t *chunk, std::size_t slot)
     {
-        return std::atomic_ref<const std::uint64_t>(chunk[slot / 64]).load(std::memory_order_relaxed) >> (slot % 64) & 1;
+        // Atomic: the other walker may set a bit of the same word meanwhile.
+        return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t &>(chunk[slot / 64])).load(std::memory_order_relaxed) >>
+                   (slot % 64) &
+               1;
     }
     static std::uint32_t *entries(std::uint64_t *chunk) { return reinterpret_cast<std::uint32_t *>(chunk + bitmap_bytes / 8); }
     static const std::uint32_t *entries(const std::uint64_t *chunk)

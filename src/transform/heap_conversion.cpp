@@ -125,8 +125,9 @@ Result<bool> HeapConverter::find_blocks()
 {
     m_stop.store(false, std::memory_order_relaxed);
     Result<bool> found = follow(m_first, parallel_threshold / 4);
-    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= 2 * prefetch_distance * 8) {
-        link_pointees(m_first);  // walk_pointer links them on first use: not on two threads at once
+    // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
+    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= 2 * prefetch_distance * 8 &&
+        !link_pointees(m_first)) {
         Walker second;
         std::size_t half = m_first.candidates.size() / 2;
         second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
@@ -179,15 +180,41 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
 }
 
 // Every pointee program the queued pointers (and the objects behind them) will need, linked now.
-void HeapConverter::link_pointees(const Walker &walker)
+// True when one of them has a MOLT_LENGTH_IN pointer: a block reached both through it and through
+// a plain pointer is converted up to the length or whole, as the first to claim it says, and
+// which one is first must not depend on two threads' timing.
+bool HeapConverter::link_pointees(const Walker &walker)
 {
     std::set<const ReachStep *> seen;
     for (const Candidate &candidate : walker.candidates)
         if (seen.insert(candidate.reach).second)
             m_converter.precompile(candidate.reach->old_pointee, candidate.reach->new_pointee);
-    for (const Candidate &candidate : walker.candidates)
-        if (!candidate.reach->pointee)
-            candidate.reach->pointee = &m_converter.program(candidate.reach->old_pointee, candidate.reach->new_pointee);
+    std::vector<const ConversionProgram *> work;
+    std::set<const ConversionProgram *> visited;
+    auto visit = [&](const ConversionProgram *program) {
+        if (program && visited.insert(program).second)
+            work.push_back(program);
+    };
+    bool lengths = false;
+    for (const ReachStep *reach : seen) {
+        if (!reach->pointee)
+            reach->pointee = &m_converter.program(reach->old_pointee, reach->new_pointee);
+        lengths = lengths || reach->has_length;
+        visit(reach->pointee);
+    }
+    while (!work.empty()) {  // precompile linked them all
+        const ConversionProgram *program = work.back();
+        work.pop_back();
+        for (const ReachStep &reach : program->reach) {
+            lengths = lengths || reach.has_length;
+            visit(reach.element);
+            visit(reach.pointee);
+        }
+        for (const UnionConversion &conversion : program->unions)
+            for (const UnionConversion::Case &each : conversion.cases)
+                visit(each.program);
+    }
+    return lengths;
 }
 
 void HeapConverter::count(const Walker &walker)
@@ -209,6 +236,19 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
             continue;
         }
         if (reach.element) {
+            const std::vector<ReachStep> &inner = reach.element->reach;
+            if (inner.size() == 1 && !inner[0].element && inner[0].union_index < 0 && !inner[0].has_length) {
+                // An array of pointers (a hash table's 65,536 bucket heads): read in a loop, not
+                // a call per element; most slots of a sparse table are empty.
+                const unsigned char *slot = bytes + reach.offset + inner[0].offset;
+                for (std::uint64_t i = 0; i < reach.count; ++i, slot += reach.stride) {
+                    std::uintptr_t address;
+                    std::memcpy(&address, slot, sizeof address);
+                    if (address)
+                        walker.candidates.push_back({address, &inner[0], root, no_length});
+                }
+                continue;
+            }
             for (std::uint64_t i = 0; i < reach.count; ++i)
                 walk(*reach.element, bytes + reach.offset + i * reach.stride, root, walker);
             continue;

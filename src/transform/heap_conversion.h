@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <unordered_map>
 #include <set>
 #include <unordered_set>
@@ -80,7 +81,8 @@ public:
     Result<bool> convert_blocks();
 
     // Runs two pieces of work at once and returns when both have ended (the runtime makes the
-    // thread, one the program does not see). Without it, the conversion runs on one thread.
+    // thread, one the program does not see). Without it, discovery, allocation and conversion run
+    // on one thread.
     using Parallel = std::function<void(const std::function<void()> &, const std::function<void()> &)>;
     void set_parallel(Parallel parallel) { m_parallel = std::move(parallel); }
 
@@ -164,7 +166,7 @@ private:
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
     Result<bool> follow(Walker &walker, std::size_t limit);
     Result<bool> walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added);
-    void link_pointees(const Walker &walker);
+    bool link_pointees(const Walker &walker);
     void count(const Walker &walker);
     const Block *block_holding(std::uintptr_t address) const;
     const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
@@ -195,32 +197,42 @@ private:
     public:
         static constexpr std::size_t chunk = 1 << 15;  // blocks: 1 MiB
         static constexpr std::size_t max_chunks = (std::size_t{1} << 32) / chunk;  // BlockStarts holds 32-bit indices
-        BlockList() = default;
+        BlockList()
+        {
+            // 1 MiB of address space for the chunks' pointers, pages given when touched; null
+            // pointers in zeroed memory, as atomics are on this ABI.
+            void *memory = mmap(nullptr, max_chunks * sizeof *m_chunks, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (memory == MAP_FAILED)
+                throw std::bad_alloc();
+            m_chunks = static_cast<std::atomic<Block *> *>(memory);
+        }
         BlockList(const BlockList &) = delete;
         BlockList &operator=(const BlockList &) = delete;
         ~BlockList()
         {
             clear();
-            if (m_chunks)
-                munmap(m_chunks, max_chunks * sizeof *m_chunks);
+            munmap(m_chunks, max_chunks * sizeof *m_chunks);
         }
         std::size_t size() const { return m_size.load(std::memory_order_relaxed); }
-        Block &operator[](std::size_t index) { return chunk_at(index / chunk)[index % chunk]; }
+        Block &operator[](std::size_t index) { return m_chunks[index / chunk].load(std::memory_order_acquire)[index % chunk]; }
         const Block &operator[](std::size_t index) const { return m_chunks[index / chunk].load(std::memory_order_acquire)[index % chunk]; }
         // The index of a new block, whose slot the caller then fills (several threads at once).
         std::size_t reserve()
         {
             std::size_t index = m_size.fetch_add(1, std::memory_order_relaxed);
-            chunk_at(index / chunk);
+            if (index / chunk >= max_chunks)
+                throw std::length_error("more than four billion heap blocks");  // a failed update
+            make_chunk(index / chunk);
             return index;
         }
         void push_back(const Block &block) { (*this)[reserve()] = block; }
         void clear()
         {
-            for (std::size_t i = 0; m_chunks && i < max_chunks; ++i) {
+            for (std::size_t i = 0; i < max_chunks; ++i) {
                 Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
                 if (!blocks)
-                    break;  // made in order
+                    break;  // made in order (a reservation whose chunk could not be made is the last)
                 std::memset(static_cast<void *>(blocks), 0, chunk * sizeof(Block));  // old addresses: scrubbed
                 delete[] blocks;
                 m_chunks[i].store(nullptr, std::memory_order_relaxed);
@@ -228,12 +240,10 @@ private:
             m_size.store(0, std::memory_order_relaxed);
         }
         // Maps the first chunk and touches its pages now (before the pause).
-        void prefault() { std::memset(static_cast<void *>(chunk_at(0)), 0, chunk * sizeof(Block)); }
+        void prefault() { make_chunk(0); }
         bool holds(std::uintptr_t address) const
         {
-            if (address == reinterpret_cast<std::uintptr_t>(m_chunks))
-                return true;
-            for (std::size_t i = 0; m_chunks && i < max_chunks; ++i) {
+            for (std::size_t i = 0; i < max_chunks; ++i) {
                 Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
                 if (!blocks)
                     return false;
@@ -242,27 +252,28 @@ private:
             }
             return false;
         }
+        // Every block whose chunk exists (after a failure to make one, the blocks counted in it
+        // are not there); never allocates, so that a release after running out of memory cannot
+        // run out again.
         template <typename Each>
         void for_each(Each &&each)
         {
-            for (std::size_t i = 0; i < size(); ++i)
-                each((*this)[i]);
+            for (std::size_t i = 0; i < size(); ++i) {
+                Block *blocks = m_chunks[i / chunk].load(std::memory_order_acquire);
+                if (!blocks)
+                    return;
+                each(blocks[i % chunk]);
+            }
         }
 
     private:
-        // The chunk, made on first use: chunks are made in order, so only the last may be missing.
-        Block *chunk_at(std::size_t index)
+        // The chunk, made by whichever thread needs it first (Block's initialisers zero it all,
+        // which touches its pages: chunks are made in order, so only the last may be missing).
+        Block *make_chunk(std::size_t index)
         {
-            if (!m_chunks) {  // 1 MiB of address space, pages given when touched
-                void *memory = mmap(nullptr, max_chunks * sizeof *m_chunks, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (memory == MAP_FAILED)
-                    throw std::bad_alloc();  // the transaction turns it into a failed update
-                m_chunks = static_cast<std::atomic<Block *> *>(memory);
-            }
             if (Block *present = m_chunks[index].load(std::memory_order_acquire))
                 return present;
-            auto *fresh = new Block[chunk];  // not zeroed: --verify does not scan these chunks
+            auto *fresh = new Block[chunk];
             Block *expected = nullptr;
             if (m_chunks[index].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel))
                 return fresh;
@@ -286,7 +297,9 @@ private:
     mutable Sorted m_sorted;
     mutable std::once_flag m_sorted_once;
     bool m_discovered = false;  // every block is known: lookups may go past exact starts
-    std::size_t m_untracked = 0;  // blocks Molt did not allocate: only they can lie inside others
+    // Blocks Molt did not allocate (only they can lie inside others): only whether there are any
+    // matters (one claimed by both walkers may be counted twice).
+    std::size_t m_untracked = 0;
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
     std::size_t m_failing_allocation = 0;

@@ -20,8 +20,10 @@ struct MappedRegion {
 std::vector<MappedRegion> mapped_regions();
 
 // The readable address ranges at one moment. Take it while the program's threads are parked:
-// their memory cannot be unmapped until they run again, so the snapshot stays true for it.
-// Lookups read only, and may run on several threads.
+// they unmap nothing until they run again, so the snapshot stays true for their objects. (Not
+// for memory the program had already freed: Molt's own frees meanwhile may make malloc give the
+// top of a heap back to the kernel, and a dangling pointer into it would pass. The page-by-page
+// probe it replaced had the same gap.) Lookups read only, and may run on several threads.
 class ReadableMemory {
 public:
     // False when /proc/self/maps cannot be read (the caller then asks the kernel page by page).
