@@ -188,27 +188,41 @@ public:
     }
 
     // The last aligned block start at or below `address` and at most `reach` bytes below it:
-    // (start, value), or (0, absent) when there is none, or (0, unknown) when the search would
-    // leave the megabyte of `address` or the address lies past the 47-bit user address space
-    // (the caller then asks another way). Only 16-byte aligned starts are seen. Reads the bitmap next to the bit of `address`, and the table only for a
-    // start it finds.
+    // (start, value), or (0, absent) when there is none, or (0, unknown) when the address lies
+    // past the 47-bit user address space (the caller then asks another way). Only 16-byte
+    // aligned starts are seen. Reads the bitmap downwards a word (a kilobyte of addresses) at a
+    // time, into the megabytes below when the reach goes there, and the table only for the start
+    // it finds.
     static constexpr std::size_t unknown = absent - 1;
     std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
     {
         std::uintptr_t aligned = address & ~std::uintptr_t{15};
         if (aligned >= address_limit)
             return {0, unknown};
-        const std::uint64_t *chunk = chunk_of(aligned);
-        if (!chunk)
-            return {0, aligned % region_size < reach ? unknown : absent};
-        std::size_t at = slot_of(aligned);
-        for (std::uintptr_t back = 0; back <= reach; back += 16, --at) {
-            if (is_set(chunk, at))
-                return {aligned - back, entries(chunk)[at] - 1};
-            if (at == 0)
-                return {0, back + 16 <= reach ? unknown : absent};
+        std::uintptr_t lowest = reach >= aligned ? 0 : aligned - reach;  // no start below this counts
+        for (std::uintptr_t at = aligned;;) {
+            std::uintptr_t region_start = at & ~(region_size - 1);
+            if (const std::uint64_t *chunk = chunk_of(at)) {
+                std::size_t slot = slot_of(at), word = slot / 64;
+                std::uint64_t bits = load(chunk[word]) & (~std::uint64_t{0} >> (63 - slot % 64));  // slots <= slot
+                for (;;) {
+                    if (bits) {
+                        std::size_t found = word * 64 + 63 - static_cast<std::size_t>(__builtin_clzll(bits));
+                        std::uintptr_t start = region_start + found * 16;
+                        if (start < lowest)
+                            return {0, absent};
+                        std::uint32_t value = entries(chunk)[found];
+                        return value ? std::pair{start, std::size_t{value - 1}} : std::pair{std::uintptr_t{0}, absent};
+                    }
+                    if (word == 0 || region_start + word * 64 * 16 <= lowest)
+                        break;  // this megabyte's first word done, or the words below are out of reach
+                    bits = load(chunk[--word]);
+                }
+            }
+            if (region_start <= lowest || region_start == 0)
+                return {0, absent};
+            at = region_start - 16;  // the last slot of the megabyte below
         }
-        return {0, absent};
     }
 
     // Whether any start went to the hash: one not 16-byte aligned, or past the user address space.
@@ -280,13 +294,12 @@ private:
     static std::size_t slot_of(std::uintptr_t address) { return (address % region_size) / 16; }
 
     // A chunk: the bitmap, then the table (entries hold value + 1).
-    static bool is_set(const std::uint64_t *chunk, std::size_t slot)
+    // Atomic: the other walker may set a bit of the same word meanwhile.
+    static std::uint64_t load(const std::uint64_t &word)
     {
-        // Atomic: the other walker may set a bit of the same word meanwhile.
-        return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t &>(chunk[slot / 64])).load(std::memory_order_relaxed) >>
-                   (slot % 64) &
-               1;
+        return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t &>(word)).load(std::memory_order_relaxed);
     }
+    static bool is_set(const std::uint64_t *chunk, std::size_t slot) { return load(chunk[slot / 64]) >> (slot % 64) & 1; }
     static std::uint32_t *entries(std::uint64_t *chunk) { return reinterpret_cast<std::uint32_t *>(chunk + bitmap_bytes / 8); }
     static const std::uint32_t *entries(const std::uint64_t *chunk)
     {

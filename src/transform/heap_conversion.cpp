@@ -538,13 +538,15 @@ const HeapConverter::Sorted &HeapConverter::sorted_blocks() const
     return m_sorted;
 }
 
-// Whether `address` lies in a converted block, from the table of block starts alone, when every
-// block is small: its start is then at most a few entries below. A string beside the entry that
-// points to it is told apart without reading the string's header (a cache miss per pointer).
-// nullopt: this cannot tell (big blocks, blocks at odd addresses, a megabyte's edge).
+// Whether `address` lies in a converted block, from the bitmap of block starts alone: the nearest
+// start at or below it, if any lies within the biggest block's size, is the only block that can
+// hold it (malloc's blocks never overlap). A string beside the entry that points to it is told
+// apart without reading the string's header (a cache miss per pointer). nullopt: this cannot
+// tell (blocks so big that the bitmap below would be long to read, blocks at odd addresses).
 std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uintptr_t address) const
 {
-    if (!m_discovered || m_largest_block > 256 || m_block_starts.has_unaligned() || m_untracked)
+    constexpr std::uint64_t farthest = 64 * 1024;  // bytes below: 64 words of the bitmap at most
+    if (!m_discovered || m_largest_block > farthest || m_block_starts.has_unaligned() || m_untracked)
         return std::nullopt;  // (blocks Molt did not allocate may be views inside others)
     auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
     if (index == BlockStarts::unknown)

@@ -53,10 +53,21 @@ TEST(BlockStarts, TheStartAtOrBelowAnAddressWithinReach)
     EXPECT_EQ(starts.find_at_or_below(base + 64 + 47, 47), (std::pair<std::uintptr_t, std::size_t>{base + 64, 7}));
     EXPECT_EQ(starts.find_at_or_below(base + 64 + 64, 47).second, BlockStarts::absent);
     EXPECT_EQ(starts.find_at_or_below(base + 48, 47).second, BlockStarts::absent);  // below the start
-    // Near the start of a megabyte the search would cross into the one before: it says so.
-    EXPECT_EQ(starts.find_at_or_below(base + megabyte + 16, 47).second, BlockStarts::unknown);
-    EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 16, 47).second, BlockStarts::unknown);  // no table there
+    // Across a megabyte's edge, and across megabytes without any start (no table there).
+    starts.insert(base + megabyte - 32, 8);
+    EXPECT_EQ(starts.find_at_or_below(base + megabyte + 8, 47), (std::pair<std::uintptr_t, std::size_t>{base + megabyte - 32, 8}));
+    EXPECT_EQ(starts.find_at_or_below(base + megabyte + 16, 47).second, BlockStarts::absent);  // 48 bytes below: out of reach
+    EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 16, 2 * megabyte + 48),
+              (std::pair<std::uintptr_t, std::size_t>{base + megabyte - 32, 8}));
+    EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 16, 2 * megabyte).second, BlockStarts::absent);
     EXPECT_EQ(starts.find_at_or_below(base + 3 * megabyte + 4096, 47).second, BlockStarts::absent);
+    // Far below, a word of the bitmap (a kilobyte) at a time: the nearest start wins.
+    starts.insert(base + 8192, 9);
+    EXPECT_EQ(starts.find_at_or_below(base + 8192 + 5000, 8192), (std::pair<std::uintptr_t, std::size_t>{base + 8192, 9}));
+    EXPECT_EQ(starts.find_at_or_below(base + 8192 + 5000, 4990).second, BlockStarts::absent);  // from the aligned address
+    EXPECT_EQ(starts.find_at_or_below(base + 8000, 8000), (std::pair<std::uintptr_t, std::size_t>{base + 64, 7}));
+    // Past the user address space: another way must tell.
+    EXPECT_EQ(starts.find_at_or_below(std::uintptr_t{1} << 47, 47).second, BlockStarts::unknown);
 }
 
 }  // namespace
