@@ -425,6 +425,10 @@ Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks
                     std::uintptr_t pointer;
                     std::memcpy(&pointer, reinterpret_cast<const void *>(soon.old_start + offset), sizeof pointer);
                     m_block_starts.prefetch(pointer);
+                    // A transformer likely reads what the old object points to (kvd's v5 parses
+                    // each old value string): that line too, unless the pointer is null.
+                    if (soon.program->transformer && pointer)
+                        __builtin_prefetch(reinterpret_cast<const void *>(pointer));
                 }
             }
             const Block &block = m_blocks[blocks[k]];
