@@ -61,6 +61,16 @@ public:
         }
     }
 
+    // Changes the value stored for `address`, which must be there.
+    void replace(std::uintptr_t address, std::size_t value)
+    {
+        for (std::size_t i = slot_of(address);; i = (i + 1) & m_mask)
+            if (m_slots[i].key == address) {
+                m_slots[i].value = value;
+                return;
+            }
+    }
+
     std::size_t size() const { return m_size; }
 
     void clear()
@@ -259,6 +269,17 @@ public:
             throw std::length_error("more than four billion heap blocks");  // a failed update
         entries(chunk)[slot] = static_cast<std::uint32_t>(value + 1);
         return true;
+    }
+
+    // Changes the value of a start stored before (the block moved in its list). One thread.
+    void replace(std::uintptr_t address, std::size_t value)
+    {
+        if (hashed(address)) {
+            std::lock_guard lock(m_hashed_mutex);
+            m_hashed.replace(address, value);
+            return;
+        }
+        entries(chunk_for_insert(address))[slot_of(address)] = static_cast<std::uint32_t>(value + 1);
     }
 
     void clear()

@@ -125,6 +125,7 @@ Result<bool> HeapConverter::find_blocks()
 {
     m_stop.store(false, std::memory_order_relaxed);
     Result<bool> found = follow(m_first, parallel_threshold / 4);
+    std::vector<std::pair<std::size_t, std::size_t>> unused;  // what is left of each walker's batch
     // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
     if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= 2 * prefetch_distance * 8 &&
         !link_pointees(m_first)) {
@@ -135,12 +136,17 @@ Result<bool> HeapConverter::find_blocks()
         Result<bool> theirs = true;
         m_parallel([&] { found = follow(m_first, no_block); }, [&] { theirs = follow(second, no_block); });
         count(second);
+        unused.emplace_back(second.next_index, second.end_index);
         if (found)
             found = theirs;
     } else if (found) {
         found = follow(m_first, no_block);
     }
     count(m_first);
+    unused.emplace_back(m_first.next_index, m_first.end_index);
+    m_first.next_index = m_first.end_index = 0;
+    if (found)
+        fill_unused_indices(unused);
     decltype(m_first.candidates)().swap(m_first.candidates);  // its memory goes (scrubbed): it held old addresses
     return found;
 }
@@ -215,6 +221,44 @@ bool HeapConverter::link_pointees(const Walker &walker)
                 visit(each.program);
     }
     return lengths;
+}
+
+// A block index for a walker: from its batch, a new batch when that one is used up.
+std::size_t HeapConverter::take_index(Walker &walker)
+{
+    if (walker.next_index == walker.end_index) {
+        walker.next_index = m_blocks.reserve(index_batch);
+        walker.end_index = walker.next_index + index_batch;
+    }
+    return walker.next_index++;
+}
+
+// The indices the walkers reserved but did not use are holes in the block list: the blocks at the
+// end move into them (their table entries follow), and the list ends after the last block. At
+// most a batch per walker moves.
+void HeapConverter::fill_unused_indices(const std::vector<std::pair<std::size_t, std::size_t>> &unused)
+{
+    std::size_t reserved = m_blocks.size(), holes = 0;
+    for (auto [first, end] : unused)
+        holes += end - first;
+    std::size_t kept = reserved - holes;  // the blocks there are: indices [0, kept) once filled
+    auto is_hole = [&](std::size_t index) {
+        for (auto [first, end] : unused)
+            if (index >= first && index < end)
+                return true;
+        return false;
+    };
+    std::size_t from = reserved;
+    for (auto [first, end] : unused)
+        for (std::size_t hole = first; hole < end && hole < kept; ++hole) {
+            do
+                --from;
+            while (is_hole(from));
+            m_blocks[hole] = m_blocks[from];
+            m_blocks[from] = Block{};
+            m_block_starts.replace(m_blocks[hole].old_start, hole);
+        }
+    m_blocks.shrink(kept);
 }
 
 void HeapConverter::count(const Walker &walker)
@@ -311,7 +355,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     if (capacity >= (std::uint64_t{1} << 31))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
     // Claimed here, unless the other walker claimed it since the look above.
-    if (!m_block_starts.insert_new(address, [&] { return added = m_blocks.reserve(); }))
+    if (!m_block_starts.insert_new(address, [&] { return added = take_index(walker); }))
         return true;
     Block &block = m_blocks[added];  // its new copy is allocated once discovery has ended (allocate_new_blocks)
     block = Block{};

@@ -161,7 +161,11 @@ private:
         std::deque<Candidate, ScrubbingAllocator<Candidate>> candidates;
         std::size_t objects = 0, bytes = 0, untracked = 0;
         std::uint64_t largest_block = 0;
+        std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
     };
+    static constexpr std::size_t index_batch = 64;
+    std::size_t take_index(Walker &walker);
+    void fill_unused_indices(const std::vector<std::pair<std::size_t, std::size_t>> &unused);
     static constexpr std::size_t no_block = ~std::size_t{0};
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
     Result<bool> follow(Walker &walker, std::size_t limit);
@@ -217,16 +221,19 @@ private:
         std::size_t size() const { return m_size.load(std::memory_order_relaxed); }
         Block &operator[](std::size_t index) { return m_chunks[index / chunk].load(std::memory_order_acquire)[index % chunk]; }
         const Block &operator[](std::size_t index) const { return m_chunks[index / chunk].load(std::memory_order_acquire)[index % chunk]; }
-        // The index of a new block, whose slot the caller then fills (several threads at once).
-        std::size_t reserve()
+        // The first index of `count` new blocks, whose slots the caller then fills (several
+        // threads at once: each takes a batch, so that they do not share a counter per block).
+        std::size_t reserve(std::size_t count)
         {
-            std::size_t index = m_size.fetch_add(1, std::memory_order_relaxed);
-            if (index / chunk >= max_chunks)
+            std::size_t first = m_size.fetch_add(count, std::memory_order_relaxed);
+            if ((first + count - 1) / chunk >= max_chunks)
                 throw std::length_error("more than four billion heap blocks");  // a failed update
-            make_chunk(index / chunk);
-            return index;
+            for (std::size_t c = first / chunk; c <= (first + count - 1) / chunk; ++c)
+                make_chunk(c);
+            return first;
         }
-        void push_back(const Block &block) { (*this)[reserve()] = block; }
+        // After the batches: the blocks at indices `size` and above are gone (moved or unused).
+        void shrink(std::size_t size) { m_size.store(size, std::memory_order_relaxed); }
         void clear()
         {
             for (std::size_t i = 0; i < max_chunks; ++i) {
