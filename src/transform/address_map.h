@@ -202,7 +202,7 @@ public:
     // past the 47-bit user address space (the caller then asks another way). Only 16-byte
     // aligned starts are seen. Reads the bitmap downwards a word (a kilobyte of addresses) at a
     // time, into the megabytes below when the reach goes there, and the table only for the start
-    // it finds.
+    // it finds: the work grows with `reach`, which the caller keeps small.
     static constexpr std::size_t unknown = absent - 1;
     std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
     {

@@ -596,6 +596,8 @@ std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uin
     constexpr std::uint64_t farthest = 64 * 1024;  // bytes below: 64 words of the bitmap at most
     if (!m_discovered || m_largest_block > farthest || m_block_starts.has_unaligned() || m_untracked)
         return std::nullopt;  // (blocks Molt did not allocate may be views inside others)
+    if (m_largest_block == 0)
+        return nullptr;  // no block at all
     auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
     if (index == BlockStarts::unknown)
         return std::nullopt;
