@@ -24,6 +24,9 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 
 // Below this many objects, a second thread costs more than it saves.
 constexpr std::size_t parallel_threshold = 20000;
+// Discovery: pointers followed by one thread before a second may join (meanwhile most megabyte
+// tables of block starts get made, by one thread), and pointers that must then wait to share.
+constexpr std::size_t steps_alone = 5000, enough_to_share = 128;
 // How many objects ahead discovery and conversion ask for the old objects they will read.
 constexpr std::size_t prefetch_distance = 8;
 
@@ -119,16 +122,15 @@ Result<bool> HeapConverter::discover(const ConversionProgram &program, const voi
 // pointers. First in, first out: the chains of a hash table are followed side by side, so that
 // the object a few places ahead can be asked for now and has arrived when its turn comes. One
 // thread begins (most updates convert few objects, and a thread costs more than it saves); when
-// many pointers wait after a while, a second thread takes half of them. Blocks reachable from both
-// halves are claimed by whichever meets them first (BlockStarts::insert_new).
+// many pointers still wait after a few thousand, a second thread takes half of them. Blocks
+// reachable from both halves are claimed by whichever meets them first (BlockStarts::insert_new).
 Result<bool> HeapConverter::find_blocks()
 {
     m_stop.store(false, std::memory_order_relaxed);
-    Result<bool> found = follow(m_first, parallel_threshold / 4);
+    Result<bool> found = follow(m_first, steps_alone);
     std::vector<std::pair<std::size_t, std::size_t>> unused;  // what is left of each walker's batch
     // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
-    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= 2 * prefetch_distance * 8 &&
-        !link_pointees(m_first)) {
+    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= enough_to_share && !link_pointees(m_first)) {
         Walker second;
         std::size_t half = m_first.candidates.size() / 2;
         second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
