@@ -23,7 +23,7 @@ using schema::layout;
 Error failure(const std::string &where, const std::string &why) { return Error{"", where + ": " + why}; }
 
 // Below this many objects, a second thread costs more than it saves.
-constexpr std::size_t parallel_threshold = 20000;
+constexpr std::size_t parallel_threshold = 4000;
 // Discovery: pointers followed by one thread before a second may join (meanwhile most megabyte
 // tables of block starts get made, by one thread), and pointers that must then wait to share.
 constexpr std::size_t steps_alone = 5000, enough_to_share = 128;
