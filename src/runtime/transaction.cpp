@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <sys/mman.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -212,6 +214,21 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
     }
     here();
     shared->done.acquire();
+}
+
+// Runs `work` on a runtime thread of the lowest priority (nice 19) and waits for it: for cleaning
+// up after the commit, when the program's threads run again and should come first on a busy core
+// (freeing a million old blocks takes tens of milliseconds, which its requests would otherwise
+// wait for). When no thread can be made, it runs here, at this thread's priority.
+void run_in_background(const std::function<void()> &work)
+{
+    auto caller = syscall(SYS_gettid);
+    run_both([] {}, [&] {
+        auto self = syscall(SYS_gettid);
+        if (self != caller)
+            setpriority(PRIO_PROCESS, static_cast<id_t>(self), 19);  // this thread only (Linux)
+        work();
+    });
 }
 
 // The cores the update's thread may run on (taskset, a container's cpuset: the program's, since
@@ -1098,14 +1115,19 @@ private:
             report_progress("reclaim", 0, "the old version's heap objects and variables are kept (--keep-old-state)");
             return;
         }
-        if (m_heap) {
-            transform::HeapConverter::Reclaimed reclaimed = m_heap->free_old_blocks();
-            m_report.old_blocks_freed = reclaimed.blocks;
-            m_report.old_bytes_freed = reclaimed.bytes;
-            m_report.old_blocks_kept = reclaimed.kept;
-        }
-        m_report.old_variable_bytes_released = release_variable_pages(
-            *m_old_schema, m_old->bias, [this](const schema::Variable &variable) { return m_heap && m_heap->keeps(&variable); });
+        run_in_background([this] {
+            try {
+                if (m_heap) {
+                    transform::HeapConverter::Reclaimed reclaimed = m_heap->free_old_blocks();
+                    m_report.old_blocks_freed = reclaimed.blocks;
+                    m_report.old_bytes_freed = reclaimed.bytes;
+                    m_report.old_blocks_kept = reclaimed.kept;
+                }
+                m_report.old_variable_bytes_released = release_variable_pages(
+                    *m_old_schema, m_old->bias, [this](const schema::Variable &variable) { return m_heap && m_heap->keeps(&variable); });
+            } catch (const std::exception &) {  // out of memory: what is not freed stays (the update is committed)
+            }
+        });
         std::string detail = std::to_string(m_report.old_blocks_freed) + " old heap blocks freed (" +
                              std::to_string(m_report.old_bytes_freed) + " bytes), " +
                              std::to_string(m_report.old_variable_bytes_released / 1024) +
