@@ -219,7 +219,10 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
 // Runs `work` on a runtime thread of the lowest priority (nice 19) and waits for it: for cleaning
 // up after the commit, when the program's threads run again and should come first on a busy core
 // (freeing a million old blocks takes tens of milliseconds, which its requests would otherwise
-// wait for). When no thread can be made, it runs here, at this thread's priority.
+// wait for). When no thread can be made, it runs here, at this thread's priority. A program's
+// thread that waits for a lock the work holds (an arena's, in free) sleeps, which gives the core
+// to the work: the inversion ends by itself. Not for loading a version: the loader's lock is
+// held for all of dlopen, and the program's threads take it to start threads.
 void run_in_background(const std::function<void()> &work)
 {
     auto caller = syscall(SYS_gettid);
