@@ -979,6 +979,12 @@ TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingThePr
     expect_heap_update_refused("-DDANGLING", "points to unmapped or unreadable memory");
 }
 
+// Found while two threads walk the heap: the other stops, and v1 runs on with its state.
+TEST(HeapConversionFailure, ADanglingPointerFoundByTwoDiscoveryThreadsFailsTheUpdate)
+{
+    expect_heap_update_refused("-DBIG -DDANGLING_NODE", "points to unmapped or unreadable memory");
+}
+
 // Mapped but PROT_NONE (a guard page, an arena's reserve): as unreadable as a hole.
 TEST(HeapConversionFailure, APointerIntoAnUnreadableMappingFailsTheUpdateInsteadOfCrashingTheProcess)
 {
