@@ -772,10 +772,10 @@ private:
             const void *old_address = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             std::string where = "variable " + migration.from->qualified_name;
             const transform::ConversionProgram *annotated = m_converter->variable_program(migration.to->qualified_name);
-            auto discovered = annotated ? m_heap->discover(*annotated, old_address, where)
-                                        : m_heap->discover(migration.from->type, migration.to->type, old_address, where);
-            if (!discovered)
-                return Error{"", discovered.error().message};
+            if (annotated)
+                m_heap->discover(*annotated, old_address, where);
+            else
+                m_heap->discover(migration.from->type, migration.to->type, old_address, where);
         }
         for (ThreadRecord *thread : m_parked)
             for (const LocalSlot &slot : live_locals(*thread)) {
@@ -783,10 +783,7 @@ private:
                 const schema::Local *new_local = find_local(*m_new_schema, slot.function.c_str(), slot.name.c_str());
                 if (!old_local || !new_local)
                     continue;
-                auto discovered = m_heap->discover(old_local->type, new_local->type, slot.address,
-                                                   "MOLT_LOCAL " + slot.function + "#" + slot.name);
-                if (!discovered)
-                    return Error{"", discovered.error().message};
+                m_heap->discover(old_local->type, new_local->type, slot.address, "MOLT_LOCAL " + slot.function + "#" + slot.name);
             }
         if (auto found = m_heap->find_blocks(); !found)
             return Error{"", found.error().message};

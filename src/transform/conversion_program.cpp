@@ -400,8 +400,9 @@ const ConversionProgram *ValueConverter::variable_program(const std::string &new
     return found->second.get();
 }
 
-void ValueConverter::precompile(TypeId old_type, TypeId new_type) const
+bool ValueConverter::precompile(TypeId old_type, TypeId new_type) const
 {
+    bool lengths = false;
     std::vector<const ConversionProgram *> work{&program(old_type, new_type)};
     std::set<const ConversionProgram *> seen{work.back()};
     auto visit = [&](const ConversionProgram *next) {
@@ -412,6 +413,7 @@ void ValueConverter::precompile(TypeId old_type, TypeId new_type) const
         const ConversionProgram *current = work.back();
         work.pop_back();
         for (const ReachStep &reach : current->reach) {
+            lengths = lengths || reach.has_length;
             if (reach.element)
                 visit(reach.element);
             else if (reach.union_index < 0) {
@@ -427,6 +429,7 @@ void ValueConverter::precompile(TypeId old_type, TypeId new_type) const
             for (const UnionConversion::Case &each : conversion.cases)
                 visit(each.program);
     }
+    return lengths;
 }
 
 Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigned char *from, unsigned char *to,

@@ -104,18 +104,17 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     return reclaimed;
 }
 
-Result<bool> HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
+void HeapConverter::discover(TypeId old_type, TypeId new_type, const void *old_address, const std::string &where)
 {
-    return discover(m_converter.program(old_type, new_type), old_address, where);
+    discover(m_converter.program(old_type, new_type), old_address, where);
 }
 
-Result<bool> HeapConverter::discover(const ConversionProgram &program, const void *old_address, const std::string &where)
+void HeapConverter::discover(const ConversionProgram &program, const void *old_address, const std::string &where)
 {
     if (program.reach.empty())
-        return true;  // nothing it reaches changed
+        return;  // nothing it reaches changed
     m_roots.push_back(std::make_unique<std::string>(where));
     walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get(), m_first);
-    return true;
 }
 
 // A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a million
@@ -194,33 +193,14 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
 bool HeapConverter::link_pointees(const Walker &walker)
 {
     std::set<const ReachStep *> seen;
-    for (const Candidate &candidate : walker.candidates)
-        if (seen.insert(candidate.reach).second)
-            m_converter.precompile(candidate.reach->old_pointee, candidate.reach->new_pointee);
-    std::vector<const ConversionProgram *> work;
-    std::set<const ConversionProgram *> visited;
-    auto visit = [&](const ConversionProgram *program) {
-        if (program && visited.insert(program).second)
-            work.push_back(program);
-    };
     bool lengths = false;
-    for (const ReachStep *reach : seen) {
-        if (!reach->pointee)
-            reach->pointee = &m_converter.program(reach->old_pointee, reach->new_pointee);
-        lengths = lengths || reach->has_length;
-        visit(reach->pointee);
-    }
-    while (!work.empty()) {  // precompile linked them all
-        const ConversionProgram *program = work.back();
-        work.pop_back();
-        for (const ReachStep &reach : program->reach) {
-            lengths = lengths || reach.has_length;
-            visit(reach.element);
-            visit(reach.pointee);
-        }
-        for (const UnionConversion &conversion : program->unions)
-            for (const UnionConversion::Case &each : conversion.cases)
-                visit(each.program);
+    for (const Candidate &candidate : walker.candidates) {
+        const ReachStep &reach = *candidate.reach;
+        if (!seen.insert(&reach).second)
+            continue;
+        lengths = m_converter.precompile(reach.old_pointee, reach.new_pointee) || reach.has_length || lengths;
+        if (!reach.pointee)
+            reach.pointee = &m_converter.program(reach.old_pointee, reach.new_pointee);
     }
     return lengths;
 }

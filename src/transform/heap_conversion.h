@@ -68,10 +68,9 @@ public:
 
     // A root of the discovery: a value of `old_type` at `old_address` (a variable, a local),
     // whose pointers whose pointee type changed lead to heap blocks to convert. Call for each root.
-    Result<bool> discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address,
-                          const std::string &where);
+    void discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address, const std::string &where);
     // The same for a value whose program is given (a void * variable that an annotation types).
-    Result<bool> discover(const ConversionProgram &program, const void *old_address, const std::string &where);
+    void discover(const ConversionProgram &program, const void *old_address, const std::string &where);
     // Then, once for all roots: finds every heap block they reach (on two threads when there are
     // many). Fails on a pointer that cannot be followed (a dangling one, a block too small).
     Result<bool> find_blocks();

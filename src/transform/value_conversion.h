@@ -128,8 +128,9 @@ public:
     const ConversionProgram &program(schema::TypeId old_type, schema::TypeId new_type) const;
 
     // Compiles, before the pause, the program of a pair and of every pair its pointers lead to
-    // (linking each pointer to its pointee's program), so that the pause only runs them.
-    void precompile(schema::TypeId old_type, schema::TypeId new_type) const;
+    // (linking each pointer to its pointee's program), so that the pause only runs them. True when
+    // one of those programs follows a MOLT_LENGTH_IN pointer.
+    bool precompile(schema::TypeId old_type, schema::TypeId new_type) const;
 
     // Converts one value by its program, as convert() does; `to` is zero-filled first unless the
     // caller says it is `zeroed` already (a fresh calloc).
