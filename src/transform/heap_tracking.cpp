@@ -53,6 +53,7 @@ static_assert(sizeof(Header) == 16, "the header keeps malloc's 16-byte alignment
 
 constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
 constexpr std::uint32_t transformer_mark = 1;
+constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
 
 std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t offset)
 {
@@ -61,7 +62,9 @@ std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t off
     return static_cast<std::uint32_t>(value ^ (value >> 32)) ^ seed;
 }
 
-std::uint32_t distance(const Header *header) { return header->offset & ~transformer_mark; }
+std::uint32_t distance(const Header *header) { return header->offset & ~(transformer_mark | arena_mark); }
+
+bool in_arena(const Header *header) { return header->offset & arena_mark; }
 
 void unmark(Header *header) { header->offset &= ~transformer_mark; }
 
@@ -183,14 +186,80 @@ void *allocate_aligned(std::size_t alignment, std::size_t size)
     return finish(next_memalign(alignment, size + alignment), size, alignment);
 }
 
+// ---- CopyArena's segments ---------------------------------------------------------------------
+// A segment: 2 MB aligned to 2 MB, its first 64 bytes counting the blocks in it not yet freed (and
+// the arena still cutting from it, as one), the blocks after. Found from a block by its address.
+constexpr std::size_t segment_bytes = std::size_t{2} << 20;
+constexpr std::size_t segment_header_bytes = 64;
+constexpr std::size_t largest_arena_block = std::size_t{64} << 10;
+
+struct SegmentHeader {
+    std::atomic<std::uint64_t> live;
+};
+
+std::atomic<std::size_t> g_segment_bytes{0};  // mapped for segments: counted in heap_use()
+
+}  // namespace
+}  // namespace molt::transform
+
+// LeakSanitizer (in a sanitizer build) looks for pointers in the memory it knows of; segments hold
+// the converted objects' pointers to the program's other blocks, so they are shown to it.
+extern "C" {
+__attribute__((weak)) void __lsan_register_root_region(const void *, size_t);
+__attribute__((weak)) void __lsan_unregister_root_region(const void *, size_t);
+}
+
+namespace molt::transform {
+namespace {
+
+char *map_segment()
+{
+    // Aligned: mapped twice as big, and the ends beyond the alignment given back.
+    void *memory = mmap(nullptr, 2 * segment_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+        return nullptr;
+    auto start = reinterpret_cast<std::uintptr_t>(memory);
+    std::uintptr_t aligned = (start + segment_bytes - 1) & ~(segment_bytes - 1);
+    if (aligned > start)
+        munmap(memory, aligned - start);
+    if (std::uintptr_t end = start + 2 * segment_bytes; end > aligned + segment_bytes)
+        munmap(reinterpret_cast<void *>(aligned + segment_bytes), end - (aligned + segment_bytes));
+    auto *segment = reinterpret_cast<char *>(aligned);
+    new (segment) SegmentHeader{};
+    if (__lsan_register_root_region)
+        __lsan_register_root_region(segment, segment_bytes);
+    g_segment_bytes.fetch_add(segment_bytes, std::memory_order_relaxed);
+    return segment;
+}
+
+void drop_segment_reference(char *segment)
+{
+    auto *header = reinterpret_cast<SegmentHeader *>(segment);
+    if (header->live.fetch_sub(1, std::memory_order_acq_rel) != 1)
+        return;
+    if (__lsan_unregister_root_region)
+        __lsan_unregister_root_region(segment, segment_bytes);
+    munmap(segment, segment_bytes);
+    g_segment_bytes.fetch_sub(segment_bytes, std::memory_order_relaxed);
+}
+
+char *segment_of(void *user)
+{
+    return reinterpret_cast<char *>(reinterpret_cast<std::uintptr_t>(user) & ~(segment_bytes - 1));
+}
+
 void release(void *user)
 {
     if (!user)
         return;
     if (Header *header = tracked_header(user)) {
         std::uint32_t offset = distance(header);
+        bool arena = in_arena(header);
         header->check = 0;  // a second free of this pointer is no longer taken for ours
-        next_free(static_cast<char *>(user) - offset);
+        if (arena)
+            drop_segment_reference(segment_of(user));
+        else
+            next_free(static_cast<char *>(user) - offset);
         return;
     }
     next_free(user);  // allocated before the runtime was loaded
@@ -206,6 +275,37 @@ std::size_t usable_size_of_untracked(void *user)
 bool is_power_of_two(std::size_t value) { return value && !(value & (value - 1)); }
 
 }  // namespace
+
+CopyArena::~CopyArena()
+{
+    if (m_segment)
+        drop_segment_reference(m_segment);
+}
+
+void *CopyArena::allocate(std::size_t size)
+{
+    if (size > largest_arena_block)
+        return calloc(1, size);  // tracked, from malloc
+    std::size_t room = sizeof(Header) + ((size + 15) & ~std::size_t{15});
+    if (!m_segment || m_used + room > segment_bytes) {
+        char *fresh = map_segment();
+        if (!fresh)
+            return nullptr;
+        reinterpret_cast<SegmentHeader *>(fresh)->live.store(1, std::memory_order_relaxed);  // the arena's own
+        if (m_segment)
+            drop_segment_reference(m_segment);
+        m_segment = fresh;
+        m_used = segment_header_bytes;
+    }
+    reinterpret_cast<SegmentHeader *>(m_segment)->live.fetch_add(1, std::memory_order_relaxed);
+    char *user = m_segment + m_used + sizeof(Header);
+    m_used += room;
+    Header *header = header_of(user);
+    header->size = size;
+    header->offset = sizeof(Header) | arena_mark;
+    header->check = check_word(user, size, header->offset);
+    return user;
+}
 
 bool readable(const void *pointer, std::size_t size)
 {
@@ -299,10 +399,10 @@ void keep_transformer_allocations()
 HeapUse heap_use()
 {
 #if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
-    return {__sanitizer_get_current_allocated_bytes(), "AddressSanitizer"};
+    return {__sanitizer_get_current_allocated_bytes() + g_segment_bytes.load(std::memory_order_relaxed), "AddressSanitizer"};
 #else
     struct mallinfo2 info = mallinfo2();
-    return {info.uordblks + info.hblkhd, "glibc"};  // arenas' blocks in use, and mmapped blocks
+    return {info.uordblks + info.hblkhd + g_segment_bytes.load(std::memory_order_relaxed), "glibc"};  // arenas' blocks in use, mmapped blocks, CopyArena's segments
 #endif
 }
 
@@ -343,7 +443,7 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return nullptr;
     }
     if (Header *header = tracked_header(pointer)) {
-        if (distance(header) == 16) {  // an ordinary block: glibc can grow it in place
+        if (distance(header) == 16 && !in_arena(header)) {  // an ordinary block: glibc can grow it in place
             std::uint64_t old_size = header->size;
             header->check = 0;
             void *moved = next_realloc(static_cast<char *>(pointer) - 16, size + 16);
@@ -353,7 +453,7 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
             }
             return finish(moved, size, 16);
         }
-        void *fresh = allocate(size);  // an aligned block: realloc does not keep the alignment
+        void *fresh = allocate(size);  // an aligned block (realloc does not keep the alignment), or a CopyArena's
         if (fresh) {
             memcpy(fresh, pointer, header->size < size ? header->size : size);
             release(pointer);
