@@ -520,14 +520,28 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
             ConversionStep each = step.element->steps[0];
             constexpr std::uint64_t ahead = 8;  // elements: the lookups of a table of bucket heads miss the cache
             bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
+            bool pointers = each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer;
+            bool packed = pointers && step.old_stride == sizeof(std::uintptr_t) && each.from == 0;
+            const std::uint64_t first_from = each.from, first_to = each.to;
             for (std::uint64_t i = 0; i < step.count; ++i, each.from += step.old_stride, each.to += step.new_stride) {
+                if (packed && i % 8 == 0 && i + 8 <= step.count) {
+                    // Eight empty slots at once: a table of 65,536 connections is mostly empty.
+                    std::uintptr_t words[8];
+                    std::memcpy(words, from + step.from + i * sizeof(std::uintptr_t), sizeof words);
+                    if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7])) {
+                        i += 7;  // and the loop's own step
+                        each.from = first_from + i * step.old_stride;
+                        each.to = first_to + i * step.new_stride;
+                        continue;
+                    }
+                }
                 if (prefetch && i + ahead < step.count) {
                     std::uintptr_t later;
                     std::memcpy(&later, from + step.from + each.from + ahead * step.old_stride, sizeof later);
                     if (later)
                         m_prefetch(later);
                 }
-                if (each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer) {
+                if (pointers) {
                     std::uintptr_t address;
                     std::memcpy(&address, from + step.from + each.from, sizeof address);
                     if (!address)
