@@ -3,7 +3,8 @@
 #   bench/kvd_bench.sh BUILD_DIR [SIZES...]   e.g. bench/kvd_bench.sh build 10000 100000 1000000)
 #   1. steady-state overhead: kvd v1 with Molt against kvd v1 without it (MOLT_DISABLE), SET and
 #      GET, 50 clients, pipelining 1 and 16, runs alternated A/B/A/B, the ratio printed;
-#   2. the pause of each update of the v1 -> v5 streak against the number of keys;
+#   2. the pause of each update of the v1 -> v5 streak against the number of keys (KVD_BENCH_RUNS
+#      runs of each size, 3 by default: the median and the range);
 #   3. the latency clients see while an update runs (max of redis-benchmark against the pause);
 #   4. a 100-update streak v1 <-> v2 under load: memory, threads and fds after it;
 #   5. for context, Debian's redis-server under the same redis-benchmark runs.
@@ -90,22 +91,36 @@ part 1 && for pipeline in 1 16; do
     done
 done
 
-part 2 && echo "kvd_bench: 2. pause of each update against the number of keys (target: no type change under 1 ms; 5M objects/s)"
-part 2 && echo "  (v5 -> v5-fix changes code only: no type changed)" &&
-printf '  %-9s | %-26s | %-26s | %-26s | %-26s | %-26s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5" "v5 -> v5-fix"
+# Each size is run ${KVD_BENCH_RUNS:-3} times (a fresh server each time): this VM's runs differ by 10
+# to 25%, so one run says little. The median pause of each update is shown, with its rate and
+# the range of the runs.
+runs=${KVD_BENCH_RUNS:-3}
+part 2 && echo "kvd_bench: 2. pause of each update against the number of keys, median of $runs runs (target: no type change under 1 ms; 5M objects/s)"
+part 2 && echo "  (v5 -> v5-fix changes code only: no type changed; each cell: median pause, objects, rate at the median, [fastest - slowest])"
+part 2 && printf '  %-9s | %-36s | %-36s | %-36s | %-36s | %-36s\n' keys "v1 -> v2" "v2 -> v3" "v3 -> v4" "v4 -> v5" "v5 -> v5-fix"
 part 2 && for size in "${sizes[@]}"; do
-    pin=no start "$kvd/kvd-v1"
-    fill "$size"
+    : > "pauses-$size.txt"
+    for run in $(seq "$runs"); do
+        pin=no start "$kvd/kvd-v1"
+        fill "$size"
+        for version in 2 3 4 5 5-fix; do
+            "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
+            pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
+            objects=$(sed -n 's/.*heap: \([0-9]*\) objects converted.*/\1/p' update.log)
+            echo "$version $run $pause $objects" >> "pauses-$size.txt"
+        done
+        stop
+    done
     row=$(printf '  %-9s' "$size")
     for version in 2 3 4 5 5-fix; do
-        "$molt" update "$server" "$kvd/kvd-v$version.so" > update.log 2>&1 || { cat update.log; exit 1; }
-        pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
-        objects=$(sed -n 's/.*heap: \([0-9]*\) objects converted.*/\1/p' update.log)
-        rate=$(awk -v o="$objects" -v p="$pause" 'BEGIN { if (o > 0) printf "%.2fM/s", o / p / 1000; else printf "-" }')
-        row+=$(printf ' | %9s ms %7s obj %6s' "$pause" "$objects" "$rate")
+        row+=$(awk -v v="$version" '$1 == v { pause[++n] = $3; objects = $4 }
+            END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (pause[j] < pause[i]) { x = pause[i]; pause[i] = pause[j]; pause[j] = x }
+                  median = n % 2 ? pause[(n + 1) / 2] : (pause[n / 2] + pause[n / 2 + 1]) / 2
+                  rate = objects > 0 ? sprintf("%.2fM/s", objects / median / 1000) : "-"
+                  digits = pause[n] < 10 ? 2 : 1
+                  printf " | %8.3f ms %7s obj %8s [%.*f-%.*f]", median, objects, rate, digits, pause[1], digits, pause[n] }' "pauses-$size.txt")
     done
     echo "$row"
-    stop
 done
 
 if part 3; then
