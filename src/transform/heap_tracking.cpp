@@ -84,7 +84,7 @@ std::atomic<bool> g_transformers_called{false};  // in this session
 // Lists a block a transformer allocated (its header is marked already). Inside the transformer's
 // malloc: it must not throw, and a crash in it is a crash inside the allocator. When the list
 // cannot grow, the block is unmarked: a rollback then leaves it allocated, nothing worse.
-void record(void *user, Header *header) noexcept
+[[gnu::noinline, gnu::cold]] void record(void *user, Header *header) noexcept
 {
     t_recording = false;  // the list's own allocations are Molt's, not the transformer's
     t_in_allocator = true;
@@ -165,7 +165,21 @@ Header *tracked_header(const void *user)
     return header;
 }
 
-void *allocate(std::size_t size)
+// The header of a block allocated outside a transformer, 16 bytes below what the program gets:
+// malloc's, calloc's and free's common path, kept short (they run for every block the program
+// allocates: kvd's requests ran 4 to 5% more instructions with the general path).
+inline void *stamp(void *base, std::size_t size)
+{
+    char *user = static_cast<char *>(base) + sizeof(Header);
+    Header *header = header_of(user);
+    header->size = size;
+    header->offset = sizeof(Header);
+    header->check = check_word(user, size, sizeof(Header));
+    return user;
+}
+
+// The general path: a transformer's block (marked and listed), or a size too big.
+[[gnu::noinline]] void *allocate(std::size_t size)
 {
     if (size > SIZE_MAX - 64) {
         errno = ENOMEM;
@@ -412,9 +426,29 @@ using namespace molt::transform;
 
 #define MOLT_EXPORT extern "C" __attribute__((visibility("default")))
 
-MOLT_EXPORT void *malloc(size_t size) { return allocate(size); }
+MOLT_EXPORT void *malloc(size_t size)
+{
+    if (__builtin_expect(t_recording || size > SIZE_MAX - 64, 0))
+        return allocate(size);
+    void *base = MOLT_NEXT(malloc)(size + sizeof(Header));
+    return base ? stamp(base, size) : nullptr;
+}
 
-MOLT_EXPORT void free(void *pointer) { release(pointer); }
+MOLT_EXPORT void free(void *pointer)
+{
+    // The common path: an ordinary tracked block, freed outside a transformer. A pointer at the
+    // start of a page, an aligned block, a CopyArena's, or any other: release() tells.
+    auto address = reinterpret_cast<std::uintptr_t>(pointer);
+    if (__builtin_expect(address % 16 == 0 && (address & 4095) >= sizeof(Header) && !t_recording, 1)) {
+        Header *header = header_of(pointer);
+        if (header->offset == sizeof(Header) && header->check == check_word(pointer, header->size, sizeof(Header))) {
+            header->check = 0;  // a second free of this pointer is no longer taken for ours
+            MOLT_NEXT(free)(static_cast<char *>(pointer) - sizeof(Header));
+            return;
+        }
+    }
+    release(pointer);
+}
 
 MOLT_EXPORT void *calloc(size_t count, size_t size)
 {
@@ -427,7 +461,10 @@ MOLT_EXPORT void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    return finish(next_calloc(1, total + 16), total, 16);
+    if (__builtin_expect(t_recording, 0))
+        return finish(next_calloc(1, total + 16), total, 16);
+    void *base = MOLT_NEXT(calloc)(1, total + sizeof(Header));
+    return base ? stamp(base, total) : nullptr;
 }
 
 MOLT_EXPORT void *realloc(void *pointer, size_t size)
