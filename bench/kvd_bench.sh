@@ -2,7 +2,8 @@
 # kvd under Molt, measured with redis-benchmark (make bench; or alone:
 #   bench/kvd_bench.sh BUILD_DIR [SIZES...]   e.g. bench/kvd_bench.sh build 10000 100000 1000000)
 #   1. steady-state overhead: kvd v1 with Molt against kvd v1 without it (MOLT_DISABLE), SET and
-#      GET, 50 clients, pipelining 1 and 16, runs alternated A/B/A/B, the ratio printed;
+#      GET, 50 clients, pipelining 1 and 16, runs alternated A/B/A/B, the ratio printed; and the
+#      instructions per request that each runs in user space (callgrind: the same count each run);
 #   2. the pause of each update of the v1 -> v5 streak against the number of keys (KVD_BENCH_RUNS
 #      runs of each size, 3 by default: the median and the range);
 #   3. the latency clients see while an update runs (max of redis-benchmark against the pause);
@@ -75,6 +76,7 @@ part 1 && for pipeline in 1 16; do
             [ "$variant" = molt ] && binary=$kvd/kvd-v1
             start "$binary"
             measure "$pipeline" "$requests" | sed "s/^/$variant $round /" >> "overhead-$pipeline.txt"
+            awk '{ print $14, $15 }' "/proc/$server/stat" >> "cpu-$variant-$pipeline.txt"   # user, system ticks
             stop
         done
     done
@@ -90,6 +92,42 @@ part 1 && for pipeline in 1 16; do
                       t, p, plain / n, plain99 / n, molt / n, molt99 / n, median, ratio[1], ratio[n] }' "overhead-$pipeline.txt"
     done
 done
+
+# The rates above swing by more than 1% from round to round on a shared machine. What Molt adds
+# to each request can be counted instead: the instructions the server runs in user space
+# (valgrind's callgrind, the same count run after run), for its start alone and for the start and
+# N requests, without Molt and with it. The system calls (the larger part of a request's time
+# without pipelining) are the same for both; the share of user time in the plain server's CPU time
+# above turns the instructions' difference into an estimate of the time's.
+instructions() {   # instructions BINARY PIPELINE REQUESTS: the server's user-space instructions
+    rm -f port callgrind.out
+    valgrind --tool=callgrind --callgrind-out-file=callgrind.out "$1" --port 0 --port-file port 2> valgrind.log &
+    server=$!
+    for _ in $(seq 400); do [ -s port ] && redis-cli -p "$(cat port)" PING > /dev/null 2>&1 && break; sleep 0.05; done
+    [ "$3" -gt 0 ] && redis-benchmark -p "$(cat port)" -c 50 -P "$2" -n "$3" -r 100000 -t set,get -q > /dev/null 2>&1
+    kill "$server"; wait "$server" 2>/dev/null || true
+    server=""
+    sed -n 's/^summary: //p' callgrind.out
+}
+if part 1 && command -v valgrind > /dev/null; then
+    echo "  instructions per request in user space (callgrind, SET and GET, 50 clients), and what they suggest for the CPU time:"
+    for pipeline in 1 16; do
+        requests=$(( pipeline == 1 ? 20000 : 100000 ))
+        row=""
+        for variant in plain molt; do
+            binary=$kvd/kvd-v1-plain
+            [ "$variant" = molt ] && binary=$kvd/kvd-v1
+            alone=$(instructions "$binary" "$pipeline" 0)
+            loaded=$(instructions "$binary" "$pipeline" "$requests")
+            row+=" $(( (loaded - alone) / (2 * requests) ))"
+        done
+        user_share=$(cat "cpu-plain-$pipeline.txt" 2> /dev/null | awk '{ user += $1; all += $1 + $2 } END { if (all) printf "%.3f", user / all }')
+        awk -v p="$pipeline" -v share="${user_share:-}" '{ plain = $1; molt = $2; more = (molt - plain) / plain
+              printf "  -P %-2d  without Molt %d, with Molt %d instructions (%+.1f%%)", p, plain, molt, more * 100
+              if (share != "") printf "; user time is %.0f%% of the plain server'"'"'s CPU time: about %+.1f%% CPU time", share * 100, more * share * 100
+              printf "\n" }' <<< "$row"
+    done
+fi
 
 # Each size is run ${KVD_BENCH_RUNS:-3} times (a fresh server each time): this VM's runs differ by 10
 # to 25%, so one run says little. The median pause of each update is shown, with its rate and
