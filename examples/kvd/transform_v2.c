@@ -9,6 +9,11 @@
 static unsigned long entries_seen;
 #endif
 
+/* The time of the update, read once when the update loads this version (its constructors run
+ * then, just before the pause), not once per entry: a million reads of the clock take 20 ms. */
+static int64_t update_ms;
+__attribute__((constructor)) static void read_update_time(void) { update_ms = now_ms(); }
+
 static const char *entry_gets_access_time(void *to, const void *from)
 {
     (void)from;
@@ -17,7 +22,7 @@ static const char *entry_gets_access_time(void *to, const void *from)
     if (++entries_seen > 1000)
         return "faulty v2: refusing entries after the 1000th (a test of rollback)";
 #endif
-    entry->last_access_ms = now_ms();
+    entry->last_access_ms = update_ms;
     return NULL;
 }
 #ifdef KVD_FAULTY_TRANSFORMER
