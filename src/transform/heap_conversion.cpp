@@ -308,7 +308,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
         return failure(where(), "points to an object of unknown size");
     // The object and the 16 bytes below it (where a tracked block keeps its header) must be
     // mapped: a dangling pointer fails the update instead of crashing the process.
-    if (!mapped(address - 16, program.old_size + 16))
+    if (!mapped(address - 16, program.old_size + 16, walker.readable_hint))
         return failure(where(), "points to unmapped or unreadable memory (a dangling pointer?): the object cannot be converted");
     auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address));
     walker.untracked += !tracked;
@@ -325,7 +325,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
             if (candidate.length > (std::uint64_t{1} << 40) / program.old_size)
                 return failure(where(), "its length member says " + std::to_string(candidate.length) +
                                           " elements: more than a terabyte, not a length");
-            if (!mapped(address, candidate.length * program.old_size))
+            if (!mapped(address, candidate.length * program.old_size, walker.readable_hint))
                 return failure(where(), "its length member says " + std::to_string(candidate.length) +
                                           " elements, which are not all in mapped memory");
         } else if (candidate.length > capacity) {
@@ -351,7 +351,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     return true;
 }
 
-bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
+bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size, std::size_t &hint)
 {
     if (address + size < address || address + size > (std::uintptr_t{1} << 57))
         return false;  // past the end of the user address space (garbage such as ~0): not ours
@@ -360,7 +360,7 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size)
     if (!m_readable.taken() && !m_readable_unknown)
         m_readable_unknown = !m_readable.take();
     if (m_readable.taken())
-        return m_readable.holds(address, size);
+        return m_readable.holds(address, size, hint);
     // No /proc: the kernel is asked page by page (mincore tells holes only).
     for (std::uintptr_t page = address >> 12; page <= (address + size - 1) >> 12; ++page) {
         if (page == m_last_mapped_page)

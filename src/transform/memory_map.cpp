@@ -50,15 +50,21 @@ bool ReadableMemory::take()
     return m_taken;
 }
 
-bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size) const
+bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint) const
 {
     if (start + size < start)
         return false;
+    if (hint < m_ranges.size() && m_ranges[hint].first <= start && start + size <= m_ranges[hint].second)
+        return true;  // the range the last question found: a heap's blocks lie in few of them
     auto after = std::upper_bound(m_ranges.begin(), m_ranges.end(), start,
                                   [](std::uintptr_t value, const std::pair<std::uintptr_t, std::uintptr_t> &range) {
                                       return value < range.first;
                                   });
-    return after != m_ranges.begin() && start + size <= std::prev(after)->second;
+    if (after == m_ranges.begin() || start + size > std::prev(after)->second)
+        return false;
+    hint = static_cast<std::size_t>(std::prev(after) - m_ranges.begin());
+    return true;
 }
+
 
 }  // namespace molt::transform

@@ -30,7 +30,14 @@ public:
     bool take();
     bool taken() const { return m_taken; }
     // Whether every byte of [start, start + size) lies in readable memory.
-    bool holds(std::uintptr_t start, std::uint64_t size) const;
+    bool holds(std::uintptr_t start, std::uint64_t size) const
+    {
+        std::size_t none = ~std::size_t{0};
+        return holds(start, size, none);
+    }
+    // The same, trying first the range the caller's last question found (`hint`, which it keeps,
+    // one per thread): an update asks about a million pointers, most into the same heap.
+    bool holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint) const;
 
 private:
     std::vector<std::pair<std::uintptr_t, std::uintptr_t>> m_ranges;  // [start, end), merged, sorted

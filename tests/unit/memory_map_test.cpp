@@ -35,6 +35,21 @@ TEST(ReadableMemory, HoldsReadablePagesAndNotHolesOrProtNonePages)
     EXPECT_FALSE(memory.holds(~std::uintptr_t{0} - 8, 16));  // wraps around
     EXPECT_FALSE(memory.holds(0x10, 16));
 
+    // With a hint (the range the last question found): the same answers, whatever the hint says.
+    std::size_t hint = ~std::size_t{0};
+    EXPECT_TRUE(memory.holds(at(100), 16, hint));
+    std::size_t first = hint;
+    EXPECT_NE(first, ~std::size_t{0});
+    EXPECT_TRUE(memory.holds(at(200), 16, hint));  // the hint's range
+    EXPECT_EQ(hint, first);
+    EXPECT_FALSE(memory.holds(at(page - 8), 16, hint));  // starts in the hint's range, runs out of it
+    EXPECT_FALSE(memory.holds(at(page + 64), 16, hint));
+    EXPECT_TRUE(memory.holds(at(2 * page), 16, hint));  // another range: found, and hinted
+    EXPECT_NE(hint, first);
+    EXPECT_FALSE(memory.holds(at(3 * page), 16, hint));  // the hole, with a hint for the range below
+    hint = 1'000'000;  // a hint past the ranges is ignored
+    EXPECT_TRUE(memory.holds(at(0), 16, hint));
+
     // Made readable after the snapshot: the snapshot still says what it saw.
     ASSERT_EQ(mprotect(pages + page, page, PROT_READ), 0);
     EXPECT_FALSE(memory.holds(at(page + 64), 16));
