@@ -535,7 +535,8 @@ private:
         // microsecond or two each on a virtual machine, and a small heap's update is made of them.
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
-        if (usable_cores() > 1)  // on one core, a second thread would only take turns with the first
+        m_two_cores = usable_cores() > 1;
+        if (m_two_cores)  // on one core, a second thread would only take turns with the first
             m_heap->set_parallel(run_both);
         m_heap->fail_allocation(allocation_fault());
         if (converts)
@@ -835,6 +836,12 @@ private:
         m_report.heap_conversion_ms = milliseconds(conversion_start, Clock::now());
         m_report.heap_objects_converted = m_heap->objects_converted();
         m_report.heap_bytes_converted = m_heap->bytes_converted();
+        if (m_two_cores)  // the globals' big arrays of pointers, in two halves at once
+            m_converter->set_parallel(run_both);
+        struct Serial {  // and no more after them (a transformer's own conversions, say)
+            transform::ValueConverter &converter;
+            ~Serial() { converter.set_parallel({}); }
+        } serial{*m_converter};
         for (const Migration &migration : m_migrations) {
             const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
@@ -1222,6 +1229,7 @@ private:
     const schema::Schema *m_new_schema = nullptr;
     std::unique_ptr<schema::Schema> m_loaded_schema;
     std::unique_ptr<transform::ValueConverter> m_converter;
+    bool m_two_cores = false;  // the process may use two cores or more: the conversion uses two
     std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
     std::map<std::string, molt_transformer_function> m_variable_transformers;  // by qualified name
     std::vector<Migration> m_migrations;

@@ -483,6 +483,49 @@ Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigne
     return true;
 }
 
+// Elements [first, end) of an array whose element is one step (run_step's fast path).
+Result<bool> ValueConverter::run_slots(const ConversionStep &step, const ConversionProgram &element, const unsigned char *from,
+                                       unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const
+{
+    ConversionStep each = element.steps[0];
+    constexpr std::uint64_t ahead = 8;  // elements: the lookups of a table of bucket heads miss the cache
+    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
+    bool pointers = each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer;
+    bool packed = pointers && step.old_stride == sizeof(std::uintptr_t) && each.from == 0;
+    const std::uint64_t first_from = each.from, first_to = each.to;
+    each.from = first_from + first * step.old_stride;
+    each.to = first_to + first * step.new_stride;
+    for (std::uint64_t i = first; i < end; ++i, each.from += step.old_stride, each.to += step.new_stride) {
+        if (packed && i % 8 == 0 && i + 8 <= end) {
+            // Eight empty slots at once: a table of 65,536 connections is mostly empty.
+            std::uintptr_t words[8];
+            std::memcpy(words, from + step.from + i * sizeof(std::uintptr_t), sizeof words);
+            if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7])) {
+                i += 7;  // and the loop's own step
+                each.from = first_from + i * step.old_stride;
+                each.to = first_to + i * step.new_stride;
+                continue;
+            }
+        }
+        if (prefetch && i + ahead < end) {
+            std::uintptr_t later;
+            std::memcpy(&later, from + step.from + each.from + ahead * step.old_stride, sizeof later);
+            if (later)
+                m_prefetch(later);
+        }
+        if (pointers) {
+            std::uintptr_t address;
+            std::memcpy(&address, from + step.from + each.from, sizeof address);
+            if (!address)
+                continue;  // most slots of a big table are empty: the target is zero already
+        }
+        auto converted = run_step(each, element, from + step.from, to + step.to, Place(place, i));
+        if (!converted)
+            return converted;
+    }
+    return true;
+}
+
 Result<bool> ValueConverter::run_step(const ConversionStep &step, const ConversionProgram &program,
                                       const unsigned char *from, unsigned char *to, const Place &where) const
 {
@@ -533,57 +576,42 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         std::memcpy(to + step.to, &address, sizeof address);
         return true;
     }
-    case ConversionStep::Kind::Array:
-        if (step.element->steps.size() == 1 && !step.element->transformer &&
-            step.element->steps[0].kind != ConversionStep::Kind::Array &&
-            step.element->steps[0].kind != ConversionStep::Kind::BitField &&  // its offsets count bits
-            step.element->steps[0].kind != ConversionStep::Kind::Union) {     // its offsets are in the program
-            // An array of pointers or numbers (a server's table of 65,536 connections): one step
-            // per element, without a nested run each.
-            ConversionStep each = step.element->steps[0];
-            constexpr std::uint64_t ahead = 8;  // elements: the lookups of a table of bucket heads miss the cache
-            bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
-            bool pointers = each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer;
-            bool packed = pointers && step.old_stride == sizeof(std::uintptr_t) && each.from == 0;
-            const std::uint64_t first_from = each.from, first_to = each.to;
-            for (std::uint64_t i = 0; i < step.count; ++i, each.from += step.old_stride, each.to += step.new_stride) {
-                if (packed && i % 8 == 0 && i + 8 <= step.count) {
-                    // Eight empty slots at once: a table of 65,536 connections is mostly empty.
-                    std::uintptr_t words[8];
-                    std::memcpy(words, from + step.from + i * sizeof(std::uintptr_t), sizeof words);
-                    if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7])) {
-                        i += 7;  // and the loop's own step
-                        each.from = first_from + i * step.old_stride;
-                        each.to = first_to + i * step.new_stride;
-                        continue;
-                    }
-                }
-                if (prefetch && i + ahead < step.count) {
-                    std::uintptr_t later;
-                    std::memcpy(&later, from + step.from + each.from + ahead * step.old_stride, sizeof later);
-                    if (later)
-                        m_prefetch(later);
-                }
-                if (pointers) {
-                    std::uintptr_t address;
-                    std::memcpy(&address, from + step.from + each.from, sizeof address);
-                    if (!address)
-                        continue;  // most slots of a big table are empty: the target is zero already
-                }
-                auto converted = run_step(each, *step.element, from + step.from, to + step.to, Place(place, i));
+    case ConversionStep::Kind::Array: {
+        // An array of pointers or numbers (a server's table of 65,536 connections) runs one step
+        // per element, without a nested run each.
+        bool slots = step.element->steps.size() == 1 && !step.element->transformer &&
+                     step.element->steps[0].kind != ConversionStep::Kind::Array &&
+                     step.element->steps[0].kind != ConversionStep::Kind::BitField &&  // its offsets count bits
+                     step.element->steps[0].kind != ConversionStep::Kind::Union;       // its offsets are in the program
+        auto elements = [&](std::uint64_t first, std::uint64_t end) -> Result<bool> {
+            if (slots)
+                return run_slots(step, *step.element, from, to, place, first, end);
+            for (std::uint64_t i = first; i < end; ++i) {
+                Place element(place, i);
+                auto converted = run(*step.element, from + step.from + i * step.old_stride,
+                                     to + step.to + i * step.new_stride, element, true);
                 if (!converted)
                     return converted;
             }
             return true;
+        };
+        // A big one (a global table of 64 shards of 1024 buckets) in two halves at once, when the
+        // runtime lends a second thread and no transformer in it must run alone.
+        constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
+        if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= halves_from) {
+            Result<bool> mine = true, theirs = true;
+            auto half = [&](Result<bool> &result, std::uint64_t first, std::uint64_t end) {
+                try {  // on a helper thread, an exception would end the process
+                    result = elements(first, end);
+                } catch (const std::exception &exception) {
+                    result = Error{"", place.text() + ": " + exception.what()};
+                }
+            };
+            m_parallel([&] { half(mine, 0, step.count / 2); }, [&] { half(theirs, step.count / 2, step.count); });
+            return mine ? theirs : mine;
         }
-        for (std::uint64_t i = 0; i < step.count; ++i) {
-            Place element(place, i);
-            auto converted = run(*step.element, from + step.from + i * step.old_stride, to + step.to + i * step.new_stride,
-                                 element, true);
-            if (!converted)
-                return converted;
-        }
-        return true;
+        return elements(0, step.count);
+    }
     case ConversionStep::Kind::Interpreted:
         return convert_value(step.old_type, from + step.from, step.new_type, to + step.to, place);
     case ConversionStep::Kind::Union: {

@@ -81,6 +81,12 @@ public:
     // Told of a pointer that will be translated soon (an array of pointers is read a few elements
     // ahead), so that the translator can ask for what its lookup will read.
     void set_pointer_prefetch(std::function<void(std::uintptr_t)> prefetch) { m_prefetch = std::move(prefetch); }
+    // Runs two pieces of work at once (the runtime's run_both), or nothing: then a big array of
+    // pointers (a table of 65,536 bucket heads in a global) is converted in two halves at once.
+    // Set only around conversions that no other thread runs beside (the globals': the heap's
+    // conversion is on two threads already).
+    using Parallel = std::function<void(const std::function<void()> &, const std::function<void()> &)>;
+    void set_parallel(Parallel parallel) { m_parallel = std::move(parallel); }
 
     // A programmer's transformer for a type of the new version (by qualified type name): it runs
     // after the default conversion of each object of that type, and members the default rules
@@ -174,6 +180,8 @@ private:
     void find_types_reaching_annotations();
     // A type transformer's call: its message, or its crash, as a failure naming the place.
     Result<bool> run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const;
+    Result<bool> run_slots(const ConversionStep &step, const ConversionProgram &element, const unsigned char *from,
+                           unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const;
     Result<bool> run_step(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
                           unsigned char *to, const Place &where) const;
 
@@ -186,6 +194,7 @@ private:
     FunctionRemap m_remap;
     PointerTranslator m_translate;
     std::function<void(std::uintptr_t)> m_prefetch;
+    Parallel m_parallel;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
     std::set<Transformer> m_parallel_transformers;
     // Whether an old type holds no pointer anywhere (nothing to translate: a copy is enough).
