@@ -206,14 +206,20 @@ void populate_old_variable_pages(const schema::Schema &schema, std::uintptr_t bi
 // one core (kvd, 100,000 keys: each half of the conversion took 10 ms instead of 6, about one run
 // in five). The helper leaves the caller's core at once; it ends with its work, so the narrower
 // set of cores lasts no longer than that.
-void leave_core(int core)
+void leave_core(int core, cpu_set_t cores)
 {
-    cpu_set_t cores;
-    if (core < 0 || sched_getaffinity(0, sizeof cores, &cores) != 0 || !CPU_ISSET(core, &cores))
+    if (core < 0 || !CPU_ISSET(core, &cores))
         return;
     CPU_CLR(core, &cores);
     if (CPU_COUNT(&cores) > 0)
         sched_setaffinity(0, sizeof cores, &cores);
+}
+
+void leave_core(int core)
+{
+    cpu_set_t cores;
+    if (sched_getaffinity(0, sizeof cores, &cores) == 0)
+        leave_core(core, cores);
 }
 
 // Runs `here` on this thread and `there` on a runtime thread at once, and returns when both have
@@ -250,6 +256,76 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
     here();
     shared->done.acquire();
 }
+
+// A runtime thread kept for the second half of each piece of an update's work in the pause
+// (discovery, allocation, conversion, the globals' big arrays): made when first needed, and used
+// for the rest, so that the pause pays a thread's start once (30 to 90 µs each on this VM), not
+// four times. An update that converts little never makes it. Without a thread (none could be
+// made), run() is run_both.
+class SecondThread {
+public:
+    SecondThread() = default;
+    SecondThread(const SecondThread &) = delete;
+    SecondThread &operator=(const SecondThread &) = delete;
+    ~SecondThread()
+    {
+        if (!m_started)
+            return;
+        m_shared->work = nullptr;  // it ends (it is detached)
+        m_shared->go.release();
+    }
+
+    // As run_both.
+    void run(const std::function<void()> &here, const std::function<void()> &there)
+    {
+        if (!m_started && !m_failed)
+            start();
+        if (!m_started)
+            return run_both(here, there);
+        m_shared->work = &there;
+        m_shared->caller_core = sched_getcpu();
+        m_shared->go.release();
+        here();
+        m_shared->done.acquire();
+    }
+
+private:
+    void start()
+    {
+        auto *handed = new std::shared_ptr<Shared>(m_shared);
+        pthread_t thread;
+        m_started = create_internal_thread(&thread, body, handed) == 0;
+        m_failed = !m_started;
+        if (m_failed)
+            delete handed;
+    }
+
+    // Owned by both threads: the helper may still be ending after the update has.
+    struct Shared {
+        const std::function<void()> *work = nullptr;
+        int caller_core = -1;
+        std::binary_semaphore go{0}, done{0};
+    };
+    static void *body(void *argument)
+    {
+        std::unique_ptr<std::shared_ptr<Shared>> mine(static_cast<std::shared_ptr<Shared> *>(argument));
+        Shared &shared = **mine;
+        ensure_alternate_signal_stack();  // a parallel transformer may crash here too
+        cpu_set_t allowed;  // the process's cores: each run leaves out its caller's from these
+        bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
+        for (;;) {
+            shared.go.acquire();
+            if (!shared.work)
+                return nullptr;
+            if (known)
+                leave_core(shared.caller_core, allowed);
+            (*shared.work)();
+            shared.done.release();
+        }
+    }
+    std::shared_ptr<Shared> m_shared = std::make_shared<Shared>();
+    bool m_started = false, m_failed = false;
+};
 
 // Runs `work` on a runtime thread of the lowest priority (nice 19) and waits for it: for cleaning
 // up after the commit, when the program's threads run again and should come first on a busy core
@@ -319,11 +395,13 @@ public:
         bool transformed = phase("transform", Clock::now(), [&] { return transform(); });
         remove_crash_handlers();
         if (!transformed) {
+            m_second.reset();  // its work is done
             resume_old();
             return finish();
         }
         if (m_verify)
             verify_no_stale_pointers();  // still in the pause: the memory holds still
+        m_second.reset();  // its work is done (not before the scan: a thread's end unmaps memory)
         set_active(this);
         if (!phase("restart", Clock::now(), [&] { return restart(); })) {
             set_active(nullptr);
@@ -535,9 +613,12 @@ private:
         // microsecond or two each on a virtual machine, and a small heap's update is made of them.
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
-        m_two_cores = usable_cores() > 1;
-        if (m_two_cores)  // on one core, a second thread would only take turns with the first
-            m_heap->set_parallel(run_both);
+        if (converts && usable_cores() > 1) {  // on one core, a second thread would only take turns with the first
+            m_second = std::make_unique<SecondThread>();
+            m_heap->set_parallel([this](const std::function<void()> &here, const std::function<void()> &there) {
+                m_second ? m_second->run(here, there) : run_both(here, there);
+            });
+        }
         m_heap->fail_allocation(allocation_fault());
         if (converts)
             m_heap->prefault();
@@ -836,8 +917,10 @@ private:
         m_report.heap_conversion_ms = milliseconds(conversion_start, Clock::now());
         m_report.heap_objects_converted = m_heap->objects_converted();
         m_report.heap_bytes_converted = m_heap->bytes_converted();
-        if (m_two_cores)  // the globals' big arrays of pointers, in two halves at once
-            m_converter->set_parallel(run_both);
+        if (m_second)  // the globals' big arrays, in two halves at once
+            m_converter->set_parallel([this](const std::function<void()> &here, const std::function<void()> &there) {
+                m_second ? m_second->run(here, there) : run_both(here, there);
+            });
         struct Serial {  // and no more after them (a transformer's own conversions, say)
             transform::ValueConverter &converter;
             ~Serial() { converter.set_parallel({}); }
@@ -1229,7 +1312,7 @@ private:
     const schema::Schema *m_new_schema = nullptr;
     std::unique_ptr<schema::Schema> m_loaded_schema;
     std::unique_ptr<transform::ValueConverter> m_converter;
-    bool m_two_cores = false;  // the process may use two cores or more: the conversion uses two
+    std::unique_ptr<SecondThread> m_second;  // for the transform's second halves, when it uses two
     std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
     std::map<std::string, molt_transformer_function> m_variable_transformers;  // by qualified name
     std::vector<Migration> m_migrations;
