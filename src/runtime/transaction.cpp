@@ -166,38 +166,27 @@ std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t 
     return released;
 }
 
-// The new version's big variables get their pages before the pause, not at their first write
-// inside it (a fresh copy of a version has never touched its .bss: a server's table of 65,536
-// connections is 128 page faults). Writing each page's first byte back to itself changes nothing.
-void prefault_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
+// A version's big variables get their pages before the pause, not inside it. The new version's
+// for writing: a fresh copy of a version has never touched its .bss (a server's table of 65,536
+// connections is 128 page faults at its first write; writing each page's first byte back to
+// itself changes nothing). The old version's for reading: they are copied in the pause, and the
+// pages the program never touched (most of that table) fault on their first read, a few hundred
+// microseconds for 512 KiB on a virtual machine.
+void populate_variable_pages(const schema::Schema &schema, std::uintptr_t bias, bool for_writing)
 {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-    for_each_variable_pages(schema, bias, [](std::uintptr_t start, std::size_t bytes) {
-#ifdef MADV_POPULATE_WRITE
-        if (madvise(reinterpret_cast<void *>(start), bytes, MADV_POPULATE_WRITE) == 0)
+    for_each_variable_pages(schema, bias, [for_writing](std::uintptr_t start, std::size_t bytes) {
+#if defined(MADV_POPULATE_WRITE) && defined(MADV_POPULATE_READ)
+        if (madvise(reinterpret_cast<void *>(start), bytes, for_writing ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
             return;
 #endif
         for (std::uintptr_t at = start; at < start + bytes; at += page) {
             auto *byte = reinterpret_cast<volatile unsigned char *>(at);
-            *byte = *byte;
+            if (for_writing)
+                *byte = *byte;
+            else
+                (void)*byte;
         }
-    });
-}
-
-// The old version's big variables, read in the pause to be copied: the pages the program never
-// touched (most of a table of 65,536 connections) fault on that first read, a few hundred
-// microseconds for 512 KiB on a virtual machine. Asked for before the pause, they are there.
-// Reading changes nothing.
-void populate_old_variable_pages(const schema::Schema &schema, std::uintptr_t bias)
-{
-    static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-    for_each_variable_pages(schema, bias, [](std::uintptr_t start, std::size_t bytes) {
-#ifdef MADV_POPULATE_READ
-        if (madvise(reinterpret_cast<void *>(start), bytes, MADV_POPULATE_READ) == 0)
-            return;
-#endif
-        for (std::uintptr_t at = start; at < start + bytes; at += page)
-            (void)*reinterpret_cast<volatile unsigned char *>(at);
     });
 }
 
@@ -592,8 +581,8 @@ private:
         m_new->build_id = m_new_schema->build_id;
         m_report.to_build_id = m_new->build_id;
         build_function_maps();
-        prefault_variable_pages(*m_new_schema, m_new->bias);
-        populate_old_variable_pages(*m_old_schema, m_old->bias);
+        populate_variable_pages(*m_new_schema, m_new->bias, true);
+        populate_variable_pages(*m_old_schema, m_old->bias, false);
         m_converter = std::make_unique<transform::ValueConverter>(
             *m_old_schema, *m_new_schema, [this](std::uintptr_t address) -> std::optional<std::uintptr_t> {
                 auto found = m_function_remap.find(address);
