@@ -382,8 +382,11 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size, std::size
 // no step writes (a new member) starts at zero. Two threads (two arenas) when there are many.
 Result<bool> HeapConverter::allocate_new_blocks()
 {
-    auto allocate = [this](std::size_t first, std::size_t end) -> Result<bool> {
-        CopyArena arena;
+    auto allocate = [this](CopyArena &arena, std::size_t first, std::size_t end) -> Result<bool> {
+        struct Done {  // its last segment let go of, whatever happens
+            CopyArena &arena;
+            ~Done() { arena.finish(); }
+        } done{arena};
         for (std::size_t i = first; i < end; ++i) {
             Block &block = m_blocks[i];
             bool injected = m_failing_allocation && i + 1 == m_failing_allocation;
@@ -398,10 +401,12 @@ Result<bool> HeapConverter::allocate_new_blocks()
         return true;
     };
     std::size_t count = m_blocks.size();
-    if (!m_parallel || count < parallel_threshold)
-        return allocate(0, count);
+    if (!m_parallel || count < parallel_threshold) {
+        m_arenas[1].finish();  // not used
+        return allocate(m_arenas[0], 0, count);
+    }
     Result<bool> mine = true, theirs = true;
-    m_parallel([&] { mine = allocate(0, count / 2); }, [&] { theirs = allocate(count / 2, count); });
+    m_parallel([&] { mine = allocate(m_arenas[0], 0, count / 2); }, [&] { theirs = allocate(m_arenas[1], count / 2, count); });
     return mine ? theirs : mine;
 }
 

@@ -25,6 +25,7 @@
 #include "result.h"
 #include "schema.h"
 #include "address_map.h"
+#include "heap_tracking.h"
 #include "memory_map.h"
 #include "value_conversion.h"
 
@@ -106,8 +107,14 @@ public:
     void release_new_blocks();
     void keep_new_blocks();
 
-    // Before the pause: touches the memory the conversion needs first (its list of blocks).
-    void prefault() { m_blocks.prefault(); }
+    // Before the pause: touches the memory the conversion needs first (its list of blocks, the
+    // first segment of each thread's arena for the new copies).
+    void prefault()
+    {
+        m_blocks.prefault();
+        for (CopyArena &arena : m_arenas)
+            arena.prepare();
+    }
 
     // After the commit: the old blocks that were converted are garbage (every pointer the
     // conversion knew of now leads to their copies), and are freed, those Molt allocated (a block
@@ -292,6 +299,7 @@ private:
         std::atomic<std::size_t> m_size{0};
     };
     BlockList m_blocks;
+    CopyArena m_arenas[2];  // where the new copies are cut from, one per allocating thread
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();

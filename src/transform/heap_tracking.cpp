@@ -290,10 +290,28 @@ bool is_power_of_two(std::size_t value) { return value && !(value & (value - 1))
 
 }  // namespace
 
-CopyArena::~CopyArena()
+void CopyArena::finish()
 {
     if (m_segment)
         drop_segment_reference(m_segment);
+    m_segment = nullptr;
+}
+
+bool CopyArena::prepare() { return m_segment || next_segment(true); }
+
+// Its next segment, the last one let go of (it goes when its blocks have).
+bool CopyArena::next_segment(bool touch)
+{
+    char *fresh = map_segment();
+    if (!fresh)
+        return false;
+    if (touch)
+        madvise(fresh, segment_bytes, MADV_POPULATE_WRITE);  // a hint: pages the kernel does not give now come at first write
+    reinterpret_cast<SegmentHeader *>(fresh)->live.store(1, std::memory_order_relaxed);  // the arena's own
+    finish();
+    m_segment = fresh;
+    m_used = segment_header_bytes;
+    return true;
 }
 
 void *CopyArena::allocate(std::size_t size)
@@ -301,16 +319,8 @@ void *CopyArena::allocate(std::size_t size)
     if (size > largest_arena_block)
         return calloc(1, size);  // tracked, from malloc
     std::size_t room = sizeof(Header) + ((size + 15) & ~std::size_t{15});
-    if (!m_segment || m_used + room > segment_bytes) {
-        char *fresh = map_segment();
-        if (!fresh)
-            return nullptr;
-        reinterpret_cast<SegmentHeader *>(fresh)->live.store(1, std::memory_order_relaxed);  // the arena's own
-        if (m_segment)
-            drop_segment_reference(m_segment);
-        m_segment = fresh;
-        m_used = segment_header_bytes;
-    }
+    if ((!m_segment || m_used + room > segment_bytes) && !next_segment(false))
+        return nullptr;
     reinterpret_cast<SegmentHeader *>(m_segment)->live.fetch_add(1, std::memory_order_relaxed);
     char *user = m_segment + m_used + sizeof(Header);
     m_used += room;
