@@ -117,6 +117,30 @@ void HeapConverter::discover(const ConversionProgram &program, const void *old_a
     walk(program, static_cast<const unsigned char *>(old_address), m_roots.back().get(), m_first);
 }
 
+void HeapConverter::take_readable_memory()
+{
+    if (!m_readable.taken() && !m_readable_unknown)
+        m_readable_unknown = !m_readable.take();
+}
+
+std::size_t HeapConverter::pointer_slots(const ConversionProgram &program)
+{
+    std::size_t slots = 0;
+    for (const ReachStep &reach : program.reach) {
+        if (reach.union_index >= 0) {  // whichever case is chosen: the biggest
+            std::size_t most = 0;
+            for (const UnionConversion::Case &each : program.unions[static_cast<std::size_t>(reach.union_index)].cases)
+                most = std::max(most, pointer_slots(*each.program));
+            slots += most;
+        } else if (reach.element) {
+            slots += reach.count * pointer_slots(*reach.element);
+        } else {
+            ++slots;
+        }
+    }
+    return slots;
+}
+
 // A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a million
 // pointers. First in, first out: the chains of a hash table are followed side by side, so that
 // the object a few places ahead can be asked for now and has arrived when its turn comes. One
@@ -357,8 +381,7 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size, std::size
         return false;  // past the end of the user address space (garbage such as ~0): not ours
     // The process's mappings, read once (the program's threads are parked: they stay true), tell
     // readable memory from holes and from PROT_NONE reserves alike, with no system call per page.
-    if (!m_readable.taken() && !m_readable_unknown)
-        m_readable_unknown = !m_readable.take();
+    take_readable_memory();
     if (m_readable.taken())
         return m_readable.holds(address, size, hint);
     // No /proc: the kernel is asked page by page (mincore tells holes only).

@@ -72,6 +72,13 @@ public:
     void discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address, const std::string &where);
     // The same for a value whose program is given (a void * variable that an annotation types).
     void discover(const ConversionProgram &program, const void *old_address, const std::string &where);
+    // The snapshot of readable memory that discovery checks pointers against, taken now (in the
+    // pause, the program's threads parked) if it was not yet: on the second core while the first
+    // queues the roots' pointers. Discovery takes it at its first question otherwise.
+    void take_readable_memory();
+    // How many pointers a value of this program may queue at most, each slot of its arrays of
+    // pointers counted (summed over the roots: whether discovery will have much to do).
+    static std::size_t pointer_slots(const ConversionProgram &program);
     // Then, once for all roots: finds every heap block they reach (on two threads when there are
     // many). Fails on a pointer that cannot be followed (a dangling one, a block too small).
     Result<bool> find_blocks();
