@@ -635,7 +635,7 @@ private:
         }
         m_heap->fail_allocation(allocation_fault());
         if (converts)
-            m_heap->prefault();
+            m_heap->prefault(root_pointers);
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         return true;
     }

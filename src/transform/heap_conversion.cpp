@@ -154,7 +154,7 @@ Result<bool> HeapConverter::find_blocks()
     std::vector<std::pair<std::size_t, std::size_t>> unused;  // what is left of each walker's batch
     // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
     if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= enough_to_share && !link_pointees(m_first)) {
-        Walker second;
+        Walker second(&m_queue_memory);
         std::size_t half = m_first.candidates.size() / 2;
         second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
         m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
@@ -172,7 +172,8 @@ Result<bool> HeapConverter::find_blocks()
     m_first.next_index = m_first.end_index = 0;
     if (found)
         fill_unused_indices(unused);
-    decltype(m_first.candidates)().swap(m_first.candidates);  // its memory goes (scrubbed): it held old addresses
+    decltype(m_first.candidates)(QueueAllocator<Candidate>()).swap(m_first.candidates);  // its nodes go (scrubbed,
+    m_queue_memory.release();                                                          // or unmapped): old addresses
     return found;
 }
 

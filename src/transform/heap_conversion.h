@@ -56,6 +56,81 @@ struct ScrubbingAllocator {
     bool operator==(const ScrubbingAllocator<U> &) const { return true; }
 };
 
+// Memory for discovery's queues, mapped and its pages touched before the pause: the roots of a
+// hash table queue tens of thousands of pointers at once, and each fresh page of a queue's nodes
+// was a page fault in the pause (a microsecond or two each on a virtual machine). The queues'
+// first nodes are cut from it, one after the other (a node let go is not cut again); when it is
+// used up, they come from malloc. Unmapped when discovery ends (the old addresses go with it).
+class QueueMemory {
+public:
+    QueueMemory() = default;
+    QueueMemory(const QueueMemory &) = delete;
+    QueueMemory &operator=(const QueueMemory &) = delete;
+    ~QueueMemory() { release(); }
+    void reserve(std::size_t bytes)
+    {
+        release();
+        void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (memory == MAP_FAILED)
+            return;  // the queues take their nodes from malloc
+        m_start = static_cast<char *>(memory);
+        m_bytes = bytes;
+        m_used.store(0, std::memory_order_relaxed);
+    }
+    // `bytes` of it (two walkers may ask at once), or null when it is used up.
+    void *take(std::size_t bytes)
+    {
+        std::size_t at = m_used.fetch_add(bytes, std::memory_order_relaxed);
+        return at + bytes <= m_bytes ? m_start + at : nullptr;
+    }
+    bool holds(const void *pointer) const
+    {
+        auto *byte = static_cast<const char *>(pointer);
+        return byte >= m_start && byte < m_start + m_bytes;
+    }
+    void release()
+    {
+        if (m_start)
+            munmap(m_start, m_bytes);
+        m_start = nullptr;
+        m_bytes = 0;
+    }
+
+private:
+    char *m_start = nullptr;
+    std::size_t m_bytes = 0;
+    std::atomic<std::size_t> m_used{0};
+};
+
+// A queue's nodes: from its QueueMemory while that lasts, else scrubbed malloc'd ones.
+template <typename T>
+struct QueueAllocator {
+    using value_type = T;
+    // A queue swapped with one that has no QueueMemory gets that one's allocator (and malloc'd
+    // nodes): the memory can then go while the queue lives on.
+    using propagate_on_container_swap = std::true_type;
+    using propagate_on_container_move_assignment = std::true_type;
+    QueueMemory *memory = nullptr;
+    QueueAllocator() = default;
+    explicit QueueAllocator(QueueMemory *to) : memory(to) {}
+    template <typename U>
+    QueueAllocator(const QueueAllocator<U> &other) : memory(other.memory) {}
+    T *allocate(std::size_t count)
+    {
+        if (memory)
+            if (void *taken = memory->take(count * sizeof(T)))
+                return static_cast<T *>(taken);
+        return ScrubbingAllocator<T>().allocate(count);
+    }
+    void deallocate(T *pointer, std::size_t count)
+    {
+        if (!memory || !memory->holds(pointer))
+            ScrubbingAllocator<T>().deallocate(pointer, count);
+    }
+    template <typename U>
+    bool operator==(const QueueAllocator<U> &other) const { return memory == other.memory; }
+};
+
 // Where a version's writable data lies at run time, to redirect pointers into old globals.
 struct Image {
     const schema::Schema *schema = nullptr;
@@ -116,9 +191,13 @@ public:
 
     // Before the pause: touches the memory the conversion needs first (its list of blocks, the
     // first segment of each thread's arena for the new copies).
-    void prefault()
+    void prefault(std::size_t root_pointers)
     {
         m_blocks.prefault();
+        // Twice the roots' pointers: as many more are queued while they wait (a chain's next).
+        constexpr std::size_t most = std::size_t{32} << 20;
+        if (root_pointers)
+            m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
         for (CopyArena &arena : m_arenas)
             arena.prepare();
     }
@@ -171,7 +250,8 @@ private:
 
     // One thread's share of the discovery: the pointers it has yet to follow, and what it found.
     struct Walker {
-        std::deque<Candidate, ScrubbingAllocator<Candidate>> candidates;
+        explicit Walker(QueueMemory *memory) : candidates(QueueAllocator<Candidate>(memory)) {}
+        std::deque<Candidate, QueueAllocator<Candidate>> candidates;
         std::size_t objects = 0, bytes = 0, untracked = 0;
         std::uint64_t largest_block = 0;
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
@@ -329,7 +409,8 @@ private:
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     mutable std::mutex m_kept_mutex;  // conversion runs on two threads
     std::set<const schema::Variable *> m_kept_globals;
-    Walker m_first;                    // the walker of the roots, and the only one for a small heap
+    QueueMemory m_queue_memory;        // before m_first: its queue's first nodes
+    Walker m_first{&m_queue_memory};   // the walker of the roots, and the only one for a small heap
     std::atomic<bool> m_stop{false};   // a walker failed: the other stops too
     ReadableMemory m_readable;     // the readable mappings, read when discovery first asks
     bool m_readable_unknown = false;  // /proc/self/maps could not be read: then...
