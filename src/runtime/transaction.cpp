@@ -221,6 +221,7 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
     struct Shared {
         const std::function<void()> *work;
         int caller_core;
+        std::exception_ptr thrown;  // by `there` (memory running out): thrown again by the caller
         std::binary_semaphore done{0};
     };
     auto shared = std::make_shared<Shared>();
@@ -230,7 +231,11 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
         std::unique_ptr<std::shared_ptr<Shared>> mine(static_cast<std::shared_ptr<Shared> *>(argument));
         leave_core((*mine)->caller_core);
         ensure_alternate_signal_stack();  // a parallel transformer may crash here too
-        (*(*mine)->work)();
+        try {  // an exception leaving a thread would end the process
+            (*(*mine)->work)();
+        } catch (...) {
+            (*mine)->thrown = std::current_exception();
+        }
         (*mine)->done.release();
         return nullptr;
     };
@@ -249,6 +254,8 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
         thrown = std::current_exception();
     }
     shared->done.acquire();
+    if (!thrown)
+        thrown = shared->thrown;
     if (thrown)
         std::rethrow_exception(thrown);
 }
@@ -256,8 +263,9 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
 // A runtime thread kept for the second half of each piece of an update's work in the pause
 // (discovery, allocation, conversion, the globals' big arrays): made when first needed, and used
 // for the rest, so that the pause pays a thread's start once (30 to 90 µs each on this VM), not
-// four times. An update that converts little never makes it. Without a thread (none could be
-// made), run() is run_both.
+// four times. An update that converts little never makes it, nor one that fails before its pause
+// (a thread made and ended leaves a cached stack and a malloc arena behind, not a leak, but four
+// mappings each time). Without a thread (none could be made), run() is run_both.
 class SecondThread {
 public:
     SecondThread() = default;
@@ -271,14 +279,25 @@ public:
         m_shared->go.release();
     }
 
-    // As run_both.
+    // As run_both. Called again from inside one of the halves (a big array inside a big array),
+    // it runs both halves there, one after the other: the thread is busy with the outer ones.
     void run(const std::function<void()> &here, const std::function<void()> &there)
     {
         start();
         if (!m_started)
             return run_both(here, there);
+        if (m_busy.exchange(true)) {
+            here();
+            there();
+            return;
+        }
+        struct Free {
+            std::atomic<bool> &busy;
+            ~Free() { busy.store(false); }
+        } free{m_busy};
         m_shared->work = &there;
         m_shared->caller_core = sched_getcpu();
+        m_shared->thrown = nullptr;
         m_shared->go.release();
         std::exception_ptr thrown;  // (memory running out): thrown again once `there` is done with
         try {
@@ -287,11 +306,13 @@ public:
             thrown = std::current_exception();
         }
         m_shared->done.acquire();
+        if (!thrown)
+            thrown = m_shared->thrown;
         if (thrown)
             std::rethrow_exception(thrown);
     }
 
-    // Made now (before the pause, when the update is known to have much to convert).
+private:
     void start()
     {
         if (m_started || m_failed)
@@ -304,11 +325,11 @@ public:
             delete handed;
     }
 
-private:
     // Owned by both threads: the helper may still be ending after the update has.
     struct Shared {
         const std::function<void()> *work = nullptr;
         int caller_core = -1;
+        std::exception_ptr thrown;  // by `work` (memory running out): thrown again by run()
         std::binary_semaphore go{0}, done{0};
     };
     static void *body(void *argument)
@@ -324,12 +345,17 @@ private:
                 return nullptr;
             if (known)
                 leave_core(shared.caller_core, allowed);
-            (*shared.work)();
+            try {  // an exception leaving a thread would end the process
+                (*shared.work)();
+            } catch (...) {
+                shared.thrown = std::current_exception();
+            }
             shared.done.release();
         }
     }
     std::shared_ptr<Shared> m_shared = std::make_shared<Shared>();
     bool m_started = false, m_failed = false;
+    std::atomic<bool> m_busy{false};  // a run() is between its two halves
 };
 
 // Runs `work` on a runtime thread of the lowest priority (nice 19) and waits for it: for cleaning
@@ -626,9 +652,7 @@ private:
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
         if (converts && usable_cores() > 1) {  // on one core, a second thread would only take turns with the first
-            m_second = std::make_unique<SecondThread>();
-            if (m_many_roots)  // it will be needed: its start need not be in the pause
-                m_second->start();
+            m_second = std::make_unique<SecondThread>();  // started in the pause, when first needed
             m_heap->set_parallel([this](const std::function<void()> &here, const std::function<void()> &there) {
                 m_second ? m_second->run(here, there) : run_both(here, there);
             });

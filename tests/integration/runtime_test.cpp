@@ -689,6 +689,28 @@ TEST(HeapConversion, TwoDiscoveryThreadsConvertEachSharedNodeOnce)
     EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
 }
 
+// A global whose big arrays hold big arrays: the update converts the outer array in two halves
+// on two threads, and each inner one asks for two halves again from inside a half (the helper
+// thread is busy then: those run one after the other). Back and forth three times.
+TEST(HeapConversion, BigArraysInsideABigArrayOfAGlobalAreConverted)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DNESTED");
+    std::string v1_again = shared_object("runtime/heap_state.c", toolchain, "-DV=1 -DNESTED");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DNESTED");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    for (int round = 0; round < 3; ++round)
+        for (const std::string &next : {v2, v1_again}) {
+            ToolResult update = molt_tool({"update", "--timeout", "20", pid, next});
+            ASSERT_EQ(update.status, 0) << update.out << update.err;
+        }
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V[12] heap") == 7; }))
+        << read_text(fixture.log);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V[12] heap PASS"), 7) << read_text(fixture.log);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 INSTANTIATE_TEST_SUITE_P(Toolchains, HeapConversion, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
