@@ -211,6 +211,24 @@ void leave_core(int core)
         leave_core(core, cores);
 }
 
+// The caller's half of running two at once: `here`, then the wait for the other half (`done`),
+// then the first exception of the two (memory running out), if any, thrown again. The other
+// half's (`theirs`) is read once it is done.
+void here_then_wait(const std::function<void()> &here, std::binary_semaphore &done, const std::exception_ptr &theirs)
+{
+    std::exception_ptr thrown;
+    try {
+        here();
+    } catch (...) {
+        thrown = std::current_exception();
+    }
+    done.acquire();
+    if (!thrown)
+        thrown = theirs;
+    if (thrown)
+        std::rethrow_exception(thrown);
+}
+
 // Runs `here` on this thread and `there` on a runtime thread at once, and returns when both have
 // ended; for the heap conversion, while the program's threads are parked and the cores idle.
 // When no thread can be made, both run here, one after the other.
@@ -247,17 +265,7 @@ void run_both(const std::function<void()> &here, const std::function<void()> &th
         there();
         return;
     }
-    std::exception_ptr thrown;  // (memory running out): thrown again once `there` is done with
-    try {
-        here();
-    } catch (...) {
-        thrown = std::current_exception();
-    }
-    shared->done.acquire();
-    if (!thrown)
-        thrown = shared->thrown;
-    if (thrown)
-        std::rethrow_exception(thrown);
+    here_then_wait(here, shared->done, shared->thrown);
 }
 
 // A runtime thread kept for the second half of each piece of an update's work in the pause
@@ -299,17 +307,7 @@ public:
         m_shared->caller_core = sched_getcpu();
         m_shared->thrown = nullptr;
         m_shared->go.release();
-        std::exception_ptr thrown;  // (memory running out): thrown again once `there` is done with
-        try {
-            here();
-        } catch (...) {
-            thrown = std::current_exception();
-        }
-        m_shared->done.acquire();
-        if (!thrown)
-            thrown = m_shared->thrown;
-        if (thrown)
-            std::rethrow_exception(thrown);
+        here_then_wait(here, m_shared->done, m_shared->thrown);
     }
 
 private:
