@@ -191,10 +191,10 @@ void populate_variable_pages(const schema::Schema &schema, std::uintptr_t bias, 
 }
 
 // A new thread starts on its creator's core, and the scheduler may leave it there for some
-// milliseconds before it moves it to an idle one: the two halves of run_both then take turns on
-// one core (kvd, 100,000 keys: each half of the conversion took 10 ms instead of 6, about one run
-// in five). The helper leaves the caller's core at once; it ends with its work, so the narrower
-// set of cores lasts no longer than that.
+// milliseconds before it moves it to an idle one: the two halves then take turns on one core
+// (kvd, 100,000 keys: each half of the conversion took 10 ms instead of 6, about one run in
+// five). The helper leaves the caller's core before each piece of work (`cores`: those the
+// process may use).
 void leave_core(int core, cpu_set_t cores)
 {
     if (core < 0 || !CPU_ISSET(core, &cores))
@@ -204,82 +204,20 @@ void leave_core(int core, cpu_set_t cores)
         sched_setaffinity(0, sizeof cores, &cores);
 }
 
-void leave_core(int core)
-{
-    cpu_set_t cores;
-    if (sched_getaffinity(0, sizeof cores, &cores) == 0)
-        leave_core(core, cores);
-}
-
-// The caller's half of running two at once: `here`, then the wait for the other half (`done`),
-// then the first exception of the two (memory running out), if any, thrown again. The other
-// half's (`theirs`) is read once it is done.
-void here_then_wait(const std::function<void()> &here, std::binary_semaphore &done, const std::exception_ptr &theirs)
-{
-    std::exception_ptr thrown;
-    try {
-        here();
-    } catch (...) {
-        thrown = std::current_exception();
-    }
-    done.acquire();
-    if (!thrown)
-        thrown = theirs;
-    if (thrown)
-        std::rethrow_exception(thrown);
-}
-
-// Runs `here` on this thread and `there` on a runtime thread at once, and returns when both have
-// ended; for the heap conversion, while the program's threads are parked and the cores idle.
-// When no thread can be made, both run here, one after the other.
-void run_both(const std::function<void()> &here, const std::function<void()> &there)
-{
-    // Owned by both threads: the helper still holds the semaphore while release() returns, after
-    // this thread may have woken up and returned.
-    struct Shared {
-        const std::function<void()> *work;
-        int caller_core;
-        std::exception_ptr thrown;  // by `there` (memory running out): thrown again by the caller
-        std::binary_semaphore done{0};
-    };
-    auto shared = std::make_shared<Shared>();
-    shared->work = &there;
-    shared->caller_core = sched_getcpu();
-    auto body = [](void *argument) -> void * {
-        std::unique_ptr<std::shared_ptr<Shared>> mine(static_cast<std::shared_ptr<Shared> *>(argument));
-        leave_core((*mine)->caller_core);
-        ensure_alternate_signal_stack();  // a parallel transformer may crash here too
-        try {  // an exception leaving a thread would end the process
-            (*(*mine)->work)();
-        } catch (...) {
-            (*mine)->thrown = std::current_exception();
-        }
-        (*mine)->done.release();
-        return nullptr;
-    };
-    auto *handed = new std::shared_ptr<Shared>(shared);
-    pthread_t thread;
-    if (create_internal_thread(&thread, body, handed) != 0) {
-        delete handed;
-        here();
-        there();
-        return;
-    }
-    here_then_wait(here, shared->done, shared->thrown);
-}
-
-// A runtime thread kept for the second half of each piece of an update's work in the pause
-// (discovery, allocation, conversion, the globals' big arrays): made when first needed, and used
-// for the rest, so that the pause pays a thread's start once (30 to 90 µs each on this VM), not
-// four times. An update that converts little never makes it, nor one that fails before its pause
-// (a thread made and ended leaves a cached stack and a malloc arena behind, not a leak, but four
-// mappings each time). Without a thread (none could be made), run() is run_both.
-class SecondThread {
+// A runtime thread that runs the second half of pieces of work while the caller runs the first,
+// for the pause's work while the program's threads are parked and the cores idle: made when first
+// needed, and kept for the next pieces. An update keeps one for its transform (discovery,
+// allocation, conversion, the globals' big arrays), so that the pause pays a thread's start once
+// (30 to 90 µs each on this VM), not four times; an update that converts little never makes it,
+// nor one that fails before its pause (a thread made and ended leaves a cached stack and a malloc
+// arena behind, not a leak, but four mappings each time). When no thread can be made, both halves
+// run on the caller, one after the other.
+class HelperThread {
 public:
-    SecondThread() = default;
-    SecondThread(const SecondThread &) = delete;
-    SecondThread &operator=(const SecondThread &) = delete;
-    ~SecondThread()
+    HelperThread() = default;
+    HelperThread(const HelperThread &) = delete;
+    HelperThread &operator=(const HelperThread &) = delete;
+    ~HelperThread()
     {
         if (!m_started)
             return;
@@ -287,14 +225,14 @@ public:
         m_shared->go.release();
     }
 
-    // As run_both. Called again from inside one of the halves (a big array inside a big array),
-    // it runs both halves there, one after the other: the thread is busy with the outer ones.
+    // Runs `here` on this thread and `there` on the helper at once, and returns when both have
+    // ended; the first exception of the two (memory running out) is thrown again here. Called
+    // again from inside one of the halves (a big array inside a big array), it runs both halves
+    // there, one after the other: the helper is busy with the outer ones.
     void run(const std::function<void()> &here, const std::function<void()> &there)
     {
         start();
-        if (!m_started)
-            return run_both(here, there);
-        if (m_busy.exchange(true)) {
+        if (!m_started || m_busy.exchange(true)) {
             here();
             there();
             return;
@@ -307,7 +245,17 @@ public:
         m_shared->caller_core = sched_getcpu();
         m_shared->thrown = nullptr;
         m_shared->go.release();
-        here_then_wait(here, m_shared->done, m_shared->thrown);
+        std::exception_ptr thrown;
+        try {
+            here();
+        } catch (...) {
+            thrown = std::current_exception();
+        }
+        m_shared->done.acquire();  // `there` is done with (the helper may still be ending)
+        if (!thrown)
+            thrown = m_shared->thrown;
+        if (thrown)
+            std::rethrow_exception(thrown);
     }
 
 private:
@@ -323,11 +271,11 @@ private:
             delete handed;
     }
 
-    // Owned by both threads: the helper may still be ending after the update has.
+    // Owned by both threads: the helper may still be ending after its owner has gone.
     struct Shared {
         const std::function<void()> *work = nullptr;
         int caller_core = -1;
-        std::exception_ptr thrown;  // by `work` (memory running out): thrown again by run()
+        std::exception_ptr thrown;  // by `work`: thrown again by run()
         std::binary_semaphore go{0}, done{0};
     };
     static void *body(void *argument)
@@ -355,6 +303,13 @@ private:
     bool m_started = false, m_failed = false;
     std::atomic<bool> m_busy{false};  // a run() is between its two halves
 };
+
+// Both halves at once, on a helper thread made for this one call.
+void run_both(const std::function<void()> &here, const std::function<void()> &there)
+{
+    HelperThread helper;
+    helper.run(here, there);
+}
 
 // Runs `work` on a runtime thread of the lowest priority (nice 19) and waits for it: for cleaning
 // up after the commit, when the program's threads run again and should come first on a busy core
@@ -650,10 +605,11 @@ private:
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
         if (converts && usable_cores() > 1) {  // on one core, a second thread would only take turns with the first
-            m_second = std::make_unique<SecondThread>();  // started in the pause, when first needed
-            m_heap->set_parallel([this](const std::function<void()> &here, const std::function<void()> &there) {
+            m_second = std::make_unique<HelperThread>();  // started in the pause, when first needed
+            m_halves = [this](const std::function<void()> &here, const std::function<void()> &there) {
                 m_second ? m_second->run(here, there) : run_both(here, there);
-            });
+            };
+            m_heap->set_parallel(m_halves);
         }
         m_heap->fail_allocation(allocation_fault());
         if (converts)
@@ -962,9 +918,7 @@ private:
         m_report.heap_objects_converted = m_heap->objects_converted();
         m_report.heap_bytes_converted = m_heap->bytes_converted();
         if (m_second)  // the globals' big arrays, in two halves at once
-            m_converter->set_parallel([this](const std::function<void()> &here, const std::function<void()> &there) {
-                m_second ? m_second->run(here, there) : run_both(here, there);
-            });
+            m_converter->set_parallel(m_halves);
         struct Serial {  // and no more after them (a transformer's own conversions, say)
             transform::ValueConverter &converter;
             ~Serial() { converter.set_parallel({}); }
@@ -1356,7 +1310,8 @@ private:
     const schema::Schema *m_new_schema = nullptr;
     std::unique_ptr<schema::Schema> m_loaded_schema;
     std::unique_ptr<transform::ValueConverter> m_converter;
-    std::unique_ptr<SecondThread> m_second;  // for the transform's second halves, when it uses two
+    std::unique_ptr<HelperThread> m_second;  // for the transform's second halves, when it uses two
+    transform::ValueConverter::Parallel m_halves;  // runs them there (while it is there)
     bool m_many_roots = false;  // the roots hold thousands of pointers whose pointees changed
     std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
     std::map<std::string, molt_transformer_function> m_variable_transformers;  // by qualified name

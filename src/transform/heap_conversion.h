@@ -165,7 +165,7 @@ public:
     // Runs two pieces of work at once and returns when both have ended (the runtime makes the
     // thread, one the program does not see). Without it, discovery, allocation and conversion run
     // on one thread.
-    using Parallel = std::function<void(const std::function<void()> &, const std::function<void()> &)>;
+    using Parallel = ValueConverter::Parallel;
     void set_parallel(Parallel parallel) { m_parallel = std::move(parallel); }
 
     // Fault injection (MOLT_FAULT=transform.allocation:N): the `nth` new object cannot be

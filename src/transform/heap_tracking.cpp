@@ -127,15 +127,22 @@ void next_free(void *block) { call_allocator(MOLT_NEXT(free), block); }
 
 Header *header_of(const void *user) { return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(user)) - sizeof(Header)); }
 
+// Writes the header of the block at `user`: its size, its offset (and marks), its check word.
+inline Header *write_header(void *user, std::size_t size, std::uint32_t offset)
+{
+    Header *header = header_of(user);
+    header->size = size;
+    header->offset = offset;
+    header->check = check_word(user, size, offset);
+    return header;
+}
+
 void *finish(void *base, std::size_t size, std::size_t offset)
 {
     if (!base)
         return nullptr;
     char *user = static_cast<char *>(base) + offset;
-    Header *header = header_of(user);
-    header->size = size;
-    header->offset = static_cast<std::uint32_t>(offset) | (t_recording ? transformer_mark : 0);
-    header->check = check_word(user, size, header->offset);
+    Header *header = write_header(user, size, static_cast<std::uint32_t>(offset) | (t_recording ? transformer_mark : 0));
     if (t_recording)
         record(user, header);
     return user;
@@ -171,10 +178,7 @@ Header *tracked_header(const void *user)
 inline void *stamp(void *base, std::size_t size)
 {
     char *user = static_cast<char *>(base) + sizeof(Header);
-    Header *header = header_of(user);
-    header->size = size;
-    header->offset = sizeof(Header);
-    header->check = check_word(user, size, sizeof(Header));
+    write_header(user, size, sizeof(Header));
     return user;
 }
 
@@ -324,10 +328,7 @@ void *CopyArena::allocate(std::size_t size)
     reinterpret_cast<SegmentHeader *>(m_segment)->live.fetch_add(1, std::memory_order_relaxed);
     char *user = m_segment + m_used + sizeof(Header);
     m_used += room;
-    Header *header = header_of(user);
-    header->size = size;
-    header->offset = sizeof(Header) | arena_mark;
-    header->check = check_word(user, size, header->offset);
+    write_header(user, size, sizeof(Header) | arena_mark);
     return user;
 }
 

@@ -66,5 +66,4 @@ bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size, std::size_t
     return true;
 }
 
-
 }  // namespace molt::transform

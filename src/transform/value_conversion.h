@@ -81,7 +81,7 @@ public:
     // Told of a pointer that will be translated soon (an array of pointers is read a few elements
     // ahead), so that the translator can ask for what its lookup will read.
     void set_pointer_prefetch(std::function<void(std::uintptr_t)> prefetch) { m_prefetch = std::move(prefetch); }
-    // Runs two pieces of work at once (the runtime's run_both), or nothing: then a big array of
+    // Runs two pieces of work at once (the runtime's helper thread), or nothing: then a big array of
     // pointers (a table of 65,536 bucket heads in a global) is converted in two halves at once.
     // Set only around conversions that no other thread runs beside (the globals': the heap's
     // conversion is on two threads already).
