@@ -191,6 +191,7 @@ if part 4; then
     redis-benchmark -p "$port" -c 20 -r 100000 -t set,get -l -q > streak-load.log 2>&1 &
     load=$!
     snapshot() {   # the keys grow too: redis-benchmark sets up to 100,000 keys of its own
+        sleep 0.5  # the update's runtime threads (its helper, its reclaim) end just after it answers
         printf 'rss %s KiB, threads %s, fds %s, keys %s' "$(awk '/VmRSS/ { print $2 }' /proc/$server/status)" \
             "$(awk '/Threads/ { print $2 }' /proc/$server/status)" "$(ls /proc/$server/fd | wc -l)" \
             "$(redis-cli -p "$port" DBSIZE)"
