@@ -877,7 +877,8 @@ private:
     {
         auto discovery_start = Clock::now();
         // The roots' pointers queued; meanwhile, when there are many, the second core takes the
-        // snapshot of readable memory that following them needs (0.2 ms: /proc/self/maps).
+        // snapshot of readable memory that following them needs (0.2 ms: /proc/self/maps), unless
+        // the kernel answers questions about single mappings instead (HeapConverter::prefault).
         auto seed = [&] {
             for (const Migration &migration : m_migrations) {
                 if (migration.identical)
@@ -899,7 +900,7 @@ private:
                     m_heap->discover(old_local->type, new_local->type, slot.address, "MOLT_LOCAL " + slot.function + "#" + slot.name);
                 }
         };
-        if (m_second && m_many_roots)
+        if (m_second && m_many_roots && !m_heap->readable_memory_ready())
             m_second->run(seed, [this] { m_heap->take_readable_memory(); });
         else
             seed();

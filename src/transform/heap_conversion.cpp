@@ -120,7 +120,7 @@ void HeapConverter::discover(const ConversionProgram &program, const void *old_a
 void HeapConverter::take_readable_memory()
 {
     if (!m_readable.taken() && !m_readable_unknown)
-        m_readable_unknown = !m_readable.take();
+        m_readable_unknown = !m_readable.query() && !m_readable.take();
 }
 
 std::size_t HeapConverter::pointer_slots(const ConversionProgram &program)

@@ -147,10 +147,14 @@ public:
     void discover(schema::TypeId old_type, schema::TypeId new_type, const void *old_address, const std::string &where);
     // The same for a value whose program is given (a void * variable that an annotation types).
     void discover(const ConversionProgram &program, const void *old_address, const std::string &where);
-    // The snapshot of readable memory that discovery checks pointers against, taken now (in the
-    // pause, the program's threads parked) if it was not yet: on the second core while the first
-    // queues the roots' pointers. Discovery takes it at its first question otherwise.
+    // What discovery checks pointers against, readable memory: questions to the kernel about the
+    // mappings met when it answers them (set up before the pause, by prefault), else a snapshot of
+    // every mapping, taken now (in the pause, the program's threads parked) if it was not yet: on
+    // the second core while the first queues the roots' pointers. Discovery takes it at its
+    // first question otherwise.
     void take_readable_memory();
+    // Whether that is done (the snapshot taken, or questions ready): nothing left to overlap.
+    bool readable_memory_ready() const { return m_readable.taken(); }
     // How many pointers a value of this program may queue at most, each slot of its arrays of
     // pointers counted (summed over the roots: whether discovery will have much to do).
     static std::size_t pointer_slots(const ConversionProgram &program);
@@ -190,9 +194,11 @@ public:
     void keep_new_blocks();
 
     // Before the pause: touches the memory the conversion needs first (its list of blocks, the
-    // first segment of each thread's arena for the new copies).
+    // first segment of each thread's arena for the new copies), and readies the questions about
+    // readable memory.
     void prefault(std::size_t root_pointers)
     {
+        m_readable.query();  // its file opened now, and no snapshot in the pause (Linux 6.11)
         m_blocks.prefault();
         // Twice the roots' pointers: as many more are queued while they wait (a chain's next).
         constexpr std::size_t most = std::size_t{32} << 20;
@@ -412,7 +418,7 @@ private:
     QueueMemory m_queue_memory;        // before m_first: its queue's first nodes
     Walker m_first{&m_queue_memory};   // the walker of the roots, and the only one for a small heap
     std::atomic<bool> m_stop{false};   // a walker failed: the other stops too
-    ReadableMemory m_readable;     // the readable mappings, read when discovery first asks
+    ReadableMemory m_readable;     // the readable mappings, asked about or read when discovery first asks
     bool m_readable_unknown = false;  // /proc/self/maps could not be read: then...
     AddressMap m_mapped_pages;     // ...page numbers known to be mapped (mincore)
     std::uintptr_t m_last_mapped_page = ~std::uintptr_t{0};  // the last one found mapped (discovery only)

@@ -1,6 +1,10 @@
 // The process's mappings (memory_map.h).
 #include "memory_map.h"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -35,8 +39,64 @@ std::vector<MappedRegion> mapped_regions()
     return regions;
 }
 
+namespace {
+
+// The kernel's struct procmap_query (linux/fs.h, Linux 6.11), spelled here: Debian 12's headers
+// are older than it. Only the first six fields are used; the size says which the kernel fills.
+struct MappingQuery {
+    std::uint64_t size, query_flags, query_addr;
+    std::uint64_t vma_start, vma_end, vma_flags;  // out: the mapping that holds query_addr
+    std::uint64_t vma_page_size, vma_offset, inode;
+    std::uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    std::uint64_t vma_name_addr, build_id_addr;
+};
+static_assert(sizeof(MappingQuery) == 104, "the kernel's layout");
+constexpr unsigned long mapping_query_request = _IOWR('f', 17, MappingQuery);  // PROCMAP_QUERY
+constexpr std::uint64_t mapping_readable = 1;  // PROCMAP_QUERY_VMA_READABLE
+
+// The mapping that holds `address`, when there is one (the file is /proc/self/maps, open).
+bool ask_about_mapping(int maps, std::uintptr_t address, MappingQuery &query)
+{
+    query = MappingQuery{};
+    query.size = sizeof query;
+    query.query_addr = address;  // flags 0: the mapping that holds it, none when it lies in a hole
+    return ioctl(maps, mapping_query_request, &query) == 0;
+}
+
+}  // namespace
+
+ReadableMemory::~ReadableMemory()
+{
+    if (m_maps >= 0)
+        close(m_maps);
+}
+
+bool ReadableMemory::query()
+{
+    if (m_maps >= 0)
+        return true;
+    int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (maps < 0)
+        return false;
+    static const int here = 0;  // in this library's data: mapped, whatever else is
+    MappingQuery probe;
+    if (!ask_about_mapping(maps, reinterpret_cast<std::uintptr_t>(&here), probe)) {
+        close(maps);  // an older kernel (ENOTTY): a snapshot instead
+        return false;
+    }
+    m_maps = maps;
+    m_ranges.clear();
+    m_known_count.store(0, std::memory_order_relaxed);
+    m_taken = true;
+    return true;
+}
+
 bool ReadableMemory::take()
 {
+    if (m_maps >= 0) {  // back to a snapshot
+        close(m_maps);
+        m_maps = -1;
+    }
     m_ranges.clear();
     for (const MappedRegion &region : mapped_regions()) {
         if (!region.readable)
@@ -52,17 +112,69 @@ bool ReadableMemory::take()
 
 bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint) const
 {
-    if (start + size < start)
+    std::uintptr_t end = start + std::max<std::uint64_t>(size, 1);
+    if (end < start || !m_taken)
         return false;
-    if (hint < m_ranges.size() && m_ranges[hint].first <= start && start + size <= m_ranges[hint].second)
+    return m_maps >= 0 ? query_holds(start, end, hint) : snapshot_holds(start, end, hint);
+}
+
+bool ReadableMemory::snapshot_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const
+{
+    if (hint < m_ranges.size() && m_ranges[hint].first <= start && end <= m_ranges[hint].second)
         return true;  // the range the last question found: a heap's blocks lie in few of them
     auto after = std::upper_bound(m_ranges.begin(), m_ranges.end(), start,
-                                  [](std::uintptr_t value, const std::pair<std::uintptr_t, std::uintptr_t> &range) {
-                                      return value < range.first;
-                                  });
-    if (after == m_ranges.begin() || start + size > std::prev(after)->second)
+                                  [](std::uintptr_t value, const Range &range) { return value < range.first; });
+    if (after == m_ranges.begin() || end > std::prev(after)->second)
         return false;
     hint = static_cast<std::size_t>(std::prev(after) - m_ranges.begin());
+    return true;
+}
+
+// Mapping by mapping from `start`: [start, end) may run over several neighbours.
+bool ReadableMemory::query_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const
+{
+    if (hint < m_known_count.load(std::memory_order_acquire) && m_known[hint].first <= start && end <= m_known[hint].second)
+        return true;
+    for (std::uintptr_t at = start; at < end;) {
+        Range range;
+        std::size_t index;
+        if (!known_range(at, range, index) && !ask_kernel(at, range, index))
+            return false;
+        if (at == start && index != known_capacity)
+            hint = index;
+        at = range.second;
+    }
+    return true;
+}
+
+// A readable mapping found before that holds `address`: its range and its index in m_known.
+bool ReadableMemory::known_range(std::uintptr_t address, Range &range, std::size_t &index) const
+{
+    std::size_t known = m_known_count.load(std::memory_order_acquire);
+    for (index = 0; index < known; ++index)
+        if (m_known[index].first <= address && address < m_known[index].second) {
+            range = m_known[index];
+            return true;
+        }
+    return false;
+}
+
+// The kernel's answer, kept when the mapping is readable (index known_capacity: not kept, m_known
+// is full). Under the lock: two threads asking about the same heap at once keep it once.
+bool ReadableMemory::ask_kernel(std::uintptr_t address, Range &range, std::size_t &index) const
+{
+    std::lock_guard lock(m_asking);
+    if (known_range(address, range, index))
+        return true;  // the other thread asked first
+    MappingQuery answer;
+    if (!ask_about_mapping(m_maps, address, answer) || !(answer.vma_flags & mapping_readable))
+        return false;  // a hole, or PROT_NONE (a guard page, an arena's reserve)
+    range = {answer.vma_start, answer.vma_end};
+    index = m_known_count.load(std::memory_order_relaxed);
+    if (index == known_capacity)
+        return true;
+    m_known[index] = range;
+    m_known_count.store(index + 1, std::memory_order_release);
     return true;
 }
 
