@@ -194,8 +194,8 @@ public:
     void keep_new_blocks();
 
     // Before the pause: touches the memory the conversion needs first (its list of blocks, the
-    // first segment of each thread's arena for the new copies), and readies the questions about
-    // readable memory.
+    // first segment of each thread's arena for the new copies, the first tables of block starts),
+    // and readies the questions about readable memory.
     void prefault(std::size_t root_pointers)
     {
         m_readable.query();  // its file opened now, and no snapshot in the pause (Linux 6.11)
@@ -206,6 +206,10 @@ public:
             m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
         for (CopyArena &arena : m_arenas)
             arena.prepare();
+        // The block starts' tables: one per megabyte of heap, for a heap of up to 16 MB (beyond,
+        // the tables mapped in the pause are a small part of the conversion's time).
+        constexpr std::size_t most_tables = 16;
+        m_block_starts.reserve(std::min(heap_use().bytes_in_use / (std::size_t{1} << 20) + 2, most_tables));
     }
 
     // After the commit: the old blocks that were converted are garbage (every pointer the

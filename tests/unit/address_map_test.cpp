@@ -42,6 +42,28 @@ TEST(BlockStarts, AlignedAndUnalignedStartsAcrossMegabytes)
     EXPECT_TRUE(starts.has_unaligned());
 }
 
+// Tables reserved before the pause serve the first megabytes used, whichever they are; past
+// them, tables are mapped as before; a clear lets all go, and a new reserve serves again.
+TEST(BlockStarts, ReservedTablesServeTheFirstMegabytesThenMappedOnes)
+{
+    BlockStarts starts;
+    std::uintptr_t base = 0x7f0000000000;
+    for (int round = 0; round < 2; ++round) {
+        starts.reserve(2);
+        for (std::uintptr_t m = 0; m < 4; ++m) {  // two from the reserve, two mapped
+            EXPECT_TRUE(starts.insert(base + m * 7 * megabyte + 32, m + 10));
+            EXPECT_TRUE(starts.insert(base + m * 7 * megabyte + megabyte - 16, m + 20));
+        }
+        for (std::uintptr_t m = 0; m < 4; ++m) {
+            EXPECT_EQ(starts.find(base + m * 7 * megabyte + 32), m + 10);
+            EXPECT_EQ(starts.find(base + m * 7 * megabyte + megabyte - 16), m + 20);
+            EXPECT_EQ(starts.find(base + m * 7 * megabyte + 48), BlockStarts::absent);  // a reserved table starts empty
+        }
+        starts.clear();
+        EXPECT_EQ(starts.find(base + 32), BlockStarts::absent);
+    }
+}
+
 TEST(BlockStarts, TheStartAtOrBelowAnAddressWithinReach)
 {
     BlockStarts starts;
