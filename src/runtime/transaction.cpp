@@ -258,7 +258,8 @@ public:
             std::rethrow_exception(thrown);
     }
 
-private:
+    // Makes the thread now, if it was not yet, without waiting for it: when it will be needed
+    // soon, its start (and its first malloc, which makes its arena) overlaps the caller's work.
     void start()
     {
         if (m_started || m_failed)
@@ -271,6 +272,7 @@ private:
             delete handed;
     }
 
+private:
     // Owned by both threads: the helper may still be ending after its owner has gone.
     struct Shared {
         const std::function<void()> *work = nullptr;
@@ -283,6 +285,7 @@ private:
         std::unique_ptr<std::shared_ptr<Shared>> mine(static_cast<std::shared_ptr<Shared> *>(argument));
         Shared &shared = **mine;
         ensure_alternate_signal_stack();  // a parallel transformer may crash here too
+        std::free(std::malloc(1));  // its malloc arena made now, before its first piece of work
         cpu_set_t allowed;  // the process's cores: each run leaves out its caller's from these
         bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
         for (;;) {
@@ -900,6 +903,8 @@ private:
                     m_heap->discover(old_local->type, new_local->type, slot.address, "MOLT_LOCAL " + slot.function + "#" + slot.name);
                 }
         };
+        if (m_second && m_many_roots)
+            m_second->start();  // discovery will want it: it starts while the roots are queued
         if (m_second && m_many_roots && !m_heap->readable_memory_ready())
             m_second->run(seed, [this] { m_heap->take_readable_memory(); });
         else
