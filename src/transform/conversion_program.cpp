@@ -488,40 +488,59 @@ Result<bool> ValueConverter::run_slots(const ConversionStep &step, const Convers
                                        unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const
 {
     ConversionStep each = element.steps[0];
-    constexpr std::uint64_t ahead = 8;  // elements: the lookups of a table of bucket heads miss the cache
-    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
     bool pointers = each.kind == ConversionStep::Kind::DataPointer || each.kind == ConversionStep::Kind::FunctionPointer;
-    bool packed = pointers && step.old_stride == sizeof(std::uintptr_t) && each.from == 0;
+    if (pointers && step.old_stride == sizeof(std::uintptr_t) && each.from == 0)
+        return run_pointer_slots(step, element, from, to, place, first, end);
     const std::uint64_t first_from = each.from, first_to = each.to;
     each.from = first_from + first * step.old_stride;
     each.to = first_to + first * step.new_stride;
     for (std::uint64_t i = first; i < end; ++i, each.from += step.old_stride, each.to += step.new_stride) {
-        if (packed && i % 8 == 0 && i + 8 <= end) {
-            // Eight empty slots at once: a table of 65,536 connections is mostly empty.
-            std::uintptr_t words[8];
-            std::memcpy(words, from + step.from + i * sizeof(std::uintptr_t), sizeof words);
-            if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7])) {
-                i += 7;  // and the loop's own step
-                each.from = first_from + i * step.old_stride;
-                each.to = first_to + i * step.new_stride;
-                continue;
-            }
-        }
-        if (prefetch && i + ahead < end) {
-            std::uintptr_t later;
-            std::memcpy(&later, from + step.from + each.from + ahead * step.old_stride, sizeof later);
-            if (later)
-                m_prefetch(later);
-        }
         if (pointers) {
             std::uintptr_t address;
             std::memcpy(&address, from + step.from + each.from, sizeof address);
             if (!address)
-                continue;  // most slots of a big table are empty: the target is zero already
+                continue;  // the target is zero already
         }
         auto converted = run_step(each, element, from + step.from, to + step.to, Place(place, i));
         if (!converted)
             return converted;
+    }
+    return true;
+}
+
+// The same for an array of bare pointers (a hash table's bucket heads, a server's table of 65,536
+// connections), mostly empty: its slots are read eight at a time, and only the ones that hold a
+// pointer are converted (the rest of the target is zero already). The lookups that translating a
+// group's pointers will make are asked for first, so that their cache misses overlap.
+Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const ConversionProgram &element,
+                                               const unsigned char *from, unsigned char *to, const Place &place,
+                                               std::uint64_t first, std::uint64_t end) const
+{
+    ConversionStep each = element.steps[0];
+    const std::uint64_t first_to = each.to;
+    const unsigned char *slots = from + step.from;
+    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
+    constexpr std::uint64_t group = 8;
+    for (std::uint64_t at = first; at < end; at += group) {
+        std::uint64_t count = std::min(group, end - at);
+        std::uintptr_t words[group] = {};
+        std::memcpy(words, slots + at * sizeof(std::uintptr_t), count * sizeof(std::uintptr_t));
+        unsigned held = 0;  // a bit per slot that holds a pointer
+        for (std::uint64_t k = 0; k < group; ++k)
+            held |= unsigned{words[k] != 0} << k;
+        if (!held)
+            continue;
+        if (prefetch)
+            for (unsigned bits = held; bits; bits &= bits - 1)
+                m_prefetch(words[__builtin_ctz(bits)]);
+        for (unsigned bits = held; bits; bits &= bits - 1) {
+            std::uint64_t i = at + static_cast<std::uint64_t>(__builtin_ctz(bits));
+            each.from = i * sizeof(std::uintptr_t);
+            each.to = first_to + i * step.new_stride;
+            auto converted = run_step(each, element, slots, to + step.to, Place(place, i));
+            if (!converted)
+                return converted;
+        }
     }
     return true;
 }
