@@ -197,16 +197,36 @@ void populate_variable_pages(const schema::Schema &schema, std::uintptr_t bias, 
 // process may use).
 void leave_core(int core, cpu_set_t cores)
 {
-    if (core < 0 || !CPU_ISSET(core, &cores))
-        return;
+    if (core < 0 || !CPU_ISSET(core, &cores) || sched_getcpu() != core)
+        return;  // (a system call that moves no thread still costs tens of microseconds on a VM)
     CPU_CLR(core, &cores);
     if (CPU_COUNT(&cores) > 0)
         sched_setaffinity(0, sizeof cores, &cores);
 }
 
+// Waits for `semaphore`, spinning first for up to `spin`: in the pause, the program's threads are
+// parked and the cores idle, and a thread that sleeps on a futex takes 30 to 180 µs to wake on
+// this project's virtual machine (four times an update, for each side), where one that spins sees
+// the release at once.
+void spin_then_acquire(std::binary_semaphore &semaphore, std::chrono::microseconds spin)
+{
+    auto until = Clock::now() + spin;
+    for (unsigned tries = 1;; ++tries) {
+        if (semaphore.try_acquire())
+            return;
+        __builtin_ia32_pause();
+        if (tries % 64 == 0 && Clock::now() >= until)
+            break;
+    }
+    semaphore.acquire();
+}
+// Long enough for the gaps between the transform's pieces of work (a few tenths of a millisecond),
+// short enough that a helper left waiting (its update failed) soon stops burning a core.
+constexpr std::chrono::microseconds helper_spin{2000};
+
 // A runtime thread that runs the second half of pieces of work while the caller runs the first,
 // for the pause's work while the program's threads are parked and the cores idle: made when first
-// needed, and kept for the next pieces. An update keeps one for its transform (discovery,
+// needed (or, by start(), when the pause begins), and kept for the next pieces. An update keeps one for its transform (discovery,
 // allocation, conversion, the globals' big arrays), so that the pause pays a thread's start once
 // (30 to 90 µs each on this VM), not four times; an update that converts little never makes it,
 // nor one that fails before its pause (a thread made and ended leaves a cached stack and a malloc
@@ -214,7 +234,9 @@ void leave_core(int core, cpu_set_t cores)
 // run on the caller, one after the other.
 class HelperThread {
 public:
-    HelperThread() = default;
+    // `spin`: how long either side spins before it sleeps while it waits for the other (for work
+    // in the pause, when the cores are idle; none for work while the program runs).
+    explicit HelperThread(std::chrono::microseconds spin = {}) { m_shared->spin = spin; }
     HelperThread(const HelperThread &) = delete;
     HelperThread &operator=(const HelperThread &) = delete;
     ~HelperThread()
@@ -251,7 +273,7 @@ public:
         } catch (...) {
             thrown = std::current_exception();
         }
-        m_shared->done.acquire();  // `there` is done with (the helper may still be ending)
+        spin_then_acquire(m_shared->done, m_shared->spin);  // `there` is done with (the helper may still be ending)
         if (!thrown)
             thrown = m_shared->thrown;
         if (thrown)
@@ -265,6 +287,7 @@ public:
         if (m_started || m_failed)
             return;
         auto *handed = new std::shared_ptr<Shared>(m_shared);
+        m_shared->caller_core = sched_getcpu();  // it leaves this core at once (it spins while it waits)
         pthread_t thread;
         m_started = create_internal_thread(&thread, body, handed) == 0;
         m_failed = !m_started;
@@ -277,6 +300,7 @@ private:
     struct Shared {
         const std::function<void()> *work = nullptr;
         int caller_core = -1;
+        std::chrono::microseconds spin{};
         std::exception_ptr thrown;  // by `work`: thrown again by run()
         std::binary_semaphore go{0}, done{0};
     };
@@ -288,8 +312,13 @@ private:
         std::free(std::malloc(1));  // its malloc arena made now, before its first piece of work
         cpu_set_t allowed;  // the process's cores: each run leaves out its caller's from these
         bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
-        for (;;) {
-            shared.go.acquire();
+        if (known)
+            leave_core(shared.caller_core, allowed);
+        // The first piece of work is waited for asleep: it comes once the program's threads are
+        // parked, and a spinning thread would take a core from them meanwhile. Then the pause
+        // has begun, and the next pieces come within a fraction of a millisecond.
+        for (auto spin = std::chrono::microseconds(0);; spin = shared.spin) {
+            spin_then_acquire(shared.go, spin);
             if (!shared.work)
                 return nullptr;
             if (known)
@@ -374,6 +403,11 @@ public:
         if (!phase("prepare", start, [&] { return prepare(); }))
             return finish();
         m_pause_start = Clock::now();
+        // Discovery will want the helper: made now, its start (70 µs here) overlaps the wait for
+        // the program's threads to park. (Made before the pause, it would be left behind by an
+        // update that fails in prepare: a cached stack and an arena, four mappings.)
+        if (m_second && m_many_roots)
+            m_second->start();
         if (!phase("quiesce", m_pause_start, [&] { return quiesce(); }))
             return finish();
         // Transformers run in the transform: a crash in one fails the update (transformer_guard.h).
@@ -608,7 +642,7 @@ private:
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
         if (converts && usable_cores() > 1) {  // on one core, a second thread would only take turns with the first
-            m_second = std::make_unique<HelperThread>();  // started in the pause, when first needed
+            m_second = std::make_unique<HelperThread>(helper_spin);  // started in the pause
             m_halves = [this](const std::function<void()> &here, const std::function<void()> &there) {
                 m_second ? m_second->run(here, there) : run_both(here, there);
             };
@@ -903,8 +937,6 @@ private:
                     m_heap->discover(old_local->type, new_local->type, slot.address, "MOLT_LOCAL " + slot.function + "#" + slot.name);
                 }
         };
-        if (m_second && m_many_roots)
-            m_second->start();  // discovery will want it: it starts while the roots are queued
         if (m_second && m_many_roots && !m_heap->readable_memory_ready())
             m_second->run(seed, [this] { m_heap->take_readable_memory(); });
         else
