@@ -26,7 +26,7 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 constexpr std::size_t parallel_threshold = 4000;
 // Discovery: pointers followed by one thread before a second may join (meanwhile most megabyte
 // tables of block starts get made, by one thread), and pointers that must then wait to share.
-constexpr std::size_t steps_alone = 5000, enough_to_share = 128;
+constexpr std::size_t steps_alone = 64, enough_to_share = 128;
 // How many objects ahead discovery and conversion ask for the old objects they will read.
 constexpr std::size_t prefetch_distance = 8;
 
@@ -67,8 +67,11 @@ void HeapConverter::keep_new_blocks()
     keep_transformer_allocations();
 }
 
+void HeapConverter::release_discovery_memory() { m_queue_memory.release(); }
+
 void HeapConverter::release_new_blocks()
 {
+    release_discovery_memory();
     if (allocator_may_be_locked())
         return;  // left allocated: better than a process that hangs in free()
     free_transformer_allocations();
@@ -84,6 +87,7 @@ void HeapConverter::release_new_blocks()
 
 HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 {
+    release_discovery_memory();
     Reclaimed reclaimed;
     m_blocks.for_each([&](Block &block) {
         if (block.view)
@@ -150,14 +154,18 @@ std::size_t HeapConverter::pointer_slots(const ConversionProgram &program)
 Result<bool> HeapConverter::find_blocks()
 {
     m_stop.store(false, std::memory_order_relaxed);
+    Walker &second = m_second_walker;  // holds the second half of a big root's pointers, if any
     Result<bool> found = follow(m_first, steps_alone);
     std::vector<std::pair<std::size_t, std::size_t>> unused;  // what is left of each walker's batch
     // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
-    if (found && m_parallel && m_readable.taken() && m_first.candidates.size() >= enough_to_share && !link_pointees(m_first)) {
-        Walker second(&m_queue_memory);
-        std::size_t half = m_first.candidates.size() / 2;
-        second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
-        m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
+    if (found && m_parallel && m_readable.taken() &&
+        m_first.candidates.size() + second.candidates.size() >= enough_to_share && !link_pointees(m_first) &&
+        !link_pointees(second)) {
+        if (second.candidates.empty()) {
+            std::size_t half = m_first.candidates.size() / 2;
+            second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
+            m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
+        }
         Result<bool> theirs = true;
         m_parallel([&] { found = follow(m_first, no_block); }, [&] { theirs = follow(second, no_block); });
         count(second);
@@ -165,6 +173,9 @@ Result<bool> HeapConverter::find_blocks()
         if (found)
             found = theirs;
     } else if (found) {
+        // One thread: the second half's pointers, if the roots were queued in two, after the first's.
+        m_first.candidates.insert(m_first.candidates.end(), second.candidates.begin(), second.candidates.end());
+        second.candidates.clear();
         found = follow(m_first, no_block);
     }
     count(m_first);
@@ -172,8 +183,11 @@ Result<bool> HeapConverter::find_blocks()
     m_first.next_index = m_first.end_index = 0;
     if (found)
         fill_unused_indices(unused);
-    decltype(m_first.candidates)(QueueAllocator<Candidate>()).swap(m_first.candidates);  // its nodes go (scrubbed,
-    m_queue_memory.release();                                                          // or unmapped): old addresses
+    // The queue's malloc'd nodes go now, scrubbed (old addresses); its QueueMemory is unmapped
+    // after the pause (release_discovery_memory): unmapping megabytes of touched pages took a
+    // third of a millisecond, and nothing scans it (it holds no tracked block).
+    for (Walker *walker : {&m_first, &second})
+        decltype(walker->candidates)(QueueAllocator<Candidate>()).swap(walker->candidates);
     return found;
 }
 
@@ -218,11 +232,13 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
 bool HeapConverter::link_pointees(const Walker &walker)
 {
     std::set<const ReachStep *> seen;
+    const ReachStep *last = nullptr;  // a root's pointers mostly share one: a set insert per run of them
     bool lengths = false;
     for (const Candidate &candidate : walker.candidates) {
         const ReachStep &reach = *candidate.reach;
-        if (!seen.insert(&reach).second)
+        if (&reach == last || !seen.insert(&reach).second)
             continue;
+        last = &reach;
         lengths = m_converter.precompile(reach.old_pointee, reach.new_pointee) || reach.has_length || lengths;
         if (!reach.pointee)
             reach.pointee = &m_converter.program(reach.old_pointee, reach.new_pointee);
@@ -292,12 +308,41 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
                 // An array of pointers (a hash table's 65,536 bucket heads): read in a loop, not
                 // a call per element; most slots of a sparse table are empty.
                 const unsigned char *slot = bytes + reach.offset + inner[0].offset;
-                for (std::uint64_t i = 0; i < reach.count; ++i, slot += reach.stride) {
+                std::uint64_t i = 0;
+                if (reach.stride == sizeof(std::uintptr_t))  // packed: eight empty slots at a time
+                    for (; i + 8 <= reach.count; i += 8, slot += 8 * sizeof(std::uintptr_t)) {
+                        std::uintptr_t words[8];
+                        std::memcpy(words, slot, sizeof words);
+                        if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]))
+                            continue;
+                        for (std::uintptr_t address : words)
+                            if (address)
+                                walker.candidates.push_back({address, &inner[0], root, no_length});
+                    }
+                for (; i < reach.count; ++i, slot += reach.stride) {
                     std::uintptr_t address;
                     std::memcpy(&address, slot, sizeof address);
                     if (address)
                         walker.candidates.push_back({address, &inner[0], root, no_length});
                 }
+                continue;
+            }
+            // A big array of a root (a sharded store's 64 shards of 1024 buckets): its pointers
+            // queued by two threads at once, the second half's for the second walker to follow.
+            constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
+            if (&walker == &m_first && !m_seeding_halves && m_parallel && m_readable.taken() && reach.count >= 2 &&
+                reach.count * reach.stride >= halves_from) {
+                std::uint64_t half = reach.count / 2;
+                auto queue = [&](Walker &into, std::uint64_t first, std::uint64_t end) {
+                    for (std::uint64_t i = first; i < end; ++i)
+                        walk(*reach.element, bytes + reach.offset + i * reach.stride, root, into);
+                };
+                m_seeding_halves = true;  // no halves inside the halves: the second walker is in use
+                struct Done {
+                    bool &halves;
+                    ~Done() { halves = false; }
+                } done{m_seeding_halves};
+                m_parallel([&] { queue(walker, 0, half); }, [&] { queue(m_second_walker, half, reach.count); });
                 continue;
             }
             for (std::uint64_t i = 0; i < reach.count; ++i)
@@ -443,43 +488,59 @@ Result<bool> HeapConverter::convert_blocks()
         if (auto merged = merge_inner_blocks(); !merged)
             return merged;
     std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
+    const ConversionProgram *last = nullptr;  // neighbours mostly share a program: one lookup per run
     m_blocks.for_each([&](const Block &block) {
+        if (block.program == last)
+            return;
+        last = block.program;
         if (auto [where, inserted] = wheres.try_emplace(block.old_type()); inserted)
             where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type());
     });
     // Two threads when there is enough to share: the program's threads are parked, so the
-    // machine's other cores are idle. Blocks whose conversion runs a transformer stay here.
-    std::vector<std::size_t> here, there;
-    std::size_t half = m_parallel && m_objects >= parallel_threshold ? m_objects / 2 : 0, given = 0;
-    for (std::size_t i = 0; i < m_blocks.size(); ++i) {
-        bool give = given < half && m_blocks[i].program->parallel_safe;
-        (give ? there : here).push_back(i);
-        given += give ? m_blocks[i].count : 0;
-    }
-    if (there.empty())
-        return convert_range(here, wheres);
+    // machine's other cores are idle. The helper takes the blocks below `cut` whose conversion may
+    // run in parallel, half the objects; this thread the others (blocks whose transformer must
+    // run alone) and every block from `cut` on. Ranges of the list, not lists of indices: those
+    // were a tenth of a millisecond of fresh memory for 10,000 blocks.
+    std::size_t half = m_parallel && m_objects >= parallel_threshold ? m_objects / 2 : 0, given = 0, cut = 0;
+    for (; cut < m_blocks.size() && given < half; ++cut)
+        given += m_blocks[cut].program->parallel_safe ? m_blocks[cut].count : 0;
+    if (given == 0)
+        return convert_range(0, m_blocks.size(), Share::all, wheres);
     Result<bool> mine = true, theirs = true;
-    m_parallel([&] { mine = convert_range(here, wheres); }, [&] { theirs = convert_range(there, wheres); });
+    m_parallel(
+        [&] {
+            mine = convert_range(0, cut, Share::serial_only, wheres);
+            if (mine)
+                mine = convert_range(cut, m_blocks.size(), Share::all, wheres);
+        },
+        [&] { theirs = convert_range(0, cut, Share::parallel_only, wheres); });
     return mine ? theirs : mine;
 }
 
-Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks,
+// The blocks [first, end) of the list, those of them `share` says.
+Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Share share,
                                           const std::unordered_map<TypeId, std::string> &wheres) const
 {
+    auto mine = [share](const Block &block) {
+        return share == Share::all || block.program->parallel_safe == (share == Share::parallel_only);
+    };
+    const ConversionProgram *last = nullptr;  // the last block's, and its name
+    const std::string *where = nullptr;
     try {
-        for (std::size_t k = 0; k < blocks.size(); ++k) {
+        for (std::size_t k = first; k < end; ++k) {
             // The old objects were read in discovery long ago and are out of the cache: ask for
-            // those a few blocks ahead now, so that their misses overlap with this conversion.
-            if (k + prefetch_distance < blocks.size()) {
-                const Block &ahead = m_blocks[blocks[k + prefetch_distance]];
+            // those a few blocks ahead now, so that their misses overlap with this conversion
+            // (the other thread's too, when the blocks are shared: a wasted request at worst).
+            if (k + prefetch_distance < end) {
+                const Block &ahead = m_blocks[k + prefetch_distance];
                 __builtin_prefetch(reinterpret_cast<const void *>(ahead.old_start));
                 __builtin_prefetch(reinterpret_cast<const void *>(ahead.new_start), 1);
             }
             // Half as far ahead, that object has arrived: the pointers in it are read now, and
             // the table entries their translation will read are asked for (a block start's
             // entry is a random line of a big table; other pointers end in the bitmap).
-            if (k + prefetch_distance / 2 < blocks.size()) {
-                const Block &soon = m_blocks[blocks[k + prefetch_distance / 2]];
+            if (k + prefetch_distance / 2 < end) {
+                const Block &soon = m_blocks[k + prefetch_distance / 2];
                 for (std::uint64_t offset : soon.program->pointers) {
                     std::uintptr_t pointer;
                     std::memcpy(&pointer, reinterpret_cast<const void *>(soon.old_start + offset), sizeof pointer);
@@ -490,8 +551,14 @@ Result<bool> HeapConverter::convert_range(const std::vector<std::size_t> &blocks
                         __builtin_prefetch(reinterpret_cast<const void *>(pointer));
                 }
             }
-            const Block &block = m_blocks[blocks[k]];
-            Place place(wheres.at(block.old_type()));
+            const Block &block = m_blocks[k];
+            if (!mine(block))
+                continue;
+            if (block.program != last) {
+                last = block.program;
+                where = &wheres.at(block.old_type());
+            }
+            Place place(*where);
             for (std::uint64_t i = 0; i < block.count; ++i) {
                 auto converted = m_converter.run(*block.program,
                                                  reinterpret_cast<const unsigned char *>(block.old_start + i * block.old_size()),

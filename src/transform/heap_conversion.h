@@ -220,6 +220,9 @@ public:
         std::size_t kept = 0;               // not allocated through Molt: left alone
     };
     Reclaimed free_old_blocks();
+    // The memory discovery's queues took their first nodes from (prefault): unmapped by
+    // free_old_blocks and release_new_blocks, outside the pause, or now.
+    void release_discovery_memory();
 
     // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
     // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old
@@ -400,7 +403,8 @@ private:
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
-    Result<bool> convert_range(const std::vector<std::size_t> &blocks,
+    enum class Share { all, parallel_only, serial_only };  // which blocks of a range (their program's parallel_safe)
+    Result<bool> convert_range(std::size_t first, std::size_t end, Share share,
                                const std::unordered_map<schema::TypeId, std::string> &wheres) const;
     // (old start, index) of every block, sorted when first needed (pointers into a block's middle
     // are rare): after discovery, from any thread.
@@ -421,6 +425,8 @@ private:
     std::set<const schema::Variable *> m_kept_globals;
     QueueMemory m_queue_memory;        // before m_first: its queue's first nodes
     Walker m_first{&m_queue_memory};   // the walker of the roots, and the only one for a small heap
+    Walker m_second_walker{&m_queue_memory};  // the second, when there are many pointers to follow
+    bool m_seeding_halves = false;     // a big root's array is being queued in two halves
     std::atomic<bool> m_stop{false};   // a walker failed: the other stops too
     ReadableMemory m_readable;     // the readable mappings, asked about or read when discovery first asks
     bool m_readable_unknown = false;  // /proc/self/maps could not be read: then...
