@@ -1,6 +1,8 @@
 // Compiling a pair of types into a ConversionProgram, and running it on one value. The steps
 // do what ValueConverter::convert_value would do member by member; what they cannot express
 // simply (enums, floats, unions, arrays that shrink) is left to it as an Interpreted step.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <set>
 
@@ -614,19 +616,29 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
             }
             return true;
         };
-        // A big one (a global table of 64 shards of 1024 buckets) in two halves at once, when the
-        // runtime lends a second thread and no transformer in it must run alone.
+        // A big one (a global table of 64 shards of 1024 buckets) on two threads at once, when the
+        // runtime lends a second thread and no transformer in it must run alone: each takes the
+        // next sixteenth as it finishes one, so that they end together (fixed halves ended up to
+        // 0.1 ms apart out of 0.3).
         constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
         if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= halves_from) {
-            Result<bool> mine = true, theirs = true;
-            auto half = [&](Result<bool> &result, std::uint64_t first, std::uint64_t end) {
+            const std::uint64_t stretch = std::max<std::uint64_t>(step.count / 16, 1);
+            std::atomic<std::uint64_t> next{0};
+            auto take = [&](Result<bool> &result) {
                 try {  // on a helper thread, an exception would end the process
-                    result = elements(first, end);
+                    for (std::uint64_t first; (first = next.fetch_add(stretch, std::memory_order_relaxed)) < step.count;) {
+                        result = elements(first, std::min(first + stretch, step.count));
+                        if (!result)
+                            break;
+                    }
                 } catch (const std::exception &exception) {
                     result = Error{"", place.text() + ": " + exception.what()};
                 }
+                if (!result)
+                    next.store(step.count, std::memory_order_relaxed);  // the other stops at its next stretch
             };
-            m_parallel([&] { half(mine, 0, step.count / 2); }, [&] { half(theirs, step.count / 2, step.count); });
+            Result<bool> mine = true, theirs = true;
+            m_parallel([&] { take(mine); }, [&] { take(theirs); });
             return mine ? theirs : mine;
         }
         return elements(0, step.count);

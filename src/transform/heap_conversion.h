@@ -266,6 +266,7 @@ private:
         explicit Walker(QueueMemory *memory) : candidates(QueueAllocator<Candidate>(memory)) {}
         std::deque<Candidate, QueueAllocator<Candidate>> candidates;
         std::size_t objects = 0, bytes = 0, untracked = 0;
+        std::size_t serial = 0;  // blocks whose conversion must run on one thread (a transformer's rule)
         std::uint64_t largest_block = 0;
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
         std::size_t readable_hint = ~std::size_t{0};  // ReadableMemory::holds's, for this walker
@@ -403,6 +404,7 @@ private:
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
+    Result<bool> convert_shared(const std::unordered_map<schema::TypeId, std::string> &wheres) const;
     enum class Share { all, parallel_only, serial_only };  // which blocks of a range (their program's parallel_safe)
     Result<bool> convert_range(std::size_t first, std::size_t end, Share share,
                                const std::unordered_map<schema::TypeId, std::string> &wheres) const;
@@ -416,6 +418,7 @@ private:
     // Blocks Molt did not allocate (only they can lie inside others): only whether there are any
     // matters (one claimed by both walkers may be counted twice).
     std::size_t m_untracked = 0;
+    std::size_t m_serial_blocks = 0;  // blocks whose program is not parallel_safe (counted as they are claimed)
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
     std::size_t m_failing_allocation = 0;
