@@ -469,6 +469,8 @@ Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigne
             copy_bytes(to + step.to, from + step.from, step.size);
             continue;
         }
+        if (step.kind == ConversionStep::Kind::DataPointer && translated(step, program, from, to, where))
+            continue;  // the next common step, inline too
         auto done = run_step(step, program, from, to, where);
         if (done)
             continue;
@@ -482,6 +484,26 @@ Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigne
     }
     if (program.transformer)
         return run_transformer(program.transformer, to, from, where);
+    return true;
+}
+
+// A data pointer step as run_step runs it, without its call; false when there is no translator
+// or the pointer cannot be translated (run_step then says why: a failed translation changes
+// nothing, and is asked again).
+bool ValueConverter::translated(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
+                                unsigned char *to, const Place &where) const
+{
+    if (!m_translate)
+        return false;
+    std::uintptr_t address;
+    std::memcpy(&address, from + step.from, sizeof address);
+    if (address) {
+        auto moved = m_translate(address, step.old_type, Place(where, program.paths[step.path], Place::Suffix{}));
+        if (!moved)
+            return false;
+        address = *moved;
+    }
+    std::memcpy(to + step.to, &address, sizeof address);
     return true;
 }
 
@@ -522,11 +544,16 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
     const std::uint64_t first_to = each.to;
     const unsigned char *slots = from + step.from;
     bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
+    bool translate = each.kind == ConversionStep::Kind::DataPointer && m_translate;
     constexpr std::uint64_t group = 8;
     for (std::uint64_t at = first; at < end; at += group) {
-        std::uint64_t count = std::min(group, end - at);
         std::uintptr_t words[group] = {};
-        std::memcpy(words, slots + at * sizeof(std::uintptr_t), count * sizeof(std::uintptr_t));
+        if (end - at >= group)  // a fixed size: read in two vector loads, not a call of memcpy
+            std::memcpy(words, slots + at * sizeof(std::uintptr_t), sizeof words);
+        else
+            std::memcpy(words, slots + at * sizeof(std::uintptr_t), (end - at) * sizeof(std::uintptr_t));
+        if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]))
+            continue;
         unsigned held = 0;  // a bit per slot that holds a pointer
         for (std::uint64_t k = 0; k < group; ++k)
             held |= unsigned{words[k] != 0} << k;
@@ -539,7 +566,15 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
             std::uint64_t i = at + static_cast<std::uint64_t>(__builtin_ctz(bits));
             each.from = i * sizeof(std::uintptr_t);
             each.to = first_to + i * step.new_stride;
-            auto converted = run_step(each, element, slots, to + step.to, Place(place, i));
+            Place index(place, i);
+            if (translate) {  // run_step's, without its call: the place is spelled only on failure
+                auto moved = m_translate(words[i - at], each.old_type, Place(index, element.paths[each.path], Place::Suffix{}));
+                if (moved) {
+                    std::memcpy(to + step.to + each.to, &*moved, sizeof(std::uintptr_t));
+                    continue;
+                }
+            }
+            auto converted = run_step(each, element, slots, to + step.to, index);
             if (!converted)
                 return converted;
         }
