@@ -296,9 +296,12 @@ bool is_power_of_two(std::size_t value) { return value && !(value & (value - 1))
 
 void CopyArena::finish()
 {
-    if (m_segment)
+    if (m_segment) {
+        reinterpret_cast<SegmentHeader *>(m_segment)->live.fetch_add(m_uncounted, std::memory_order_relaxed);
         drop_segment_reference(m_segment);
+    }
     m_segment = nullptr;
+    m_uncounted = 0;
 }
 
 bool CopyArena::prepare() { return m_segment || next_segment(true); }
@@ -325,7 +328,7 @@ void *CopyArena::allocate(std::size_t size)
     std::size_t room = sizeof(Header) + ((size + 15) & ~std::size_t{15});
     if ((!m_segment || m_used + room > segment_bytes) && !next_segment(false))
         return nullptr;
-    reinterpret_cast<SegmentHeader *>(m_segment)->live.fetch_add(1, std::memory_order_relaxed);
+    ++m_uncounted;
     char *user = m_segment + m_used + sizeof(Header);
     m_used += room;
     write_header(user, size, sizeof(Header) | arena_mark);
