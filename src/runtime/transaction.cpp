@@ -416,6 +416,7 @@ public:
         if (!phase("prepare", start, [&] { return prepare(); }))
             return finish();
         m_pause_start = Clock::now();
+        m_in_pause = true;
         // Discovery will want the helper: made now, its start (70 µs here) overlaps the wait for
         // the program's threads to park. (Made before the pause, it would be left behind by an
         // update that fails in prepare: a cached stack and an arena, four mappings.)
@@ -453,6 +454,7 @@ public:
         set_active(nullptr);
         m_report.times.commit_ms = milliseconds(commit_start, end);
         m_report.pause_ms = milliseconds(m_pause_start, end);
+        m_in_pause = false;
         report_progress("commit", m_report.times.commit_ms, "old stacks released");
         // After the commit, outside the pause (every thread runs the new version already): old
         // code that anything still points to (callbacks, handlers, void *) leads to new code.
@@ -524,14 +526,28 @@ private:
         return true;
     }
 
+    // A phase's line goes to the tool at once, but those of the pause's phases wait for its end:
+    // each is a write to the tool's socket, which wakes the tool to print it, on a core the pause
+    // wants (a few hundredths of a millisecond each, a few milliseconds before it is read anyway).
     void report_progress(const std::string &name, double ms, const std::string &detail)
     {
-        if (m_progress)
-            m_progress(name, ms, detail);
+        if (!m_progress)
+            return;
+        m_held_progress.push_back({name, ms, detail});
+        if (!m_in_pause)
+            send_held_progress();
+    }
+    void send_held_progress()
+    {
+        m_in_pause = false;
+        for (const HeldProgress &line : m_held_progress)
+            m_progress(line.name, line.ms, line.detail);
+        m_held_progress.clear();
     }
 
     UpdateReport finish()
     {
+        send_held_progress();  // the pause is over, whichever way
         // Every failure ends the same way, whichever phase it came from: the operator reads at
         // once that nothing changed.
         // (A rollback of the restart says itself what runs: every thread may not have come back.)
@@ -1391,6 +1407,13 @@ private:
     transform::ValueConverter::Parallel m_halves;  // runs them there (while it is there)
     bool m_many_roots = false;  // the roots hold thousands of pointers whose pointees changed
     std::vector<Stack> m_spare_stacks;  // for the restart, mapped in prepare (prepare_stacks)
+    struct HeldProgress {
+        std::string name;
+        double ms;
+        std::string detail;
+    };
+    std::vector<HeldProgress> m_held_progress;  // the pause's phases' lines, sent when it ends
+    bool m_in_pause = false;
     std::unique_ptr<transform::HeapConverter> m_heap;  // after m_converter: destroyed first
     std::map<std::string, molt_transformer_function> m_variable_transformers;  // by qualified name
     std::vector<Migration> m_migrations;
