@@ -417,11 +417,6 @@ public:
             return finish();
         m_pause_start = Clock::now();
         m_in_pause = true;
-        // Discovery will want the helper: made now, its start (70 µs here) overlaps the wait for
-        // the program's threads to park. (Made before the pause, it would be left behind by an
-        // update that fails in prepare: a cached stack and an arena, four mappings.)
-        if (m_second && m_many_roots)
-            m_second->start();
         if (!phase("quiesce", m_pause_start, [&] { return quiesce(); }))
             return finish();
         // Transformers run in the transform: a crash in one fails the update (transformer_guard.h).
@@ -848,6 +843,11 @@ private:
             }
             if (waiting.empty())
                 break;
+            // Discovery will want the helper: made once the threads have been asked to park, its
+            // start (70 µs here) overlaps the wait for them. (Made before the pause, it would be
+            // left behind by an update that fails in prepare: a cached stack and an arena.)
+            if (m_second && m_many_roots)
+                m_second->start();
             if (now >= deadline) {
                 report_stragglers(waiting);
                 resume_old();
