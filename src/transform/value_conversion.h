@@ -182,6 +182,7 @@ private:
     Result<bool> run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const;
     Result<bool> run_slots(const ConversionStep &step, const ConversionProgram &element, const unsigned char *from,
                            unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const;
+    void zero(unsigned char *to, std::size_t size) const;
     bool translated(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
                     unsigned char *to, const Place &where) const;
     Result<bool> run_pointer_slots(const ConversionStep &step, const ConversionProgram &element, const unsigned char *from,
