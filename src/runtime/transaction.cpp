@@ -444,26 +444,34 @@ public:
             m_heap->keep_new_blocks();
         commit();
         auto end = m_released_at;
-        for (Stack &stack : m_old_stacks)  // every thread goes on meanwhile: munmap is not free
-            release_stack(stack);
         set_active(nullptr);
         m_report.times.commit_ms = milliseconds(commit_start, end);
         m_report.pause_ms = milliseconds(m_pause_start, end);
-        m_in_pause = false;
-        report_progress("commit", m_report.times.commit_ms, "old stacks released");
         // After the commit, outside the pause (every thread runs the new version already): old
-        // code that anything still points to (callbacks, handlers, void *) leads to new code.
+        // code that anything still points to (callbacks, handlers, void *) leads to new code, at
+        // once (a stale pointer to an old function would run old code on new state).
         auto redirect_start = Clock::now();
         RedirectionReport redirected = redirect_old_code(m_function_remap, m_old_function_sizes, wake_signal());
+        double redirect_ms = milliseconds(redirect_start, Clock::now());
         m_report.functions_redirected = redirected.functions_redirected;
         m_report.signal_handlers_moved = redirected.signal_handlers_moved;
         for (const std::string &warning : redirected.warnings)
             m_report.warnings.push_back(warning);
-        report_progress("redirect", milliseconds(redirect_start, Clock::now()),
-                        std::to_string(m_report.functions_redirected) + " old functions jump to the new ones, " +
-                            std::to_string(m_report.signal_handlers_moved) + " signal handlers moved");
-        reclaim_old_state();
-        forget_old_schema();
+        // The rest yields to the program's threads, on a runtime thread of the lowest priority:
+        // the requests that queued during the pause come first on a busy core (the old stacks'
+        // munmaps, the progress lines, the old state's release, the old schema's megabytes of
+        // frees took the server's only core from them for a while after the pause).
+        run_in_background([&] {
+            for (Stack &stack : m_old_stacks)
+                release_stack(stack);
+            m_in_pause = false;
+            report_progress("commit", m_report.times.commit_ms, "old stacks released");
+            report_progress("redirect", redirect_ms,
+                            std::to_string(m_report.functions_redirected) + " old functions jump to the new ones, " +
+                                std::to_string(m_report.signal_handlers_moved) + " signal handlers moved");
+            reclaim_old_state();
+            forget_old_schema();
+        });
         m_report.ok = true;
         return finish();
     }
