@@ -489,15 +489,7 @@ Result<bool> HeapConverter::convert_blocks()
     if (m_untracked)
         if (auto merged = merge_inner_blocks(); !merged)
             return merged;
-    std::unordered_map<TypeId, std::string> wheres;  // "a heap struct node", spelled once per type
-    const ConversionProgram *last = nullptr;  // neighbours mostly share a program: one lookup per run
-    m_blocks.for_each([&](const Block &block) {
-        if (block.program == last)
-            return;
-        last = block.program;
-        if (auto [where, inserted] = wheres.try_emplace(block.old_type()); inserted)
-            where->second = "a heap " + schema::type_to_c(*m_old.schema, block.old_type());
-    });
+    WhereNames wheres(*m_old.schema);
     // Two threads when there is enough to share: the program's threads are parked, so the
     // machine's other cores are idle. The helper takes the blocks below `cut` whose conversion may
     // run in parallel, half the objects; this thread the others (blocks whose transformer must
@@ -521,10 +513,19 @@ Result<bool> HeapConverter::convert_blocks()
     return mine ? theirs : mine;
 }
 
+const std::string &HeapConverter::WhereNames::of(TypeId type)
+{
+    std::lock_guard lock(m_mutex);
+    auto [where, inserted] = m_names.try_emplace(type);
+    if (inserted)
+        where->second = "a heap " + schema::type_to_c(m_schema, type);
+    return where->second;
+}
+
 // Every block parallel_safe: both threads take the next stretch of the list as they finish one,
 // so that they end together (a fixed half each ended up to a fifth of the pass apart: one starts
 // later, or runs slower for a while on a shared core).
-Result<bool> HeapConverter::convert_shared(const std::unordered_map<TypeId, std::string> &wheres) const
+Result<bool> HeapConverter::convert_shared(WhereNames &wheres) const
 {
     const std::size_t blocks = m_blocks.size();
     const std::size_t stretch = std::clamp<std::size_t>(blocks / 64, 64, 16384);
@@ -545,7 +546,7 @@ Result<bool> HeapConverter::convert_shared(const std::unordered_map<TypeId, std:
 
 // The blocks [first, end) of the list, those of them `share` says.
 Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Share share,
-                                          const std::unordered_map<TypeId, std::string> &wheres) const
+                                          WhereNames &wheres) const
 {
     auto mine = [share](const Block &block) {
         return share == Share::all || block.program->parallel_safe == (share == Share::parallel_only);
@@ -582,7 +583,7 @@ Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Sh
                 continue;
             if (block.program != last) {
                 last = block.program;
-                where = &wheres.at(block.old_type());
+                where = &wheres.of(block.old_type());
             }
             Place place(*where);
             for (std::uint64_t i = 0; i < block.count; ++i) {

@@ -404,10 +404,23 @@ private:
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
-    Result<bool> convert_shared(const std::unordered_map<schema::TypeId, std::string> &wheres) const;
+    // "a heap struct node": how a conversion's failure names a block's type, spelled when
+    // conversion first meets a run of blocks of the type (not in a pass over every block first:
+    // a millisecond at a million blocks); the two conversion threads may ask at once.
+    class WhereNames {
+    public:
+        explicit WhereNames(const schema::Schema &schema) : m_schema(schema) {}
+        const std::string &of(schema::TypeId type);
+
+    private:
+        const schema::Schema &m_schema;
+        std::mutex m_mutex;
+        std::unordered_map<schema::TypeId, std::string> m_names;  // nodes: references stay valid
+    };
+    Result<bool> convert_shared(WhereNames &wheres) const;
     enum class Share { all, parallel_only, serial_only };  // which blocks of a range (their program's parallel_safe)
     Result<bool> convert_range(std::size_t first, std::size_t end, Share share,
-                               const std::unordered_map<schema::TypeId, std::string> &wheres) const;
+                               WhereNames &wheres) const;
     // (old start, index) of every block, sorted when first needed (pointers into a block's middle
     // are rare): after discovery, from any thread.
     using Sorted = std::vector<std::pair<std::uintptr_t, std::size_t>, ScrubbingAllocator<std::pair<std::uintptr_t, std::size_t>>>;
