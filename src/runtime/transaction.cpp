@@ -681,6 +681,7 @@ private:
             m_heap->set_parallel(m_halves);
         }
         m_heap->fail_allocation(allocation_fault());
+        m_heap->fail_discovery(fault_fires("transform.discovery_out_of_memory").has_value());
         if (converts)
             m_heap->prefault(root_pointers);
         prepare_stacks();

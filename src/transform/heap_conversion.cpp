@@ -67,7 +67,14 @@ void HeapConverter::keep_new_blocks()
     keep_transformer_allocations();
 }
 
-void HeapConverter::release_discovery_memory() { m_queue_memory.release(); }
+// The walkers' queues first let go of their nodes (a discovery that failed, by an exception
+// say, may have left nodes in them that lie in the memory): then it is unmapped.
+void HeapConverter::release_discovery_memory()
+{
+    for (Walker *walker : {&m_first, &m_second_walker})
+        decltype(walker->candidates)(QueueAllocator<Candidate>()).swap(walker->candidates);
+    m_queue_memory.release();
+}
 
 void HeapConverter::release_new_blocks()
 {
@@ -156,6 +163,8 @@ Result<bool> HeapConverter::find_blocks()
     m_stop.store(false, std::memory_order_relaxed);
     Walker &second = m_second_walker;  // holds the second half of a big root's pointers, if any
     Result<bool> found = follow(m_first, steps_alone);
+    if (m_failing_discovery)
+        throw std::bad_alloc();  // (fault injection) the queues hold nodes in their QueueMemory
     std::vector<std::pair<std::size_t, std::size_t>> unused;  // what is left of each walker's batch
     // (walk_pointer links pointee programs on first use: here, before a second thread starts.)
     if (found && m_parallel && m_readable.taken() &&
@@ -331,7 +340,7 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
             // A big array of a root (a sharded store's 64 shards of 1024 buckets): its pointers
             // queued by two threads at once, the second half's for the second walker to follow.
             constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
-            if (&walker == &m_first && !m_seeding_halves && m_parallel && m_readable.taken() && reach.count >= 2 &&
+            if (&walker == &m_first && !m_seeding_halves && m_parallel && reach.count >= 2 &&
                 reach.count * reach.stride >= halves_from) {
                 std::uint64_t half = reach.count / 2;
                 auto queue = [&](Walker &into, std::uint64_t first, std::uint64_t end) {

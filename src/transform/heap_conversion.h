@@ -175,6 +175,9 @@ public:
     // Fault injection (MOLT_FAULT=transform.allocation:N): the `nth` new object cannot be
     // allocated, as if memory had run out. 0: none.
     void fail_allocation(std::size_t nth) { m_failing_allocation = nth; }
+    // MOLT_FAULT=transform.discovery_out_of_memory: discovery throws std::bad_alloc once it has
+    // followed its first pointers, as its own bookkeeping would when memory runs out.
+    void fail_discovery(bool fail) { m_failing_discovery = fail; }
 
     // The translator to give the ValueConverter (set by the constructor).
     Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where);
@@ -435,6 +438,7 @@ private:
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;
     std::size_t m_failing_allocation = 0;
+    bool m_failing_discovery = false;
     std::vector<GlobalRange> m_globals;  // the old version's writable variables, by address
     std::uintptr_t m_globals_start = 0, m_globals_end = 0;  // all of them lie in between
     mutable std::mutex m_kept_mutex;  // conversion runs on two threads

@@ -1319,15 +1319,19 @@ TEST_P(FaultInjection, TheOldVersionKeepsItsStateAndTheNextUpdateWorks)
 }
 
 // Memory that runs out during the conversion: a new object that cannot be allocated (the 500th
-// of 1704), or Molt's own bookkeeping (std::bad_alloc). The update fails, saying so; the new
-// objects made so far are freed; v1 goes on with its whole state; the next update works.
+// of 1704), or Molt's own bookkeeping (std::bad_alloc) after discovery or while it follows the
+// pointers (40,000 nodes: its queues then hold nodes in the memory mapped for them before the
+// pause, which must outlive them). The update fails, saying so; the new objects made so far are
+// freed; v1 goes on with its whole state; the next update works.
 TEST(FaultInjectionMemory, MemoryRunningOutDuringTheConversionRollsBack)
 {
     Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2");
-    for (auto [fault, reason] : {std::pair{"transform.allocation:500", "out of memory converting"},
-                                 std::pair{"transform.out_of_memory", "internal failure (std::bad_alloc)"}}) {
+    for (auto [fault, reason, flags] :
+         {std::tuple{"transform.allocation:500", "out of memory converting", ""},
+          std::tuple{"transform.out_of_memory", "internal failure (std::bad_alloc)", ""},
+          std::tuple{"transform.discovery_out_of_memory", "internal failure (std::bad_alloc)", " -DBIG"}}) {
+        std::string v1 = executable("runtime/heap_state.c", toolchain, std::string("-DV=1") + flags);
+        std::string v2 = shared_object("runtime/heap_state.c", toolchain, std::string("-DV=2") + flags);
         std::string log = unique_path("log"), ready = unique_path("ready");
         setenv("MOLT_FAULT", fault, 1);  // the fixture inherits it
         LiveProcess process({v1, log, ready});
