@@ -21,7 +21,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <semaphore>
 #include <set>
 
 #include "code_redirection.h"
@@ -210,21 +209,39 @@ void leave_core(int core, cpu_set_t cores)
         sched_setaffinity(0, sizeof cores, &cores);
 }
 
-// Waits for `semaphore`, spinning first for up to `spin`: in the pause, the program's threads are
-// parked and the cores idle, and a thread that sleeps on a futex takes 30 to 180 µs to wake on
-// this project's virtual machine (four times an update, for each side), where one that spins sees
-// the release at once.
-void spin_then_acquire(std::binary_semaphore &semaphore, std::chrono::microseconds spin)
+// A spinning thread's breath: it lets the core's other hardware thread run.
+inline void spin_pause()
 {
-    auto until = Clock::now() + spin;
-    for (unsigned tries = 1;; ++tries) {
-        if (semaphore.try_acquire())
-            return;
-        __builtin_ia32_pause();
-        if (tries % 64 == 0 && Clock::now() >= until)
-            break;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+// Waits until `ticket` is no longer `seen`, spinning first for up to `spin` (none: it sleeps at
+// once): in the pause, the program's threads are parked and the cores idle, and a thread that
+// sleeps on a futex takes 30 to 180 µs to wake on this project's virtual machine (four times an
+// update, for each side), where one that spins sees the change at once.
+void wait_for_ticket(const std::atomic<unsigned> &ticket, unsigned seen, std::chrono::microseconds spin)
+{
+    if (spin.count() > 0) {
+        auto until = Clock::now() + spin;
+        for (unsigned tries = 1; ticket.load(std::memory_order_acquire) == seen; ++tries) {
+            spin_pause();
+            if (tries % 256 == 0 && Clock::now() >= until)
+                break;
+        }
     }
-    semaphore.acquire();
+    while (ticket.load(std::memory_order_acquire) == seen)
+        ticket.wait(seen, std::memory_order_acquire);
+}
+
+// The next ticket, and a wake for the thread that may sleep on it.
+void give_ticket(std::atomic<unsigned> &ticket)
+{
+    ticket.fetch_add(1, std::memory_order_release);
+    ticket.notify_one();
 }
 // Long enough for the gaps between the transform's pieces of work (a few tenths of a millisecond),
 // short enough that a helper left waiting (its update failed) soon stops burning a core.
@@ -250,7 +267,7 @@ public:
         if (!m_started)
             return;
         m_shared->work = nullptr;  // it ends (it is detached)
-        m_shared->go.release();
+        give_ticket(m_shared->go);
     }
 
     // Runs `here` on this thread and `there` on the helper at once, and returns when both have
@@ -270,16 +287,17 @@ public:
             ~Free() { busy.store(false); }
         } free{m_busy};
         m_shared->work = &there;
-        m_shared->caller_core = sched_getcpu();
+        m_shared->caller_core.store(sched_getcpu(), std::memory_order_relaxed);
         m_shared->thrown = nullptr;
-        m_shared->go.release();
+        unsigned done = m_shared->done.load(std::memory_order_relaxed);
+        give_ticket(m_shared->go);
         std::exception_ptr thrown;
         try {
             here();
         } catch (...) {
             thrown = std::current_exception();
         }
-        spin_then_acquire(m_shared->done, m_shared->spin);  // `there` is done with (the helper may still be ending)
+        wait_for_ticket(m_shared->done, done, m_shared->spin);  // `there` is done with (the helper may still be ending)
         if (!thrown)
             thrown = m_shared->thrown;
         if (thrown)
@@ -293,7 +311,7 @@ public:
         if (m_started || m_failed)
             return;
         auto *handed = new std::shared_ptr<Shared>(m_shared);
-        m_shared->caller_core = sched_getcpu();  // it leaves this core at once (it spins while it waits)
+        m_shared->caller_core.store(sched_getcpu(), std::memory_order_relaxed);  // it leaves this core at once
         pthread_t thread;
         m_started = create_internal_thread(&thread, body, handed) == 0;
         m_failed = !m_started;
@@ -305,10 +323,10 @@ private:
     // Owned by both threads: the helper may still be ending after its owner has gone.
     struct Shared {
         const std::function<void()> *work = nullptr;
-        int caller_core = -1;
+        std::atomic<int> caller_core{-1};
         std::chrono::microseconds spin{};
         std::exception_ptr thrown;  // by `work`: thrown again by run()
-        std::binary_semaphore go{0}, done{0};
+        std::atomic<unsigned> go{0}, done{0};  // a ticket each: the caller's last piece, the helper's last done
     };
     static void *body(void *argument)
     {
@@ -319,22 +337,24 @@ private:
         cpu_set_t allowed;  // the process's cores: each run leaves out its caller's from these
         bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
         if (known)
-            leave_core(shared.caller_core, allowed);
+            leave_core(shared.caller_core.load(std::memory_order_relaxed), allowed);
         // The first piece of work is waited for asleep: it comes once the program's threads are
         // parked, and a spinning thread would take a core from them meanwhile. Then the pause
         // has begun, and the next pieces come within a fraction of a millisecond.
+        unsigned seen = 0;
         for (auto spin = std::chrono::microseconds(0);; spin = shared.spin) {
-            spin_then_acquire(shared.go, spin);
+            wait_for_ticket(shared.go, seen, spin);
+            ++seen;
             if (!shared.work)
                 return nullptr;
             if (known)
-                leave_core(shared.caller_core, allowed);
+                leave_core(shared.caller_core.load(std::memory_order_relaxed), allowed);
             try {  // an exception leaving a thread would end the process
                 (*shared.work)();
             } catch (...) {
                 shared.thrown = std::current_exception();
             }
-            shared.done.release();
+            give_ticket(shared.done);
         }
     }
     std::shared_ptr<Shared> m_shared = std::make_shared<Shared>();
@@ -1333,7 +1353,8 @@ private:
     // (a server's big static tables) are released, so that a server updated a hundred times does
     // not carry a hundred old states. Nothing of it is read again: every pointer Molt knew of
     // was redirected, and old code jumps to new code. --keep-old-state is for a program that may
-    // still reach old objects through pointers Molt cannot see (void *, integers).
+    // still reach old objects through pointers Molt cannot see (void *, integers). Called on the
+    // post-commit runtime thread of the lowest priority (run_in_background).
     void reclaim_old_state()
     {
         auto start = Clock::now();
@@ -1341,19 +1362,17 @@ private:
             report_progress("reclaim", 0, "the old version's heap objects and variables are kept (--keep-old-state)");
             return;
         }
-        run_in_background([this] {
-            try {
-                if (m_heap) {
-                    transform::HeapConverter::Reclaimed reclaimed = m_heap->free_old_blocks();
-                    m_report.old_blocks_freed = reclaimed.blocks;
-                    m_report.old_bytes_freed = reclaimed.bytes;
-                    m_report.old_blocks_kept = reclaimed.kept;
-                }
-                m_report.old_variable_bytes_released = release_variable_pages(
-                    *m_old_schema, m_old->bias, [this](const schema::Variable &variable) { return m_heap && m_heap->keeps(&variable); });
-            } catch (const std::exception &) {  // out of memory: what is not freed stays (the update is committed)
+        try {
+            if (m_heap) {
+                transform::HeapConverter::Reclaimed reclaimed = m_heap->free_old_blocks();
+                m_report.old_blocks_freed = reclaimed.blocks;
+                m_report.old_bytes_freed = reclaimed.bytes;
+                m_report.old_blocks_kept = reclaimed.kept;
             }
-        });
+            m_report.old_variable_bytes_released = release_variable_pages(
+                *m_old_schema, m_old->bias, [this](const schema::Variable &variable) { return m_heap && m_heap->keeps(&variable); });
+        } catch (const std::exception &) {  // out of memory: what is not freed stays (the update is committed)
+        }
         std::string detail = std::to_string(m_report.old_blocks_freed) + " old heap blocks freed (" +
                              std::to_string(m_report.old_bytes_freed) + " bytes), " +
                              std::to_string(m_report.old_variable_bytes_released / 1024) +

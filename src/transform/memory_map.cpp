@@ -75,6 +75,9 @@ bool ReadableMemory::query()
 {
     if (m_maps >= 0)
         return true;
+    if (m_query_refused)
+        return false;  // asked once already: not again (in the pause)
+    m_query_refused = true;
     int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (maps < 0)
         return false;
@@ -85,6 +88,7 @@ bool ReadableMemory::query()
         return false;
     }
     m_maps = maps;
+    m_query_refused = false;
     m_ranges.clear();
     m_known_count.store(0, std::memory_order_relaxed);
     m_taken = true;

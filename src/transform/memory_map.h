@@ -67,6 +67,7 @@ private:
     std::vector<Range> m_ranges;  // the snapshot: merged, sorted
     bool m_taken = false;
     int m_maps = -1;  // /proc/self/maps, open: questions are asked through it
+    bool m_query_refused = false;  // the kernel did not answer: a snapshot it is
     // The readable mappings the questions found, in the order they were found; more than fit
     // are asked about again each time.
     static constexpr std::size_t known_capacity = 64;
