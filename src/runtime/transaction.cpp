@@ -209,30 +209,12 @@ void leave_core(int core, cpu_set_t cores)
         sched_setaffinity(0, sizeof cores, &cores);
 }
 
-// A spinning thread's breath: it lets the core's other hardware thread run.
-inline void spin_pause()
+// Waits until `ticket` is no longer `seen`. (std::atomic::wait looks a few times before it sleeps.
+// Spinning longer, for the pause's short gaps, measured no faster here, and it slowed the serial
+// work of the pause, a transformer's say, on the other hardware thread of the core: kvd's
+// v2 -> v3 with 10,000 keys took 1.0-3.1 ms of transform instead of 0.8-1.0.)
+void wait_for_ticket(const std::atomic<unsigned> &ticket, unsigned seen)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
-
-// Waits until `ticket` is no longer `seen`, spinning first for up to `spin` (none: it sleeps at
-// once): in the pause, the program's threads are parked and the cores idle, and a thread that
-// sleeps on a futex takes 30 to 180 µs to wake on this project's virtual machine (four times an
-// update, for each side), where one that spins sees the change at once.
-void wait_for_ticket(const std::atomic<unsigned> &ticket, unsigned seen, std::chrono::microseconds spin)
-{
-    if (spin.count() > 0) {
-        auto until = Clock::now() + spin;
-        for (unsigned tries = 1; ticket.load(std::memory_order_acquire) == seen; ++tries) {
-            spin_pause();
-            if (tries % 256 == 0 && Clock::now() >= until)
-                break;
-        }
-    }
     while (ticket.load(std::memory_order_acquire) == seen)
         ticket.wait(seen, std::memory_order_acquire);
 }
@@ -243,9 +225,6 @@ void give_ticket(std::atomic<unsigned> &ticket)
     ticket.fetch_add(1, std::memory_order_release);
     ticket.notify_one();
 }
-// Long enough for the gaps between the transform's pieces of work (a few tenths of a millisecond),
-// short enough that a helper left waiting (its update failed) soon stops burning a core.
-constexpr std::chrono::microseconds helper_spin{2000};
 
 // A runtime thread that runs the second half of pieces of work while the caller runs the first,
 // for the pause's work while the program's threads are parked and the cores idle: made when first
@@ -257,9 +236,7 @@ constexpr std::chrono::microseconds helper_spin{2000};
 // run on the caller, one after the other.
 class HelperThread {
 public:
-    // `spin`: how long either side spins before it sleeps while it waits for the other (for work
-    // in the pause, when the cores are idle; none for work while the program runs).
-    explicit HelperThread(std::chrono::microseconds spin = {}) { m_shared->spin = spin; }
+    HelperThread() = default;
     HelperThread(const HelperThread &) = delete;
     HelperThread &operator=(const HelperThread &) = delete;
     ~HelperThread()
@@ -297,7 +274,7 @@ public:
         } catch (...) {
             thrown = std::current_exception();
         }
-        wait_for_ticket(m_shared->done, done, m_shared->spin);  // `there` is done with (the helper may still be ending)
+        wait_for_ticket(m_shared->done, done);  // `there` is done with (the helper may still be ending)
         if (!thrown)
             thrown = m_shared->thrown;
         if (thrown)
@@ -324,7 +301,6 @@ private:
     struct Shared {
         const std::function<void()> *work = nullptr;
         std::atomic<int> caller_core{-1};
-        std::chrono::microseconds spin{};
         std::exception_ptr thrown;  // by `work`: thrown again by run()
         std::atomic<unsigned> go{0}, done{0};  // a ticket each: the caller's last piece, the helper's last done
     };
@@ -338,12 +314,8 @@ private:
         bool known = sched_getaffinity(0, sizeof allowed, &allowed) == 0;
         if (known)
             leave_core(shared.caller_core.load(std::memory_order_relaxed), allowed);
-        // The first piece of work is waited for asleep: it comes once the program's threads are
-        // parked, and a spinning thread would take a core from them meanwhile. Then the pause
-        // has begun, and the next pieces come within a fraction of a millisecond.
-        unsigned seen = 0;
-        for (auto spin = std::chrono::microseconds(0);; spin = shared.spin) {
-            wait_for_ticket(shared.go, seen, spin);
+        for (unsigned seen = 0;;) {
+            wait_for_ticket(shared.go, seen);
             ++seen;
             if (!shared.work)
                 return nullptr;
@@ -694,7 +666,7 @@ private:
         m_heap = std::make_unique<transform::HeapConverter>(transform::Image{m_old_schema, m_old->bias},
                                                             transform::Image{m_new_schema, m_new->bias}, *m_converter);
         if (converts && usable_cores() > 1) {  // on one core, a second thread would only take turns with the first
-            m_second = std::make_unique<HelperThread>(helper_spin);  // started in the pause
+            m_second = std::make_unique<HelperThread>();  // started in the pause
             m_halves = [this](const std::function<void()> &here, const std::function<void()> &there) {
                 m_second ? m_second->run(here, there) : run_both(here, there);
             };
