@@ -273,6 +273,7 @@ private:
         std::uint64_t largest_block = 0;
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
         std::size_t readable_hint = ~std::size_t{0};  // ReadableMemory::holds's, for this walker
+        ReadableMemory::Range readable{};  // the readable range its last question found: tried first
     };
     static constexpr std::size_t index_batch = 64;
     std::size_t take_index(Walker &walker);
@@ -287,7 +288,7 @@ private:
     const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
     const Block *sorted_block_holding(std::uintptr_t address) const;
     std::optional<const Block *> nearby_block(std::uintptr_t address) const;
-    bool mapped(std::uintptr_t address, std::uint64_t size, std::size_t &hint);
+    bool mapped(std::uintptr_t address, std::uint64_t size, Walker &walker);
     struct GlobalRange;
     const GlobalRange *global_holding(std::uintptr_t address) const;
     std::optional<std::uintptr_t> redirect_into_new_global(std::uintptr_t address,

@@ -114,40 +114,52 @@ bool ReadableMemory::take()
     return m_taken;
 }
 
-bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint) const
+bool ReadableMemory::holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint, Range *found) const
 {
     std::uintptr_t end = start + std::max<std::uint64_t>(size, 1);
     if (end < start || !m_taken)
         return false;
-    return m_maps >= 0 ? query_holds(start, end, hint) : snapshot_holds(start, end, hint);
+    return m_maps >= 0 ? query_holds(start, end, hint, found) : snapshot_holds(start, end, hint, found);
 }
 
-bool ReadableMemory::snapshot_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const
+bool ReadableMemory::snapshot_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint, Range *found) const
 {
-    if (hint < m_ranges.size() && m_ranges[hint].first <= start && end <= m_ranges[hint].second)
-        return true;  // the range the last question found: a heap's blocks lie in few of them
-    auto after = std::upper_bound(m_ranges.begin(), m_ranges.end(), start,
-                                  [](std::uintptr_t value, const Range &range) { return value < range.first; });
-    if (after == m_ranges.begin() || end > std::prev(after)->second)
-        return false;
-    hint = static_cast<std::size_t>(std::prev(after) - m_ranges.begin());
+    if (!(hint < m_ranges.size() && m_ranges[hint].first <= start && end <= m_ranges[hint].second)) {
+        // Not the range the last question found (a heap's blocks lie in few of them).
+        auto after = std::upper_bound(m_ranges.begin(), m_ranges.end(), start,
+                                      [](std::uintptr_t value, const Range &range) { return value < range.first; });
+        if (after == m_ranges.begin() || end > std::prev(after)->second)
+            return false;
+        hint = static_cast<std::size_t>(std::prev(after) - m_ranges.begin());
+    }
+    if (found)
+        *found = m_ranges[hint];
     return true;
 }
 
 // Mapping by mapping from `start`: [start, end) may run over several neighbours.
-bool ReadableMemory::query_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const
+bool ReadableMemory::query_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint, Range *found) const
 {
-    if (hint < m_known_count.load(std::memory_order_acquire) && m_known[hint].first <= start && end <= m_known[hint].second)
+    if (hint < m_known_count.load(std::memory_order_acquire) && m_known[hint].first <= start && end <= m_known[hint].second) {
+        if (found)
+            *found = m_known[hint];
         return true;
+    }
+    Range first{};
     for (std::uintptr_t at = start; at < end;) {
         Range range;
         std::size_t index;
         if (!known_range(at, range, index) && !ask_kernel(at, range, index))
             return false;
-        if (at == start && index != known_capacity)
-            hint = index;
+        if (at == start) {
+            first = range;
+            if (index != known_capacity)
+                hint = index;
+        }
         at = range.second;
     }
+    if (found)
+        *found = first;
     return true;
 }
 

@@ -35,6 +35,7 @@ std::vector<MappedRegion> mapped_regions();
 // run on several threads at once.
 class ReadableMemory {
 public:
+    using Range = std::pair<std::uintptr_t, std::uintptr_t>;  // [start, end)
     ReadableMemory() = default;
     ReadableMemory(const ReadableMemory &) = delete;
     ReadableMemory &operator=(const ReadableMemory &) = delete;
@@ -54,13 +55,14 @@ public:
         return holds(start, size, none);
     }
     // The same, trying first the range the caller's last question found (`hint`, which it keeps,
-    // one per thread): an update asks about a million pointers, most into the same heap.
-    bool holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint) const;
+    // one per thread): an update asks about a million pointers, most into the same heap. When
+    // it holds, `found` (if given) is a readable range that holds `start`, for the caller to
+    // try itself before it asks again.
+    bool holds(std::uintptr_t start, std::uint64_t size, std::size_t &hint, Range *found = nullptr) const;
 
 private:
-    using Range = std::pair<std::uintptr_t, std::uintptr_t>;  // [start, end)
-    bool snapshot_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const;
-    bool query_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint) const;
+    bool snapshot_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint, Range *found) const;
+    bool query_holds(std::uintptr_t start, std::uintptr_t end, std::size_t &hint, Range *found) const;
     bool known_range(std::uintptr_t address, Range &range, std::size_t &index) const;
     bool ask_kernel(std::uintptr_t address, Range &range, std::size_t &index) const;
 
