@@ -165,13 +165,8 @@ std::size_t release_variable_pages(const schema::Schema &schema, std::uintptr_t 
     return released;
 }
 
-// A version's big variables get their pages before the pause, not inside it. The new version's
-// for writing: a fresh copy of a version has never touched its .bss (a server's table of 65,536
-// connections is 128 page faults at its first write; writing each page's first byte back to
-// itself changes nothing). The old version's for reading: they are copied in the pause, and the
-// pages the program never touched (most of that table) fault on their first read, a few hundred
-// microseconds for 512 KiB on a virtual machine.
-// [start, start + bytes) given its pages now (page-aligned), for writing or for reading.
+// [start, start + bytes) given its pages now (page-aligned), for writing or for reading: writing
+// each page's first byte back to itself, or reading it, changes nothing.
 void populate_pages(std::uintptr_t start, std::size_t bytes, bool for_writing)
 {
     static const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -188,6 +183,11 @@ void populate_pages(std::uintptr_t start, std::size_t bytes, bool for_writing)
     }
 }
 
+// A version's big variables get their pages before the pause, not inside it. The new version's
+// for writing: a fresh copy of a version has never touched its .bss (a server's table of 65,536
+// connections is 128 page faults at its first write). The old version's for reading: they are
+// copied in the pause, and the pages the program never touched (most of that table) fault on
+// their first read, a few hundred microseconds for 512 KiB on a virtual machine.
 void populate_variable_pages(const schema::Schema &schema, std::uintptr_t bias, bool for_writing)
 {
     for_each_variable_pages(schema, bias, [for_writing](std::uintptr_t start, std::size_t bytes) {
@@ -228,9 +228,9 @@ void give_ticket(std::atomic<unsigned> &ticket)
 
 // A runtime thread that runs the second half of pieces of work while the caller runs the first,
 // for the pause's work while the program's threads are parked and the cores idle: made when first
-// needed (or, by start(), when the pause begins), and kept for the next pieces. An update keeps one for its transform (discovery,
-// allocation, conversion, the globals' big arrays), so that the pause pays a thread's start once
-// (30 to 90 µs each on this VM), not four times; an update that converts little never makes it,
+// needed (or, by start(), as the pause begins), and kept for the next pieces. An update keeps one
+// for its transform (discovery, allocation, conversion, the globals' big arrays), so that the
+// pause pays a thread's start once (30 to 90 µs each on this VM), not four times; an update that converts little never makes it,
 // nor one that fails before its pause (a thread made and ended leaves a cached stack and a malloc
 // arena behind, not a leak, but four mappings each time). When no thread can be made, both halves
 // run on the caller, one after the other.
@@ -1072,7 +1072,6 @@ private:
 
     Result<bool> restart()
     {
-        std::size_t stack_size = restart_stack_size;
         for (ThreadRecord *thread : m_parked) {
             if (thread->is_main) {
                 thread->restart_main = reinterpret_cast<MainFunction>(
@@ -1105,7 +1104,7 @@ private:
                 stack = m_spare_stacks.back();
                 m_spare_stacks.pop_back();
             } else {
-                stack = allocate_stack(stack_size);
+                stack = allocate_stack(restart_stack_size);
             }
             if (!stack) {
                 for (Stack &allocated : stacks)

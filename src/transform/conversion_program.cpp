@@ -557,21 +557,9 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
     const std::uint64_t first_to = each.to;
     const unsigned char *slots = from + step.from;
     bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
-    bool translate = each.kind == ConversionStep::Kind::DataPointer && m_translate;
-    constexpr std::uint64_t group = 8;
-    for (std::uint64_t at = first; at < end; at += group) {
-        std::uintptr_t words[group] = {};
-        if (end - at >= group)  // a fixed size: read in two vector loads, not a call of memcpy
-            std::memcpy(words, slots + at * sizeof(std::uintptr_t), sizeof words);
-        else
-            std::memcpy(words, slots + at * sizeof(std::uintptr_t), (end - at) * sizeof(std::uintptr_t));
-        if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]))
-            continue;
-        unsigned held = 0;  // a bit per slot that holds a pointer
-        for (std::uint64_t k = 0; k < group; ++k)
-            held |= unsigned{words[k] != 0} << k;
-        if (!held)
-            continue;
+    for (std::uint64_t at = first; at < end; at += 8) {
+        std::uintptr_t words[8];
+        unsigned held = read_pointer_group(slots + at * sizeof(std::uintptr_t), std::min<std::uint64_t>(8, end - at), words);
         if (prefetch)
             for (unsigned bits = held; bits; bits &= bits - 1)
                 m_prefetch(words[__builtin_ctz(bits)]);
@@ -580,13 +568,8 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
             each.from = i * sizeof(std::uintptr_t);
             each.to = first_to + i * step.new_stride;
             Place index(place, i);
-            if (translate) {  // run_step's, without its call: the place is spelled only on failure
-                auto moved = m_translate(words[i - at], each.old_type, Place(index, element.paths[each.path], Place::Suffix{}));
-                if (moved) {
-                    std::memcpy(to + step.to + each.to, &*moved, sizeof(std::uintptr_t));
-                    continue;
-                }
-            }
+            if (each.kind == ConversionStep::Kind::DataPointer && translated(each, element, slots, to + step.to, index))
+                continue;
             auto converted = run_step(each, element, slots, to + step.to, index);
             if (!converted)
                 return converted;
@@ -669,26 +652,9 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         // next sixteenth as it finishes one, so that they end together (fixed halves ended up to
         // 0.1 ms apart out of 0.3).
         constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
-        if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= halves_from) {
-            const std::uint64_t stretch = std::max<std::uint64_t>(step.count / 16, 1);
-            std::atomic<std::uint64_t> next{0};
-            auto take = [&](Result<bool> &result) {
-                try {  // on a helper thread, an exception would end the process
-                    for (std::uint64_t first; (first = next.fetch_add(stretch, std::memory_order_relaxed)) < step.count;) {
-                        result = elements(first, std::min(first + stretch, step.count));
-                        if (!result)
-                            break;
-                    }
-                } catch (const std::exception &exception) {
-                    result = Error{"", place.text() + ": " + exception.what()};
-                }
-                if (!result)
-                    next.store(step.count, std::memory_order_relaxed);  // the other stops at its next stretch
-            };
-            Result<bool> mine = true, theirs = true;
-            m_parallel([&] { take(mine); }, [&] { take(theirs); });
-            return mine ? theirs : mine;
-        }
+        if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= halves_from)
+            return share_by_stretches(m_parallel, step.count, std::max<std::uint64_t>(step.count / 16, 1), elements,
+                                      [&] { return place.text(); });
         return elements(0, step.count);
     }
     case ConversionStep::Kind::Interpreted:

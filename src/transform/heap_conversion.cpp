@@ -24,8 +24,9 @@ Error failure(const std::string &where, const std::string &why) { return Error{"
 
 // Below this many objects, a second thread costs more than it saves.
 constexpr std::size_t parallel_threshold = 4000;
-// Discovery: pointers followed by one thread before a second may join (meanwhile most megabyte
-// tables of block starts get made, by one thread), and pointers that must then wait to share.
+// Discovery: pointers followed by one thread before a second may join (a few: the first tables
+// of block starts come from the reserve made before the pause), and pointers that must then wait
+// to share.
 constexpr std::size_t steps_alone = 64, enough_to_share = 128;
 // How many objects ahead discovery and conversion ask for the old objects they will read.
 constexpr std::size_t prefetch_distance = 8;
@@ -67,12 +68,19 @@ void HeapConverter::keep_new_blocks()
     keep_transformer_allocations();
 }
 
+// Each walker's queue swapped for an empty one with no QueueMemory: its nodes go (those in the
+// memory stay there, the others are scrubbed and freed).
+void HeapConverter::let_go_of_queues()
+{
+    for (Walker *walker : {&m_first, &m_second_walker})
+        decltype(walker->candidates)(QueueAllocator<Candidate>()).swap(walker->candidates);
+}
+
 // The walkers' queues first let go of their nodes (a discovery that failed, by an exception
 // say, may have left nodes in them that lie in the memory): then it is unmapped.
 void HeapConverter::release_discovery_memory()
 {
-    for (Walker *walker : {&m_first, &m_second_walker})
-        decltype(walker->candidates)(QueueAllocator<Candidate>()).swap(walker->candidates);
+    let_go_of_queues();
     m_queue_memory.release();
 }
 
@@ -154,10 +162,11 @@ std::size_t HeapConverter::pointer_slots(const ConversionProgram &program)
 
 // A queue of pointers to follow, not recursion: a list of a million nodes is a chain of a million
 // pointers. First in, first out: the chains of a hash table are followed side by side, so that
-// the object a few places ahead can be asked for now and has arrived when its turn comes. One
-// thread begins (most updates convert few objects, and a thread costs more than it saves); when
-// many pointers still wait after a few thousand, a second thread takes half of them. Blocks
-// reachable from both halves are claimed by whichever meets them first (BlockStarts::insert_new).
+// the object a few places ahead can be asked for now and has arrived when its turn comes. The
+// roots' big arrays were queued in two halves, one per walker (walk); otherwise one thread
+// begins (most updates convert few objects, and a thread costs more than it saves), and when many
+// pointers still wait after a few dozen, a second thread takes half of them. Blocks reachable
+// from both walkers are claimed by whichever meets them first (BlockStarts::insert_new).
 Result<bool> HeapConverter::find_blocks()
 {
     m_stop.store(false, std::memory_order_relaxed);
@@ -192,11 +201,10 @@ Result<bool> HeapConverter::find_blocks()
     m_first.next_index = m_first.end_index = 0;
     if (found)
         fill_unused_indices(unused);
-    // The queue's malloc'd nodes go now, scrubbed (old addresses); its QueueMemory is unmapped
+    // The queues' malloc'd nodes go now, scrubbed (old addresses); their QueueMemory is unmapped
     // after the pause (release_discovery_memory): unmapping megabytes of touched pages took a
     // third of a millisecond, and nothing scans it (it holds no tracked block).
-    for (Walker *walker : {&m_first, &second})
-        decltype(walker->candidates)(QueueAllocator<Candidate>()).swap(walker->candidates);
+    let_go_of_queues();
     return found;
 }
 
@@ -318,18 +326,17 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
                 // An array of pointers (a hash table's 65,536 bucket heads): read in a loop, not
                 // a call per element; most slots of a sparse table are empty.
                 const unsigned char *slot = bytes + reach.offset + inner[0].offset;
-                std::uint64_t i = 0;
-                if (reach.stride == sizeof(std::uintptr_t))  // packed: eight empty slots at a time
-                    for (; i + 8 <= reach.count; i += 8, slot += 8 * sizeof(std::uintptr_t)) {
+                if (reach.stride == sizeof(std::uintptr_t)) {  // packed: eight slots at a time
+                    for (std::uint64_t i = 0; i < reach.count; i += 8) {
                         std::uintptr_t words[8];
-                        std::memcpy(words, slot, sizeof words);
-                        if (!(words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]))
-                            continue;
-                        for (std::uintptr_t address : words)
-                            if (address)
-                                walker.candidates.push_back({address, &inner[0], root, no_length});
+                        unsigned held = read_pointer_group(slot + i * sizeof(std::uintptr_t),
+                                                           std::min<std::uint64_t>(8, reach.count - i), words);
+                        for (; held; held &= held - 1)
+                            walker.candidates.push_back({words[__builtin_ctz(held)], &inner[0], root, no_length});
                     }
-                for (; i < reach.count; ++i, slot += reach.stride) {
+                    continue;
+                }
+                for (std::uint64_t i = 0; i < reach.count; ++i, slot += reach.stride) {
                     std::uintptr_t address;
                     std::memcpy(&address, slot, sizeof address);
                     if (address)
@@ -503,27 +510,11 @@ Result<bool> HeapConverter::convert_blocks()
         if (auto merged = merge_inner_blocks(); !merged)
             return merged;
     WhereNames wheres(*m_old.schema);
-    // Two threads when there is enough to share: the program's threads are parked, so the
-    // machine's other cores are idle. The helper takes the blocks below `cut` whose conversion may
-    // run in parallel, half the objects; this thread the others (blocks whose transformer must
-    // run alone) and every block from `cut` on. Ranges of the list, not lists of indices: those
-    // were a tenth of a millisecond of fresh memory for 10,000 blocks.
-    std::size_t half = m_parallel && m_objects >= parallel_threshold ? m_objects / 2 : 0, given = 0, cut = 0;
-    if (half && m_serial_blocks == 0)
-        return convert_shared(wheres);
-    for (; cut < m_blocks.size() && given < half; ++cut)
-        given += m_blocks[cut].program->parallel_safe ? m_blocks[cut].count : 0;
-    if (given == 0)
+    // Two threads when there is enough to share and a block they may share (the program's
+    // threads are parked, so the machine's other cores are idle).
+    if (!m_parallel || m_objects < parallel_threshold || m_serial_blocks == m_blocks.size())
         return convert_range(0, m_blocks.size(), Share::all, wheres);
-    Result<bool> mine = true, theirs = true;
-    m_parallel(
-        [&] {
-            mine = convert_range(0, cut, Share::serial_only, wheres);
-            if (mine)
-                mine = convert_range(cut, m_blocks.size(), Share::all, wheres);
-        },
-        [&] { theirs = convert_range(0, cut, Share::parallel_only, wheres); });
-    return mine ? theirs : mine;
+    return convert_shared(wheres);
 }
 
 const std::string &HeapConverter::WhereNames::of(TypeId type)
@@ -535,26 +526,20 @@ const std::string &HeapConverter::WhereNames::of(TypeId type)
     return where->second;
 }
 
-// Every block parallel_safe: both threads take the next stretch of the list as they finish one,
-// so that they end together (a fixed half each ended up to a fifth of the pass apart: one starts
-// later, or runs slower for a while on a shared core).
+// On two threads: this one first converts the blocks whose transformer must run alone (none,
+// mostly), while the helper begins on the others; both then take the next stretch of the list
+// as they finish one (share_by_stretches). Ranges of the list, not lists of indices: those were a
+// tenth of a millisecond of fresh memory for 10,000 blocks.
 Result<bool> HeapConverter::convert_shared(WhereNames &wheres) const
 {
     const std::size_t blocks = m_blocks.size();
-    const std::size_t stretch = std::clamp<std::size_t>(blocks / 64, 64, 16384);
-    std::atomic<std::size_t> next{0};
-    auto take = [&](Result<bool> &result) {
-        for (std::size_t first; (first = next.fetch_add(stretch, std::memory_order_relaxed)) < blocks;) {
-            result = convert_range(first, std::min(first + stretch, blocks), Share::all, wheres);
-            if (!result) {
-                next.store(blocks, std::memory_order_relaxed);  // the other stops at its next stretch
-                return;
-            }
-        }
-    };
-    Result<bool> mine = true, theirs = true;
-    m_parallel([&] { take(mine); }, [&] { take(theirs); });
-    return mine ? theirs : mine;
+    std::function<Result<bool>()> alone;
+    if (m_serial_blocks)
+        alone = [&] { return convert_range(0, blocks, Share::serial_only, wheres); };
+    return share_by_stretches(
+        m_parallel, blocks, std::clamp<std::size_t>(blocks / 64, 64, 16384),
+        [&](std::size_t first, std::size_t end) { return convert_range(first, end, Share::parallel_only, wheres); },
+        [] { return std::string("converting heap objects"); }, alone);
 }
 
 // The blocks [first, end) of the list, those of them `share` says.

@@ -282,6 +282,7 @@ private:
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
     Result<bool> follow(Walker &walker, std::size_t limit);
     Result<bool> walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added);
+    void let_go_of_queues();
     bool link_pointees(const Walker &walker);
     void count(const Walker &walker);
     const Block *block_holding(std::uintptr_t address) const;

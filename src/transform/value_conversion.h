@@ -2,7 +2,11 @@
 // rules of the schema diff: what the update does to globals, statics and MOLT_LOCALs.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -216,5 +220,61 @@ private:
     mutable std::recursive_mutex m_programs_mutex;
     mutable std::map<std::pair<schema::TypeId, schema::TypeId>, std::unique_ptr<ConversionProgram>> m_programs;
 };
+
+// Runs work(first, end) over [0, count) on the two threads `parallel` lends: each takes the next
+// `stretch` as it finishes one (an atomic cursor), so that they end together, where fixed halves
+// ended up to a fifth of the pass apart (one thread starts later, or runs slower for a while on a
+// shared core). A failure stops the other thread at its next stretch. An exception in `work`
+// (memory running out) is a failure too, named by what(): on the helper thread it would end the
+// process. `first_here`, if given, is work this thread does before it takes stretches (work that
+// must not run on the helper), while the helper has begun on them.
+template <typename Work, typename What>
+Result<bool> share_by_stretches(const ValueConverter::Parallel &parallel, std::uint64_t count, std::uint64_t stretch,
+                                const Work &work, const What &what,
+                                const std::function<Result<bool>()> &first_here = nullptr)
+{
+    std::atomic<std::uint64_t> next{0};
+    auto take = [&](Result<bool> &result) {
+        try {
+            for (std::uint64_t first; (first = next.fetch_add(stretch, std::memory_order_relaxed)) < count;) {
+                result = work(first, std::min(first + stretch, count));
+                if (!result)
+                    break;
+            }
+        } catch (const std::exception &exception) {
+            result = Error{"", what() + ": " + exception.what()};
+        }
+        if (!result)
+            next.store(count, std::memory_order_relaxed);  // the other stops at its next stretch
+    };
+    Result<bool> mine = true, theirs = true;
+    parallel(
+        [&] {
+            if (first_here && !(mine = first_here())) {
+                next.store(count, std::memory_order_relaxed);
+                return;
+            }
+            take(mine);
+        },
+        [&] { take(theirs); });
+    return mine ? theirs : mine;
+}
+
+// Reads `count` (at most 8) pointer slots of a packed array into `words`, the others zero: a bit
+// per slot that holds a pointer. Read eight at a time, a table of 65,536 bucket heads or
+// connections, mostly empty, costs little more than its reading.
+inline unsigned read_pointer_group(const unsigned char *slots, std::uint64_t count, std::uintptr_t (&words)[8])
+{
+    if (count >= 8) {
+        std::memcpy(words, slots, sizeof words);  // a fixed size: two vector loads, not a call
+    } else {
+        std::fill(std::begin(words), std::end(words), 0);
+        std::memcpy(words, slots, count * sizeof(std::uintptr_t));
+    }
+    unsigned held = 0;
+    for (unsigned k = 0; k < 8; ++k)
+        held |= unsigned{words[k] != 0} << k;
+    return held;
+}
 
 }  // namespace molt::transform

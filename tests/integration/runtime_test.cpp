@@ -663,6 +663,21 @@ TEST(HeapConversion, TheOldCopiesAreFreedAfterTheCommitUnlessKept)
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
 }
 
+// The same heap with a transformer for its nodes that must run alone (not declared parallel):
+// this thread converts the 41,000 nodes while the helper converts the other blocks, and every
+// object is converted once.
+TEST(HeapConversion, BlocksWhoseTransformerRunsAloneAreConvertedBesideTheShared)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DBIG");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG -DCAMPAIGN");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("heap: 45236 objects converted"), std::string::npos) << update.out;
+    expect_new_version_passes(fixture.log, "heap");
+}
+
 // Enough nodes for the discovery to go on two threads, with links between the nodes each thread
 // follows: every node is claimed by one of them and converted once (the exact count), and v2 finds
 // every link leading to the right node. Back and forth, three times.
