@@ -677,6 +677,13 @@ private:
         m_variables.push_back(std::move(variable));
     }
 
+    // A function's entry and the size of the code that starts there. A function gcc split in
+    // parts (its hot path, and `name.cold` for the paths it expects to be rare: calls to a
+    // function declared cold, such as molt_update_point_slow) has DW_AT_ranges and, in gcc 12's
+    // DWARF 5, neither DW_AT_low_pc nor DW_AT_entry_pc. Its entry is then the part that holds
+    // the function's own symbol (the cold part lies at a lower address; its symbol is
+    // `name.cold`), else the first part listed (gcc lists the hot one first). The size is that
+    // part's alone: code redirection patches the entry and needs to know how much code follows it.
     std::optional<std::pair<std::uint64_t, std::uint64_t>> code_range(Dwarf_Die *die)
     {
         Dwarf_Addr low, high;
@@ -685,20 +692,35 @@ private:
                 high = low;
             return std::make_pair(low, high - low);
         }
-        // Functions split in parts (gcc's hot/cold) have DW_AT_ranges: entry plus total extent.
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> parts;  // start, end
         Dwarf_Addr base, start, end;
         std::ptrdiff_t offset = 0;
-        std::uint64_t size = 0;
-        bool any = false;
-        int parts = 0;
-        while ((offset = dwarf_ranges(die, offset, &base, &start, &end)) > 0 && ++parts < 4096) {
-            size += end > start ? end - start : 0;
-            any = true;
-        }
-        Dwarf_Addr entry;
-        if (!any || dwarf_entrypc(die, &entry) != 0)
+        while ((offset = dwarf_ranges(die, offset, &base, &start, &end)) > 0 && parts.size() < 4096)
+            if (end > start)
+                parts.emplace_back(start, end);
+        if (parts.empty())
             return std::nullopt;
-        return std::make_pair(entry, size);
+        Dwarf_Addr entry;
+        if (dwarf_entrypc(die, &entry) != 0)
+            entry = split_function_entry(die, parts);
+        for (const auto &[part_start, part_end] : parts)
+            if (entry >= part_start && entry < part_end)
+                return std::make_pair(entry, part_end - entry);
+        return std::make_pair(entry, std::uint64_t{0});  // an entry outside its ranges: nothing is patched
+    }
+
+    std::uint64_t split_function_entry(Dwarf_Die *die, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &parts) const
+    {
+        std::string name = attribute_string(die, DW_AT_linkage_name);
+        if (name.empty())
+            name = attribute_string(die, DW_AT_name);
+        for (const auto &part : parts) {
+            auto [begin, end] = m_facts.function_symbols.equal_range(part.first);
+            for (auto it = begin; it != end; ++it)
+                if (it->second == name)
+                    return part.first;
+        }
+        return parts.front().first;
     }
 
     void read_function(Dwarf_Die *die)

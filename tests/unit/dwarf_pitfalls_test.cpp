@@ -229,6 +229,30 @@ TEST(DwarfPitfalls, AddressesInPieNonPieAndSharedObjects)
     }
 }
 
+// gcc -O2 moves a function's rare path (here a call to a function declared cold) to a part of
+// its own, `main.cold`, below the function: the function's DIE then has DW_AT_ranges and no
+// low_pc. Its entry is the part that holds its symbol, and its size that part's (code
+// redirection patches the entry).
+TEST(DwarfPitfalls, FunctionsSplitInHotAndColdPartsAreKnownByTheirEntry)
+{
+    std::string binary = build({"schema/split_function.c"}, {"gcc", "-O2 -gdwarf-5", ""});
+    ASSERT_NE(run("nm " + binary).find(" main.cold"), std::string::npos) << "gcc no longer splits main";
+    std::string dump = dwarf_dump(binary);
+    std::size_t main_die = dump.find("name                 (strp) \"main\"");
+    ASSERT_NE(main_die, std::string::npos);
+    ASSERT_NE(dump.find("ranges", main_die), std::string::npos);
+
+    auto schema = read(binary);
+    std::map<std::string, std::uint64_t> values = symbols(binary);
+    for (std::string name : {"main", "step"}) {
+        const schema::Function *function = schema.find_function(name);
+        ASSERT_NE(function, nullptr) << name;
+        EXPECT_EQ(function->address, values.at(name)) << name;
+        std::uint64_t size = std::stoull(run("nm -S " + binary + " | awk '$4 == \"" + name + "\" { print $2 }'"), nullptr, 16);
+        EXPECT_EQ(function->size, size) << name << ": the hot part's size, not both parts'";
+    }
+}
+
 TEST(DwarfPitfalls, ThreadLocalsAreMarked)
 {
     auto schema = read(build(state_sources, {"gcc", "-O0", ""}));
