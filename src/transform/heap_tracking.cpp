@@ -55,11 +55,16 @@ constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
 constexpr std::uint32_t transformer_mark = 1;
 constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
 
+// The low half of the block's address, its size hashed (a multiply) and its offset (so the check
+// word of a block tells its offset too: free's short path compares the check word alone): memory
+// that is not a header matches by chance once in 2^32. Every instruction here runs in each malloc
+// and free: the high half of the address is left out (its fold cost three; the low half already
+// differs per block), and the multiplier fits in an instruction's 32-bit immediate.
 std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t offset)
 {
     offset &= ~transformer_mark;  // marking or unmarking a block leaves its check word valid
-    auto value = reinterpret_cast<std::uintptr_t>(user) ^ (size * 0x9e3779b97f4a7c15ull) ^ offset;
-    return static_cast<std::uint32_t>(value ^ (value >> 32)) ^ seed;
+    auto value = reinterpret_cast<std::uintptr_t>(user) ^ (size * 0x5bd1e995u) ^ offset;
+    return static_cast<std::uint32_t>(value) ^ seed;
 }
 
 std::uint32_t distance(const Header *header) { return header->offset & ~(transformer_mark | arena_mark); }
@@ -70,8 +75,17 @@ void unmark(Header *header) { header->offset &= ~transformer_mark; }
 
 // Transformer allocations (heap_tracking.h): while a thread runs a transformer, each block it
 // allocates is marked and listed, in a list of that thread's own (the conversion may run on two).
-// initial-exec: libmolt is loaded with the program, and malloc reads this flag on every call.
-__attribute__((tls_model("initial-exec"))) thread_local bool t_recording = false;
+// Whether this thread records is told by its short-path limit, so that malloc and calloc test the
+// size and the recording with one comparison: sizes below the limit take the short path; it is 0
+// (no size is below it) while the thread records. initial-exec: libmolt is loaded with the
+// program, and malloc and free read it on every call.
+constexpr std::size_t largest_size = SIZE_MAX - 64;  // leaves room for the header and an alignment
+__attribute__((tls_model("initial-exec"))) thread_local std::size_t t_short_path_limit = largest_size + 1;
+
+bool recording() { return t_short_path_limit == 0; }
+
+void set_recording(bool on) { t_short_path_limit = on ? 0 : largest_size + 1; }
+
 __attribute__((tls_model("initial-exec"))) thread_local bool t_in_allocator = false;
 std::atomic<bool> g_allocator_possibly_locked{false};
 thread_local std::vector<void *> *t_recorded = nullptr;
@@ -86,7 +100,7 @@ std::atomic<bool> g_transformers_called{false};  // in this session
 // cannot grow, the block is unmarked: a rollback then leaves it allocated, nothing worse.
 [[gnu::noinline, gnu::cold]] void record(void *user, Header *header) noexcept
 {
-    t_recording = false;  // the list's own allocations are Molt's, not the transformer's
+    set_recording(false);  // the list's own allocations are Molt's, not the transformer's
     t_in_allocator = true;
     try {
         if (!t_recorded || t_recorded_session != g_session.load()) {
@@ -102,7 +116,7 @@ std::atomic<bool> g_transformers_called{false};  // in this session
         unmark(header);
     }
     t_in_allocator = false;
-    t_recording = true;
+    set_recording(true);
 }
 
 // Calls into glibc's allocator (or the sanitizer's). On a transformer's thread, the call is
@@ -110,7 +124,7 @@ std::atomic<bool> g_transformers_called{false};  // in this session
 template <typename Function, typename... Arguments>
 auto call_allocator(Function function, Arguments... arguments)
 {
-    if (__builtin_expect(!t_recording, 1))
+    if (__builtin_expect(!recording(), 1))
         return function(arguments...);
     t_in_allocator = true;
     struct Leave {
@@ -142,8 +156,8 @@ void *finish(void *base, std::size_t size, std::size_t offset)
     if (!base)
         return nullptr;
     char *user = static_cast<char *>(base) + offset;
-    Header *header = write_header(user, size, static_cast<std::uint32_t>(offset) | (t_recording ? transformer_mark : 0));
-    if (t_recording)
+    Header *header = write_header(user, size, static_cast<std::uint32_t>(offset) | (recording() ? transformer_mark : 0));
+    if (recording())
         record(user, header);
     return user;
 }
@@ -185,18 +199,29 @@ inline void *stamp(void *base, std::size_t size)
 // The general path: a transformer's block (marked and listed), or a size too big.
 [[gnu::noinline]] void *allocate(std::size_t size)
 {
-    if (size > SIZE_MAX - 64) {
+    if (size > largest_size) {
         errno = ENOMEM;
         return nullptr;
     }
     return finish(next_malloc(size + sizeof(Header)), size, sizeof(Header));
 }
 
+// calloc's general path: a size too big (or whose product overflows), or a transformer's block.
+[[gnu::noinline]] void *allocate_zeroed(std::size_t count, std::size_t size)
+{
+    std::size_t total;
+    if (__builtin_mul_overflow(count, size, &total) || total > largest_size) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return finish(next_calloc(1, total + sizeof(Header)), total, sizeof(Header));
+}
+
 void *allocate_aligned(std::size_t alignment, std::size_t size)
 {
     if (alignment <= sizeof(Header))
         return allocate(size);
-    if (size > SIZE_MAX - alignment - 64) {
+    if (size > largest_size - alignment) {
         errno = ENOMEM;
         return nullptr;
     }
@@ -372,7 +397,7 @@ void record_transformer_allocations(bool on)
 {
     if (on)
         g_transformers_called.store(true, std::memory_order_relaxed);
-    t_recording = on;
+    set_recording(on);
     t_in_allocator = false;  // a crash may have left it set: call_transformer has read it by now
 }
 
@@ -442,7 +467,7 @@ using namespace molt::transform;
 
 MOLT_EXPORT void *malloc(size_t size)
 {
-    if (__builtin_expect(t_recording || size > SIZE_MAX - 64, 0))
+    if (__builtin_expect(size >= t_short_path_limit, 0))  // too big, or a transformer's block
         return allocate(size);
     void *base = MOLT_NEXT(malloc)(size + sizeof(Header));
     return base ? stamp(base, size) : nullptr;
@@ -450,12 +475,17 @@ MOLT_EXPORT void *malloc(size_t size)
 
 MOLT_EXPORT void free(void *pointer)
 {
-    // The common path: an ordinary tracked block, freed outside a transformer. A pointer at the
-    // start of a page, an aligned block, a CopyArena's, or any other: release() tells.
+    // The common path: an ordinary tracked block, freed outside a transformer; its check word,
+    // computed with the ordinary offset, tells it (a transformer's mark is left out of the word, and
+    // glibc frees its block all the same). A pointer at the start of a page (its header would lie in
+    // the page before, maybe unmapped), an aligned block, a CopyArena's, or any other: release() tells.
+    // free(NULL) is common (kvd: one free in three), and costs two instructions.
     auto address = reinterpret_cast<std::uintptr_t>(pointer);
-    if (__builtin_expect(address % 16 == 0 && (address & 4095) >= sizeof(Header) && !t_recording, 1)) {
+    if (!address)
+        return;
+    if (__builtin_expect((address & 4095) >= sizeof(Header) && !recording(), 1)) {
         Header *header = header_of(pointer);
-        if (header->offset == sizeof(Header) && header->check == check_word(pointer, header->size, sizeof(Header))) {
+        if (header->check == check_word(pointer, header->size, sizeof(Header))) {
             header->check = 0;  // a second free of this pointer is no longer taken for ours
             MOLT_NEXT(free)(static_cast<char *>(pointer) - sizeof(Header));
             return;
@@ -467,16 +497,8 @@ MOLT_EXPORT void free(void *pointer)
 MOLT_EXPORT void *calloc(size_t count, size_t size)
 {
     size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) {
-        errno = ENOMEM;
-        return nullptr;
-    }
-    if (total > SIZE_MAX - 64) {
-        errno = ENOMEM;
-        return nullptr;
-    }
-    if (__builtin_expect(t_recording, 0))
-        return finish(next_calloc(1, total + 16), total, 16);
+    if (__builtin_expect(__builtin_mul_overflow(count, size, &total) || total >= t_short_path_limit, 0))
+        return allocate_zeroed(count, size);
     void *base = MOLT_NEXT(calloc)(1, total + sizeof(Header));
     return base ? stamp(base, total) : nullptr;
 }
@@ -489,7 +511,7 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         release(pointer);
         return nullptr;
     }
-    if (size > SIZE_MAX - 64) {
+    if (size > largest_size) {
         errno = ENOMEM;
         return nullptr;
     }
