@@ -58,7 +58,7 @@ extern "C" {
 extern volatile int molt_pending_update;
 
 /* Where an update point does its work when an update is pending (use molt_update_point). */
-void molt_update_point_slow(const char *name);
+void molt_update_point_slow(const char *name) __attribute__((cold));
 
 /*
  * A safe place to switch versions: the calling thread holds no lock and no state that the new
