@@ -61,6 +61,7 @@ json report_json(const UpdateReport &report)
             {"locals_carried", report.locals_carried},
             {"heap_objects_converted", report.heap_objects_converted},
             {"heap_bytes_converted", report.heap_bytes_converted},
+            {"copy_bytes_prepared", report.copy_bytes_prepared},
             {"heap_discovery_ms", report.heap_discovery_ms},
             {"heap_conversion_ms", report.heap_conversion_ms},
             {"old_blocks_freed", report.old_blocks_freed},

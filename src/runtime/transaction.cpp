@@ -675,9 +675,11 @@ private:
         m_heap->fail_allocation(allocation_fault());
         m_heap->fail_discovery(fault_fires("transform.discovery_out_of_memory").has_value());
         if (converts)
-            m_heap->prefault(root_pointers);
+            m_report.copy_bytes_prepared = m_heap->prefault(root_pointers);
         prepare_stacks();
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
+        if (m_report.copy_bytes_prepared)
+            m_detail += ", " + std::to_string(m_report.copy_bytes_prepared >> 20) + " MB ready for the new copies";
         return true;
     }
 

@@ -30,6 +30,7 @@ struct UpdateReport {
     std::size_t variables_copied = 0, variables_converted = 0, variables_new = 0, variables_dropped = 0;
     std::size_t locals_carried = 0;
     std::size_t heap_objects_converted = 0, heap_bytes_converted = 0;
+    std::size_t copy_bytes_prepared = 0;  // memory mapped and touched before the pause for the new copies
     // Of the transform phase: finding the heap objects to convert (one thread), and converting them.
     double heap_discovery_ms = 0, heap_conversion_ms = 0;
     // Given back after the commit (unless --keep-old-state): old heap blocks converted and freed,

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/sysinfo.h>
+
 #include "heap_tracking.h"
 #include "integers.h"
 
@@ -77,16 +79,19 @@ void HeapConverter::let_go_of_queues()
 }
 
 // The walkers' queues first let go of their nodes (a discovery that failed, by an exception
-// say, may have left nodes in them that lie in the memory): then it is unmapped.
-void HeapConverter::release_discovery_memory()
+// say, may have left nodes in them that lie in the memory): then it is unmapped. And the
+// segments prepared for copies that the conversion did not need.
+void HeapConverter::release_scratch_memory()
 {
     let_go_of_queues();
     m_queue_memory.release();
+    for (CopyArena &arena : m_arenas)
+        arena.release_reserve();
 }
 
 void HeapConverter::release_new_blocks()
 {
-    release_discovery_memory();
+    release_scratch_memory();
     if (allocator_may_be_locked())
         return;  // left allocated: better than a process that hangs in free()
     free_transformer_allocations();
@@ -102,7 +107,7 @@ void HeapConverter::release_new_blocks()
 
 HeapConverter::Reclaimed HeapConverter::free_old_blocks()
 {
-    release_discovery_memory();
+    release_scratch_memory();
     Reclaimed reclaimed;
     m_blocks.for_each([&](Block &block) {
         if (block.view)
@@ -202,7 +207,7 @@ Result<bool> HeapConverter::find_blocks()
     if (found)
         fill_unused_indices(unused);
     // The queues' malloc'd nodes go now, scrubbed (old addresses); their QueueMemory is unmapped
-    // after the pause (release_discovery_memory): unmapping megabytes of touched pages took a
+    // after the pause (release_scratch_memory): unmapping megabytes of touched pages took a
     // third of a millisecond, and nothing scans it (it holds no tracked block).
     let_go_of_queues();
     return found;
@@ -464,6 +469,28 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size, Walker &w
         m_last_mapped_page = page;
     }
     return true;
+}
+
+// The arenas' segments for the new copies, mapped and touched before the pause for as much as
+// the conversion may need: a guess, half the heap in use (the update converts part of it, and
+// may grow it), at most 128 MB and an eighth of the memory free, shared by the arenas that will
+// cut from it. Their page faults in the pause were a microsecond or two each on a virtual machine:
+// 25 ms of the pause for a million copies (80 MB) on two threads. A guess too big costs that
+// memory for the update's time and prepare's time to touch it (what the conversion does not
+// take is unmapped after the pause); too small, the rest faults in the pause as before.
+void HeapConverter::prepare_copy_segments()
+{
+    constexpr std::size_t most = std::size_t{128} << 20;
+    std::size_t bytes = std::min(heap_use().bytes_in_use / 2, most);
+    struct sysinfo memory;
+    if (sysinfo(&memory) == 0)
+        bytes = std::min<std::size_t>(bytes, static_cast<std::size_t>(memory.freeram) * memory.mem_unit / 8);
+    if (!m_parallel) {  // one thread converts: one arena
+        m_arenas[0].prepare(bytes);
+        return;
+    }
+    for (CopyArena &arena : m_arenas)
+        arena.prepare(bytes / 2);
 }
 
 // The new copies, allocated one after the other once every block is known, not as discovery

@@ -197,9 +197,10 @@ public:
     void keep_new_blocks();
 
     // Before the pause: touches the memory the conversion needs first (its list of blocks, the
-    // first segment of each thread's arena for the new copies, the first tables of block starts),
-    // and readies the questions about readable memory.
-    void prefault(std::size_t root_pointers)
+    // arenas' segments for the new copies, the first tables of block starts), and readies the
+    // questions about readable memory.
+    // Returns the bytes it made ready for the new copies.
+    std::size_t prefault(std::size_t root_pointers)
     {
         m_readable.query();  // its file opened now, and no snapshot in the pause (Linux 6.11)
         m_blocks.prefault();
@@ -207,12 +208,12 @@ public:
         constexpr std::size_t most = std::size_t{32} << 20;
         if (root_pointers)
             m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
-        for (CopyArena &arena : m_arenas)
-            arena.prepare();
+        prepare_copy_segments();
         // The block starts' tables: one per megabyte of heap, for a heap of up to 16 MB (beyond,
         // the tables mapped in the pause are a small part of the conversion's time).
         constexpr std::size_t most_tables = 16;
         m_block_starts.reserve(std::min(heap_use().bytes_in_use / (std::size_t{1} << 20) + 2, most_tables));
+        return m_arenas[0].ready_bytes() + m_arenas[1].ready_bytes();
     }
 
     // After the commit: the old blocks that were converted are garbage (every pointer the
@@ -223,9 +224,11 @@ public:
         std::size_t kept = 0;               // not allocated through Molt: left alone
     };
     Reclaimed free_old_blocks();
-    // The memory discovery's queues took their first nodes from (prefault): unmapped by
-    // free_old_blocks and release_new_blocks, outside the pause, or now.
-    void release_discovery_memory();
+    // The memory prefault mapped for the pause and the pause no longer needs: the one discovery's
+    // queues took their first nodes from, and the segments for copies the conversion did not
+    // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause, or now.
+    void release_scratch_memory();
+    void prepare_copy_segments();
 
     // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
     // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old

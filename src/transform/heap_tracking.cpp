@@ -329,17 +329,63 @@ void CopyArena::finish()
     m_uncounted = 0;
 }
 
-bool CopyArena::prepare() { return m_segment || next_segment(true); }
+namespace {
 
-// Its next segment, the last one let go of (it goes when its blocks have).
-bool CopyArena::next_segment(bool touch)
+// A segment with its pages touched (a hint: pages the kernel does not give now come at first
+// write), holding the arena's own reference; null when it could not be mapped.
+char *touched_segment(bool touch)
 {
     char *fresh = map_segment();
     if (!fresh)
-        return false;
+        return nullptr;
     if (touch)
-        madvise(fresh, segment_bytes, MADV_POPULATE_WRITE);  // a hint: pages the kernel does not give now come at first write
+        madvise(fresh, segment_bytes, MADV_POPULATE_WRITE);
     reinterpret_cast<SegmentHeader *>(fresh)->live.store(1, std::memory_order_relaxed);  // the arena's own
+    return fresh;
+}
+
+}  // namespace
+
+bool CopyArena::prepare(std::size_t bytes)
+{
+    if (!m_segment && !next_segment(true))
+        return false;
+    std::size_t segments = bytes > segment_bytes ? (bytes - 1) / segment_bytes : 0;  // beyond the first
+    try {
+        m_reserve.reserve(m_reserve.size() + segments);
+    } catch (const std::bad_alloc &) {
+        return true;  // no reserve: the copies fault their pages in, as without one
+    }
+    for (std::size_t i = 0; i < segments; ++i) {
+        char *segment = touched_segment(true);
+        if (!segment)
+            break;
+        m_reserve.push_back(segment);
+    }
+    return true;
+}
+
+std::size_t CopyArena::ready_bytes() const { return (m_reserve.size() + (m_segment ? 1 : 0)) * segment_bytes; }
+
+void CopyArena::release_reserve()
+{
+    for (char *segment : m_reserve)
+        drop_segment_reference(segment);
+    m_reserve.clear();
+    m_reserve.shrink_to_fit();
+}
+
+// Its next segment, one prepare() touched if any is left, the last one let go of (it goes when its
+// blocks have).
+bool CopyArena::next_segment(bool touch)
+{
+    char *fresh = nullptr;
+    if (!m_reserve.empty()) {
+        fresh = m_reserve.back();
+        m_reserve.pop_back();
+    } else if (!(fresh = touched_segment(touch))) {
+        return false;
+    }
     finish();
     m_segment = fresh;
     m_used = segment_header_bytes;

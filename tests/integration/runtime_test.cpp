@@ -678,6 +678,49 @@ TEST(HeapConversion, BlocksWhoseTransformerRunsAloneAreConvertedBesideTheShared)
     expect_new_version_passes(fixture.log, "heap");
 }
 
+// Before the pause, the update maps and touches memory for the new copies (half the heap in use,
+// here mostly a 64 MB block nothing converts): what the conversion does not take is given back
+// after a failed update and after a committed one, and the process's resident memory comes back
+// to within a few megabytes (the new copies, the old ones glibc keeps for reuse), not 30 more.
+TEST(HeapConversion, MemoryMadeReadyForTheCopiesIsGivenBack)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DBIG -DBALLAST");
+    std::string narrowing = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG -DBALLAST -DNARROW");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG -DBALLAST");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    auto resident_mb = [&] {
+        std::ifstream status("/proc/" + pid + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("VmRSS:", 0) == 0)
+                return std::stol(line.substr(6)) / 1024;
+        return -1L;
+    };
+    long before = resident_mb();
+    auto ready_mb = [](const std::string &out) {
+        std::smatch match;
+        return std::regex_search(out, match, std::regex("([0-9]+) MB ready for the new copies")) ? std::stol(match[1]) : 0L;
+    };
+
+    ToolResult failed = molt_tool({"update", pid, narrowing});
+    ASSERT_EQ(failed.status, 1) << failed.out << failed.err;
+    EXPECT_GE(ready_mb(failed.out), 24) << failed.out;
+    if (!under_sanitizers) {  // their allocator keeps freed memory in quarantine
+        EXPECT_LT(resident_mb() - before, 12) << "MB still resident after a failed update";
+    }
+
+    ToolResult update = molt_tool({"update", pid, v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_GE(ready_mb(update.out), 24) << update.out;
+    EXPECT_NE(update.out.find("heap: 45236 objects converted"), std::string::npos) << update.out;
+    if (!under_sanitizers) {
+        EXPECT_LT(resident_mb() - before, 12) << "MB still resident after the update";
+    }
+    expect_new_version_passes(fixture.log, "heap");
+}
+
 // Enough nodes for the discovery to go on two threads, with links between the nodes each thread
 // follows: every node is claimed by one of them and converted once (the exact count), and v2 finds
 // every link leading to the right node. Back and forth, three times.
