@@ -77,6 +77,17 @@ long status_number(const std::string &pid, const std::string &member)
     return std::regex_search(status, found, std::regex("\"" + member + "\": *([0-9]+)")) ? std::stol(found[1].str()) : -1;
 }
 
+// A field of /proc/PID/status by its name ("VmRSS", in kB; "Threads"), or -1.
+long proc_status_field(const std::string &pid, const std::string &field)
+{
+    std::ifstream status("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind(field + ":", 0) == 0)
+            return std::stol(line.substr(field.size() + 1));
+    return -1L;
+}
+
 // The pid a fixture wrote into its ready file (first word).
 pid_t ready_pid(const std::string &ready)
 {
@@ -690,14 +701,7 @@ TEST(HeapConversion, MemoryMadeReadyForTheCopiesIsGivenBack)
     std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG -DBALLAST");
     Fixture fixture = start_fixture(v1);
     std::string pid = std::to_string(fixture.process->pid());
-    auto resident_mb = [&] {
-        std::ifstream status("/proc/" + pid + "/status");
-        std::string line;
-        while (std::getline(status, line))
-            if (line.rfind("VmRSS:", 0) == 0)
-                return std::stol(line.substr(6)) / 1024;
-        return -1L;
-    };
+    auto resident_mb = [&] { return proc_status_field(pid, "VmRSS") / 1024; };
     long before = resident_mb();
     auto ready_mb = [](const std::string &out) {
         std::smatch match;
@@ -906,14 +910,7 @@ TEST_P(Transformers, FailedUpdatesLeakNoMemoryThreadsOrFds)
     std::string crashing = v2_with_old_types(v1, "-DCRASH_SEGV");
     Fixture fixture = start_fixture(v1);
     std::string pid = std::to_string(fixture.process->pid());
-    auto status_field = [&](const std::string &field) {
-        std::ifstream status("/proc/" + pid + "/status");
-        std::string line;
-        while (std::getline(status, line))
-            if (line.rfind(field + ":", 0) == 0)
-                return std::stol(line.substr(field.size() + 1));
-        return -1L;
-    };
+    auto status_field = [&](const std::string &field) { return proc_status_field(pid, field); };
     auto fds = [&] { return std::distance(std::filesystem::directory_iterator("/proc/" + pid + "/fd"), {}); };
     auto mappings = [&] { return read_lines("/proc/" + pid + "/maps").size(); };
     // Threads and fds before any update (a control connection's thread and socket last a moment
