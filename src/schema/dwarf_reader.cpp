@@ -681,9 +681,9 @@ private:
     // parts (its hot path, and `name.cold` for the paths it expects to be rare: calls to a
     // function declared cold, such as molt_update_point_slow) has DW_AT_ranges and, in gcc 12's
     // DWARF 5, neither DW_AT_low_pc nor DW_AT_entry_pc. Its entry is then the part that holds
-    // the function's own symbol (the cold part lies at a lower address; its symbol is
-    // `name.cold`), else the first part listed (gcc lists the hot one first). The size is that
-    // part's alone: code redirection patches the entry and needs to know how much code follows it.
+    // the function's own symbol (the other part's symbol is `name.cold`), else the first part
+    // listed (gcc lists the part holding the entry first). The size is that part's alone: code
+    // redirection patches the entry and needs to know how much code follows it.
     std::optional<std::pair<std::uint64_t, std::uint64_t>> code_range(Dwarf_Die *die)
     {
         Dwarf_Addr low, high;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include <sys/sysinfo.h>
 
@@ -85,8 +87,7 @@ void HeapConverter::release_scratch_memory()
 {
     let_go_of_queues();
     m_queue_memory.release();
-    for (CopyArena &arena : m_arenas)
-        arena.release_reserve();
+    m_copy_reserve.release();
 }
 
 void HeapConverter::release_new_blocks()
@@ -471,26 +472,57 @@ bool HeapConverter::mapped(std::uintptr_t address, std::uint64_t size, Walker &w
     return true;
 }
 
-// The arenas' segments for the new copies, mapped and touched before the pause for as much as
-// the conversion may need: a guess, half the heap in use (the update converts part of it, and
-// may grow it), at most 128 MB and an eighth of the memory free, shared by the arenas that will
-// cut from it. Their page faults in the pause were a microsecond or two each on a virtual machine:
-// 25 ms of the pause for a million copies (80 MB) on two threads. A guess too big costs that
-// memory for the update's time and prepare's time to touch it (what the conversion does not
-// take is unmapped after the pause); too small, the rest faults in the pause as before.
-void HeapConverter::prepare_copy_segments()
+namespace {
+
+// The bytes this process may still take: the system's free memory (page cache aside), and within
+// its cgroup's limit (v2: memory.max less memory.current) when it has one. SIZE_MAX: unknown.
+std::size_t memory_headroom()
 {
-    constexpr std::size_t most = std::size_t{128} << 20;
-    std::size_t bytes = std::min(heap_use().bytes_in_use / 2, most);
+    std::size_t headroom = SIZE_MAX;
     struct sysinfo memory;
     if (sysinfo(&memory) == 0)
-        bytes = std::min<std::size_t>(bytes, static_cast<std::size_t>(memory.freeram) * memory.mem_unit / 8);
-    if (!m_parallel) {  // one thread converts: one arena
-        m_arenas[0].prepare(bytes);
-        return;
+        headroom = static_cast<std::size_t>(memory.freeram) * memory.mem_unit;
+    std::ifstream membership("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(membership, line)) {
+        if (line.rfind("0::", 0) != 0)
+            continue;  // cgroup v1 lines: not read
+        std::string group = "/sys/fs/cgroup" + line.substr(3);
+        std::ifstream limit_file(group + "/memory.max"), current_file(group + "/memory.current");
+        std::string limit;
+        std::size_t current = 0;
+        if (limit_file >> limit && limit != "max" && current_file >> current) {
+            std::size_t most = std::strtoull(limit.c_str(), nullptr, 10);
+            headroom = std::min(headroom, most > current ? most - current : 0);
+        }
     }
-    for (CopyArena &arena : m_arenas)
-        arena.prepare(bytes / 2);
+    return headroom;
+}
+
+}  // namespace
+
+// Before the pause, the first segment of each arena that will cut copies, and a reserve both draw
+// from for as much as the conversion may need: a guess, half the heap in use (the update converts
+// part of it, and may grow it), at most 128 MB and an eighth of the memory the process may still
+// take. Their page faults in the pause were a microsecond or two each on a virtual machine: 25 ms
+// of the pause for a million copies (80 MB) on two threads. A guess too big costs that memory for
+// the update's time and prepare's time to touch it (what the conversion does not take is unmapped
+// after the pause); too small, the rest faults in the pause as before. Returns the bytes made ready.
+std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes)
+{
+    std::size_t ready = 0;
+    for (CopyArena &arena : m_arenas) {
+        if (arena.prepare())
+            ready += SegmentReserve::segment_size;
+        arena.draw_from(&m_copy_reserve);
+        if (!m_parallel)
+            break;  // one thread converts: one arena
+    }
+    constexpr std::size_t most = std::size_t{128} << 20;
+    std::size_t wanted = std::min({heap_bytes / 2, most, memory_headroom() / 8});
+    if (wanted > ready)
+        ready += m_copy_reserve.prepare(wanted - ready);
+    return ready;
 }
 
 // The new copies, allocated one after the other once every block is known, not as discovery

@@ -208,12 +208,13 @@ public:
         constexpr std::size_t most = std::size_t{32} << 20;
         if (root_pointers)
             m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
-        prepare_copy_segments();
+        std::size_t heap_bytes = heap_use().bytes_in_use;  // before this adds its own
+        std::size_t ready = prepare_copy_segments(heap_bytes);
         // The block starts' tables: one per megabyte of heap, for a heap of up to 16 MB (beyond,
         // the tables mapped in the pause are a small part of the conversion's time).
         constexpr std::size_t most_tables = 16;
-        m_block_starts.reserve(std::min(heap_use().bytes_in_use / (std::size_t{1} << 20) + 2, most_tables));
-        return m_arenas[0].ready_bytes() + m_arenas[1].ready_bytes();
+        m_block_starts.reserve(std::min(heap_bytes / (std::size_t{1} << 20) + 2, most_tables));
+        return ready;
     }
 
     // After the commit: the old blocks that were converted are garbage (every pointer the
@@ -228,7 +229,7 @@ public:
     // queues took their first nodes from, and the segments for copies the conversion did not
     // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause, or now.
     void release_scratch_memory();
-    void prepare_copy_segments();
+    std::size_t prepare_copy_segments(std::size_t heap_bytes);
 
     // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
     // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old
@@ -408,6 +409,7 @@ private:
         std::atomic<std::size_t> m_size{0};
     };
     BlockList m_blocks;
+    SegmentReserve m_copy_reserve;  // touched before the pause, drawn by both arenas
     CopyArena m_arenas[2];  // where the new copies are cut from, one per allocating thread
     BlockStarts m_block_starts;  // old start -> index in m_blocks
     Result<bool> allocate_new_blocks();

@@ -52,6 +52,13 @@ struct Header {
 static_assert(sizeof(Header) == 16, "the header keeps malloc's 16-byte alignment");
 
 constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
+// Below a block glibc allocated before the runtime was loaded lies glibc's own chunk header: the
+// check word's place holds the high half of its size (0), and the size's place, when the chunk
+// below is free, that chunk's size, a multiple of 16. The word free's short path computes for it
+// (its size a multiple of 16, the offset 16, the address 16-byte aligned) has the seed's low four
+// bits: with those not 0, such a block never passes for one of ours. (When the chunk below is in
+// use, its last bytes stand there: a chance match, once in 2^32, as anywhere else.)
+static_assert((seed & 15) != 0, "the seed's low bits tell a check word from glibc's header");
 constexpr std::uint32_t transformer_mark = 1;
 constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
 
@@ -59,7 +66,9 @@ constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of 
 // word of a block tells its offset too: free's short path compares the check word alone): memory
 // that is not a header matches by chance once in 2^32. Every instruction here runs in each malloc
 // and free: the high half of the address is left out (its fold cost three; the low half already
-// differs per block), and the multiplier fits in an instruction's 32-bit immediate.
+// differs per block), and the multiplier fits in an instruction's 32-bit immediate. The product's
+// low half depends on the size's low half only: a header whose size's high half was overwritten
+// still passes (Molt trusts its headers as glibc trusts its chunks').
 std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t offset)
 {
     offset &= ~transformer_mark;  // marking or unmarking a block leaves its check word valid
@@ -78,7 +87,9 @@ void unmark(Header *header) { header->offset &= ~transformer_mark; }
 // Whether this thread records is told by its short-path limit, so that malloc and calloc test the
 // size and the recording with one comparison: sizes below the limit take the short path; it is 0
 // (no size is below it) while the thread records. initial-exec: libmolt is loaded with the
-// program, and malloc and free read it on every call.
+// program, and malloc and free read it on every call. (A thread whose thread-locals were never
+// set up would read 0 and record: its blocks listed as a transformer's, which the next update's
+// list drops. glibc sets them up before any code of the thread runs.)
 constexpr std::size_t largest_size = SIZE_MAX - 64;  // leaves room for the header and an alignment
 __attribute__((tls_model("initial-exec"))) thread_local std::size_t t_short_path_limit = largest_size + 1;
 
@@ -232,7 +243,7 @@ void *allocate_aligned(std::size_t alignment, std::size_t size)
 // ---- CopyArena's segments ---------------------------------------------------------------------
 // A segment: 2 MB aligned to 2 MB, its first 64 bytes counting the blocks in it not yet freed (and
 // the arena still cutting from it, as one), the blocks after. Found from a block by its address.
-constexpr std::size_t segment_bytes = std::size_t{2} << 20;
+constexpr std::size_t segment_bytes = SegmentReserve::segment_size;
 constexpr std::size_t segment_header_bytes = 64;
 constexpr std::size_t largest_arena_block = std::size_t{64} << 10;
 
@@ -331,61 +342,66 @@ void CopyArena::finish()
 
 namespace {
 
-// A segment with its pages touched (a hint: pages the kernel does not give now come at first
-// write), holding the arena's own reference; null when it could not be mapped.
-char *touched_segment(bool touch)
+// A fresh segment holding the arena's own reference, its pages touched when `touch` and the
+// kernel agrees (MADV_POPULATE_WRITE, Linux 5.14: pages it does not give now come at first
+// write); null when it could not be mapped, or could not be touched when `must_touch`.
+char *fresh_segment(bool touch, bool must_touch = false)
 {
     char *fresh = map_segment();
     if (!fresh)
         return nullptr;
-    if (touch)
-        madvise(fresh, segment_bytes, MADV_POPULATE_WRITE);
     reinterpret_cast<SegmentHeader *>(fresh)->live.store(1, std::memory_order_relaxed);  // the arena's own
+    if (touch && madvise(fresh, segment_bytes, MADV_POPULATE_WRITE) != 0 && must_touch) {
+        drop_segment_reference(fresh);
+        return nullptr;
+    }
     return fresh;
 }
 
 }  // namespace
 
-bool CopyArena::prepare(std::size_t bytes)
+bool CopyArena::prepare() { return m_segment || next_segment(true); }
+
+std::size_t SegmentReserve::prepare(std::size_t bytes)
 {
-    if (!m_segment && !next_segment(true))
-        return false;
-    std::size_t segments = bytes > segment_bytes ? (bytes - 1) / segment_bytes : 0;  // beyond the first
+    std::size_t wanted = (bytes + segment_bytes - 1) / segment_bytes;
     try {
-        m_reserve.reserve(m_reserve.size() + segments);
+        m_segments.reserve(m_segments.size() + wanted);
     } catch (const std::bad_alloc &) {
-        return true;  // no reserve: the copies fault their pages in, as without one
+        return 0;
     }
-    for (std::size_t i = 0; i < segments; ++i) {
-        char *segment = touched_segment(true);
+    std::size_t made = 0;
+    for (; made < wanted; ++made) {
+        char *segment = fresh_segment(true, true);  // one the kernel would not touch now is no gain
         if (!segment)
             break;
-        m_reserve.push_back(segment);
+        m_segments.push_back(segment);
     }
-    return true;
+    return made * segment_bytes;
 }
 
-std::size_t CopyArena::ready_bytes() const { return (m_reserve.size() + (m_segment ? 1 : 0)) * segment_bytes; }
-
-void CopyArena::release_reserve()
+char *SegmentReserve::take()
 {
-    for (char *segment : m_reserve)
-        drop_segment_reference(segment);
-    m_reserve.clear();
-    m_reserve.shrink_to_fit();
+    std::size_t index = m_taken.fetch_add(1, std::memory_order_relaxed);
+    return index < m_segments.size() ? m_segments[index] : nullptr;
 }
 
-// Its next segment, one prepare() touched if any is left, the last one let go of (it goes when its
+void SegmentReserve::release()
+{
+    for (std::size_t i = std::min(m_taken.load(), m_segments.size()); i < m_segments.size(); ++i)
+        drop_segment_reference(m_segments[i]);
+    m_segments.clear();
+    m_segments.shrink_to_fit();
+    m_taken.store(0);
+}
+
+// Its next segment, from the reserve while it has some, the last one let go of (it goes when its
 // blocks have).
 bool CopyArena::next_segment(bool touch)
 {
-    char *fresh = nullptr;
-    if (!m_reserve.empty()) {
-        fresh = m_reserve.back();
-        m_reserve.pop_back();
-    } else if (!(fresh = touched_segment(touch))) {
+    char *fresh = m_reserve ? m_reserve->take() : nullptr;
+    if (!fresh && !(fresh = fresh_segment(touch)))
         return false;
-    }
     finish();
     m_segment = fresh;
     m_used = segment_header_bytes;

@@ -4,6 +4,7 @@
 // was loaded, or by another allocator) have no header and count as one element.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,10 +25,38 @@ bool readable(const void *pointer, std::size_t size);
 // be known to be mapped (the heap converter probes each page once; a scan reads mapped regions).
 std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer);
 
+// Segments for CopyArenas, mapped and touched before the pause, so that the copies are cut from
+// memory without a page fault in the pause (a fault costs a microsecond or two on a virtual
+// machine: 25 ms of a million copies' pause on two threads). One reserve for the arenas of an
+// update: they draw from it as they need segments (one thread may need more than half).
+class SegmentReserve {
+public:
+    static constexpr std::size_t segment_size = std::size_t{2} << 20;
+
+    SegmentReserve() = default;
+    SegmentReserve(const SegmentReserve &) = delete;
+    SegmentReserve &operator=(const SegmentReserve &) = delete;
+    ~SegmentReserve() { release(); }
+
+    // Maps and touches segments for `bytes` (rounded up): stops at the first that cannot be
+    // mapped or touched (a hint: the copies then fault their pages in, as without a reserve).
+    // Returns the bytes made ready.
+    std::size_t prepare(std::size_t bytes);
+    // A touched segment holding the taker's reference, or null when none is left. Any thread.
+    char *take();
+    // Unmaps the segments not taken (each a few dozen microseconds: after the pause).
+    void release();
+
+private:
+    std::vector<char *> m_segments;
+    std::atomic<std::size_t> m_taken{0};  // m_segments[0, m_taken) are the arenas'
+};
+
 // Where an update cuts the new copies of converted objects from: segments of 2 MB that Molt maps
 // itself, each block after the last with its tracking header, as a bump allocator does. An update
 // makes a million copies at once: through malloc each was a call into the allocator (at a million
-// blocks on two threads, 52 ms against 24 here, most of what is left being page faults), and the
+// blocks on two threads, 52 ms against 24 here, most of which were page faults: a SegmentReserve
+// now takes them before the pause), and the
 // copies now lie in the order the conversion writes them. The segments are not offered for huge
 // pages: one fault per 2 MB would be cheaper, but the kernel may compact memory to find a huge
 // page, a stall in the pause (on this project's virtual machine, huge-page faults cost 3 to 15
@@ -41,34 +70,26 @@ public:
     CopyArena() = default;
     CopyArena(const CopyArena &) = delete;
     CopyArena &operator=(const CopyArena &) = delete;
-    ~CopyArena()
-    {
-        finish();
-        release_reserve();
-    }
+    ~CopyArena() { finish(); }
 
-    // Before the pause: maps segments for `bytes` of copies (its first one at least) and touches
-    // their pages, so that the copies are cut from memory without a page fault in the pause: a
-    // fault costs a microsecond or two on a virtual machine, 25 ms of a million copies' pause on
-    // two threads. False when the first could not be mapped (allocate() will try again); the
-    // others are a hint.
-    bool prepare(std::size_t bytes = 0);
-    // The bytes of segments mapped and not yet cut from (its current one whole): after prepare(),
-    // what it touched for the copies.
-    std::size_t ready_bytes() const;
+    // Before the pause: maps its first segment and touches its pages, so that an update that
+    // converts a few thousand objects cuts them from memory without a page fault in the pause
+    // (2 MB for nothing, when the update converts none). False when it could not be mapped
+    // (allocate() will try again).
+    bool prepare();
+    // Where its next segments come from while the reserve has some (it must outlive the arena's
+    // allocations), before it maps its own.
+    void draw_from(SegmentReserve *reserve) { m_reserve = reserve; }
     // A zeroed block of `size` bytes, or null when no memory could be had.
     void *allocate(std::size_t size);
     // Done: lets go of its segment, which goes when its blocks have (at once when it has none).
     void finish();
-    // After the pause: unmaps the segments prepare() mapped that allocate() did not take (each a
-    // few dozen microseconds, not spent in the pause). The destructor does it too.
-    void release_reserve();
 
 private:
     bool next_segment(bool touch);
     char *m_segment = nullptr;  // holds a reference of its own while blocks are cut from it
     std::size_t m_used = 0;     // bytes of it given
-    std::vector<char *> m_reserve;  // mapped and touched by prepare(), taken by next_segment() first
+    SegmentReserve *m_reserve = nullptr;
     // Blocks cut from it and not yet in its live count: counted once, when the arena lets go of
     // it (an atomic add per block was a fifth of the allocation). Nothing frees them before:
     // the conversion, and any free of a copy, comes after the allocation's finish().
