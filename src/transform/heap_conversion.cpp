@@ -191,7 +191,9 @@ Result<bool> HeapConverter::find_blocks()
             m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
         }
         Result<bool> theirs = true;
-        m_parallel([&] { found = follow(m_first, no_block); }, [&] { theirs = follow(second, no_block); });
+        m_first.state.store(Walker::running);
+        second.state.store(Walker::running);
+        m_parallel([&] { found = follow_sharing(m_first, second); }, [&] { theirs = follow_sharing(second, m_first); });
         count(second);
         unused.emplace_back(second.next_index, second.end_index);
         if (found)
@@ -214,13 +216,65 @@ Result<bool> HeapConverter::find_blocks()
     return found;
 }
 
-Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit)
+// On two threads, each walker follows its queue and, when the other has run out, gives it half of
+// what it holds: the two queues seldom last equally (at a million keys, one walker ended 1 to 20
+// ms before the other; at 10,000, 0.04 to 0.17 ms of a 1.7 ms pause). Discovery ends when both
+// have run out, or when one fails.
+Result<bool> HeapConverter::follow_sharing(Walker &mine, Walker &theirs)
 {
+    for (;;) {
+        Result<bool> followed = follow(mine, no_block, &theirs);
+        if (!followed || m_stop.load(std::memory_order_relaxed)) {
+            theirs.state.store(Walker::done);  // it may be waiting for work: none will come
+            theirs.state.notify_one();
+            return followed;
+        }
+        if (!wait_for_work(mine, theirs))
+            return true;
+    }
+}
+
+// Half of the giver's queue (its newer half) to the taker, which waits for it.
+void HeapConverter::give_half(Walker &giver, Walker &taker)
+{
+    auto &from = giver.candidates;
+    auto half = from.begin() + static_cast<std::ptrdiff_t>(from.size() / 2);
+    taker.candidates.insert(taker.candidates.end(), half, from.end());
+    from.erase(half, from.end());
+    taker.state.store(Walker::fed);
+    taker.state.notify_one();
+}
+
+// This walker ran out: it waits until the other gives it work (true), or has run out too, or
+// failed (false). The store and the load are sequentially consistent: when both run out at once,
+// at least one sees the other hungry, and ends both.
+bool HeapConverter::wait_for_work(Walker &mine, Walker &theirs)
+{
+    mine.state.store(Walker::hungry);
+    if (theirs.state.load() == Walker::hungry) {
+        theirs.state.store(Walker::done);
+        theirs.state.notify_one();
+        return false;
+    }
+    mine.state.wait(Walker::hungry);
+    if (mine.state.load() != Walker::fed)
+        return false;
+    mine.state.store(Walker::running);
+    return true;
+}
+
+Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit, Walker *sharing)
+{
+    // The other walker ran out and waits: it gets half of this queue, when there is enough to share.
+    constexpr std::size_t worth_sharing = 64;
     try {
         auto &candidates = walker.candidates;
         for (std::size_t done = 0; done < limit && !candidates.empty(); ++done) {
             if (m_stop.load(std::memory_order_relaxed))
                 return true;  // the other walker failed: its failure is the update's
+            if (sharing && sharing->state.load(std::memory_order_relaxed) == Walker::hungry &&
+                candidates.size() >= worth_sharing)
+                give_half(walker, *sharing);
             if (candidates.size() > prefetch_distance) {  // its header, and the table entry a claim writes
                 __builtin_prefetch(reinterpret_cast<const void *>(candidates[prefetch_distance].address - 16));
                 m_block_starts.prefetch_for_insert(candidates[prefetch_distance].address);

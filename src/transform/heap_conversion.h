@@ -278,13 +278,20 @@ private:
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
         std::size_t readable_hint = ~std::size_t{0};  // ReadableMemory::holds's, for this walker
         ReadableMemory::Range readable{};  // the readable range its last question found: tried first
+        // On two threads: running, waiting for work (its queue ran out), given work by the other
+        // walker, or done (both ran out, or one failed).
+        enum State : int { running, hungry, fed, done };
+        std::atomic<int> state{running};
     };
     static constexpr std::size_t index_batch = 64;
     std::size_t take_index(Walker &walker);
     void fill_unused_indices(const std::vector<std::pair<std::size_t, std::size_t>> &unused);
     static constexpr std::size_t no_block = ~std::size_t{0};
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
-    Result<bool> follow(Walker &walker, std::size_t limit);
+    Result<bool> follow(Walker &walker, std::size_t limit, Walker *sharing = nullptr);
+    Result<bool> follow_sharing(Walker &mine, Walker &theirs);
+    void give_half(Walker &giver, Walker &taker);
+    bool wait_for_work(Walker &mine, Walker &theirs);
     Result<bool> walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added);
     void let_go_of_queues();
     bool link_pointees(const Walker &walker);
