@@ -272,7 +272,8 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit, Walker *sh
         for (std::size_t done = 0; done < limit && !candidates.empty(); ++done) {
             if (m_stop.load(std::memory_order_relaxed))
                 return true;  // the other walker failed: its failure is the update's
-            if (sharing && sharing->state.load(std::memory_order_relaxed) == Walker::hungry &&
+            // (acquire: the other walker's last changes to its queue, before it said so, are seen)
+            if (sharing && sharing->state.load(std::memory_order_acquire) == Walker::hungry &&
                 candidates.size() >= worth_sharing)
                 give_half(walker, *sharing);
             if (candidates.size() > prefetch_distance) {  // its header, and the table entry a claim writes
