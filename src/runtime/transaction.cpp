@@ -97,7 +97,9 @@ const char *planned_transformer(void *, const void *) { return nullptr; }
 // MOLT_FAULT_REPEAT=1 it fires at every update that reaches it (the leak checks repeat a failure).
 // Points: prepare.loaded, quiesce.parked, transform.heap_discovered, transform.out_of_memory
 // (Molt's own allocation fails: std::bad_alloc), transform.globals (half the
-// globals written), restart.stacks (just before any thread moves).
+// globals written), restart.stacks (just before any thread moves). And one that fails nothing:
+// transform.no_helper_thread (no second thread can be made: the pause's halves run one after the
+// other on the update's thread).
 
 // Whether MOLT_FAULT names `point` (alone, or followed by ":argument") and has not fired yet in
 // this process (or MOLT_FAULT_REPEAT=1); then what follows the point's name.
@@ -287,6 +289,10 @@ public:
     {
         if (m_started || m_failed)
             return;
+        if (fault_fires("transform.no_helper_thread")) {  // (fault injection) as if none could be made
+            m_failed = true;
+            return;
+        }
         auto *handed = new std::shared_ptr<Shared>(m_shared);
         m_shared->caller_core.store(sched_getcpu(), std::memory_order_relaxed);  // it leaves this core at once
         pthread_t thread;

@@ -191,8 +191,8 @@ Result<bool> HeapConverter::find_blocks()
             m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
         }
         Result<bool> theirs = true;
-        m_first.state.store(Walker::running);
-        second.state.store(Walker::running);
+        m_first.state.store(Walker::idle);
+        second.state.store(Walker::idle);
         m_parallel([&] { found = follow_sharing(m_first, second); }, [&] { theirs = follow_sharing(second, m_first); });
         count(second);
         unused.emplace_back(second.next_index, second.end_index);
@@ -219,19 +219,37 @@ Result<bool> HeapConverter::find_blocks()
 // On two threads, each walker follows its queue and, when the other has run out, gives it half of
 // what it holds: the two queues seldom last equally (at a million keys, one walker ended 1 to 20
 // ms before the other; at 10,000, 0.04 to 0.17 ms of a 1.7 ms pause). Discovery ends when both
-// have run out, or when one fails.
+// have run out, or when one fails. Each walker moves its own state by compare-and-exchange, and
+// `done` is final, so that neither a failure's `done` nor work given at the last moment is lost.
+// The two may also run one after the other on one thread (the runtime lends no second): the
+// first, seeing the second not started, ends alone; the second then follows its whole queue.
 Result<bool> HeapConverter::follow_sharing(Walker &mine, Walker &theirs)
 {
-    for (;;) {
-        Result<bool> followed = follow(mine, no_block, &theirs);
-        if (!followed || m_stop.load(std::memory_order_relaxed)) {
-            theirs.state.store(Walker::done);  // it may be waiting for work: none will come
-            theirs.state.notify_one();
-            return followed;
+    int expected = Walker::idle;
+    if (!mine.state.compare_exchange_strong(expected, Walker::running))
+        return true;  // done before it started: the other failed, and its failure is the update's
+    try {
+        for (;;) {
+            Result<bool> followed = follow(mine, no_block, &theirs);
+            if (!followed || m_stop.load(std::memory_order_relaxed)) {
+                m_stop.store(true, std::memory_order_relaxed);
+                end_walker(theirs);  // it may be waiting for work: none will come
+                return followed;
+            }
+            if (!wait_for_work(mine, theirs))
+                return true;
         }
-        if (!wait_for_work(mine, theirs))
-            return true;
+    } catch (...) {  // (follow catches what it throws; an error's own message may not be made)
+        m_stop.store(true, std::memory_order_relaxed);
+        end_walker(theirs);
+        throw;
     }
+}
+
+void HeapConverter::end_walker(Walker &walker)
+{
+    walker.state.store(Walker::done);
+    walker.state.notify_one();
 }
 
 // Half of the giver's queue (its newer half) to the taker, which waits for it.
@@ -245,22 +263,28 @@ void HeapConverter::give_half(Walker &giver, Walker &taker)
     taker.state.notify_one();
 }
 
-// This walker ran out: it waits until the other gives it work (true), or has run out too, or
-// failed (false). The store and the load are sequentially consistent: when both run out at once,
-// at least one sees the other hungry, and ends both.
+// This walker ran out: true when the other gives it work, false when discovery is over (the
+// other ran out too, has not started, or failed). The stores and loads are sequentially
+// consistent: when both run out at once, at least one sees the other hungry.
 bool HeapConverter::wait_for_work(Walker &mine, Walker &theirs)
 {
-    mine.state.store(Walker::hungry);
-    if (theirs.state.load() == Walker::hungry) {
-        theirs.state.store(Walker::done);
-        theirs.state.notify_one();
-        return false;
+    int expected = Walker::running;
+    if (!mine.state.compare_exchange_strong(expected, Walker::hungry))
+        return false;  // done: the other failed
+    int other = theirs.state.load();
+    if (other == Walker::hungry || other == Walker::idle || other == Walker::done) {  // no work will come
+        expected = Walker::hungry;
+        if (mine.state.compare_exchange_strong(expected, Walker::done)) {
+            if (other == Walker::hungry)
+                end_walker(theirs);
+            return false;
+        }
+        // Not hungry any more: given work after all (the other, before it ran out), or ended.
+    } else {
+        mine.state.wait(Walker::hungry);
     }
-    mine.state.wait(Walker::hungry);
-    if (mine.state.load() != Walker::fed)
-        return false;
-    mine.state.store(Walker::running);
-    return true;
+    expected = Walker::fed;
+    return mine.state.compare_exchange_strong(expected, Walker::running);
 }
 
 Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit, Walker *sharing)

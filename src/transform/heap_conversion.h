@@ -278,10 +278,11 @@ private:
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
         std::size_t readable_hint = ~std::size_t{0};  // ReadableMemory::holds's, for this walker
         ReadableMemory::Range readable{};  // the readable range its last question found: tried first
-        // On two threads: running, waiting for work (its queue ran out), given work by the other
-        // walker, or done (both ran out, or one failed).
-        enum State : int { running, hungry, fed, done };
-        std::atomic<int> state{running};
+        // On two threads: not started yet, running, waiting for work (its queue ran out), given
+        // work by the other walker, or done (final: both ran out, or one failed). A line of its
+        // own: the other walker reads it at each step, and this one's queue is written at each.
+        enum State : int { idle, running, hungry, fed, done };
+        alignas(64) std::atomic<int> state{idle};
     };
     static constexpr std::size_t index_batch = 64;
     std::size_t take_index(Walker &walker);
@@ -292,6 +293,7 @@ private:
     Result<bool> follow_sharing(Walker &mine, Walker &theirs);
     void give_half(Walker &giver, Walker &taker);
     bool wait_for_work(Walker &mine, Walker &theirs);
+    static void end_walker(Walker &walker);
     Result<bool> walk_pointer(const Candidate &candidate, Walker &walker, std::size_t &added);
     void let_go_of_queues();
     bool link_pointees(const Walker &walker);

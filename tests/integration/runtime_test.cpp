@@ -765,6 +765,26 @@ TEST(HeapConversion, TwoDiscoveryThreadsConvertEachSharedNodeOnce)
     EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
 }
 
+// When no second thread can be made (MOLT_FAULT=transform.no_helper_thread), the pause's halves
+// run one after the other on the update's thread, discovery's two walkers too: the first, seeing
+// the second not started, ends alone, and the second then follows its whole queue. Every object
+// is converted once, and the update does not wait for a walker that never runs.
+TEST(HeapConversion, WithoutASecondThreadTheHalvesRunOneAfterTheOther)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DBIG");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG");
+    std::string log = unique_path("log"), ready = unique_path("ready");
+    setenv("MOLT_FAULT", "transform.no_helper_thread", 1);  // the fixture inherits it
+    LiveProcess process({v1, log, ready});
+    unsetenv("MOLT_FAULT");
+    std::string pid = std::to_string(ready_pid(ready));
+    ToolResult update = molt_tool({"update", "--timeout", "20", pid, v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("heap: 45236 objects converted"), std::string::npos) << update.out;
+    expect_new_version_passes(log, "heap");
+}
+
 // A global whose big arrays hold big arrays: the update converts the outer array in two halves
 // on two threads, and each inner one asks for two halves again from inside a half (the helper
 // thread is busy then: those run one after the other). Back and forth three times.
