@@ -252,15 +252,22 @@ void HeapConverter::end_walker(Walker &walker)
     walker.state.notify_one();
 }
 
-// Half of the giver's queue (its newer half) to the taker, which waits for it.
+// Half of the giver's queue (its newer half) to the taker, which said it was hungry. Published by
+// compare-and-exchange: the taker may have ended alone meanwhile (it saw the giver not started),
+// and then the half comes back (its queue was empty, and it no longer touches it).
 void HeapConverter::give_half(Walker &giver, Walker &taker)
 {
     auto &from = giver.candidates;
     auto half = from.begin() + static_cast<std::ptrdiff_t>(from.size() / 2);
     taker.candidates.insert(taker.candidates.end(), half, from.end());
     from.erase(half, from.end());
-    taker.state.store(Walker::fed);
-    taker.state.notify_one();
+    int expected = Walker::hungry;
+    if (taker.state.compare_exchange_strong(expected, Walker::fed)) {
+        taker.state.notify_one();
+        return;
+    }
+    from.insert(from.end(), taker.candidates.begin(), taker.candidates.end());
+    taker.candidates.clear();
 }
 
 // This walker ran out: true when the other gives it work, false when discovery is over (the
