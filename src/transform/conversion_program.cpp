@@ -491,8 +491,7 @@ Result<bool> ValueConverter::run(const ConversionProgram &program, const unsigne
 // the runtime lends a second: memset's time is the memory's.
 void ValueConverter::zero(unsigned char *to, std::size_t size) const
 {
-    constexpr std::size_t halves_from = 256 * 1024;
-    if (!m_parallel || size < halves_from) {
+    if (!m_parallel || size < big_array_bytes) {
         std::memset(to, 0, size);
         return;
     }
@@ -651,8 +650,7 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         // runtime lends a second thread and no transformer in it must run alone: each takes the
         // next sixteenth as it finishes one, so that they end together (fixed halves ended up to
         // 0.1 ms apart out of 0.3).
-        constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
-        if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= halves_from)
+        if (m_parallel && step.element->parallel_safe && step.count >= 2 && step.count * step.old_stride >= big_array_bytes)
             return share_by_stretches(m_parallel, step.count, std::max<std::uint64_t>(step.count / 16, 1), elements,
                                       [&] { return place.text(); });
         return elements(0, step.count);

@@ -185,11 +185,8 @@ Result<bool> HeapConverter::find_blocks()
     if (found && m_parallel && m_readable.taken() &&
         m_first.candidates.size() + second.candidates.size() >= enough_to_share && !link_pointees(m_first) &&
         !link_pointees(second)) {
-        if (second.candidates.empty()) {
-            std::size_t half = m_first.candidates.size() / 2;
-            second.candidates.assign(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
-            m_first.candidates.erase(m_first.candidates.begin() + static_cast<std::ptrdiff_t>(half), m_first.candidates.end());
-        }
+        if (second.candidates.empty())
+            move_newer_half(m_first, second);
         Result<bool> theirs = true;
         m_first.state.store(Walker::idle);
         second.state.store(Walker::idle);
@@ -252,21 +249,26 @@ void HeapConverter::end_walker(Walker &walker)
     walker.state.notify_one();
 }
 
-// Half of the giver's queue (its newer half) to the taker, which said it was hungry. Published by
+// The newer half of one walker's queue, moved to the end of the other's.
+void HeapConverter::move_newer_half(Walker &from, Walker &to)
+{
+    auto half = from.candidates.begin() + static_cast<std::ptrdiff_t>(from.candidates.size() / 2);
+    to.candidates.insert(to.candidates.end(), half, from.candidates.end());
+    from.candidates.erase(half, from.candidates.end());
+}
+
+// Half of the giver's queue to the taker, which said it was hungry. Published by
 // compare-and-exchange: the taker may have ended alone meanwhile (it saw the giver not started),
 // and then the half comes back (its queue was empty, and it no longer touches it).
 void HeapConverter::give_half(Walker &giver, Walker &taker)
 {
-    auto &from = giver.candidates;
-    auto half = from.begin() + static_cast<std::ptrdiff_t>(from.size() / 2);
-    taker.candidates.insert(taker.candidates.end(), half, from.end());
-    from.erase(half, from.end());
+    move_newer_half(giver, taker);
     int expected = Walker::hungry;
     if (taker.state.compare_exchange_strong(expected, Walker::fed)) {
         taker.state.notify_one();
         return;
     }
-    from.insert(from.end(), taker.candidates.begin(), taker.candidates.end());
+    giver.candidates.insert(giver.candidates.end(), taker.candidates.begin(), taker.candidates.end());
     taker.candidates.clear();
 }
 
@@ -438,9 +440,8 @@ void HeapConverter::walk(const ConversionProgram &program, const unsigned char *
             }
             // A big array of a root (a sharded store's 64 shards of 1024 buckets): its pointers
             // queued by two threads at once, the second half's for the second walker to follow.
-            constexpr std::uint64_t halves_from = 256 * 1024;  // bytes
             if (&walker == &m_first && !m_seeding_halves && m_parallel && reach.count >= 2 &&
-                reach.count * reach.stride >= halves_from) {
+                reach.count * reach.stride >= big_array_bytes) {
                 std::uint64_t half = reach.count / 2;
                 auto queue = [&](Walker &into, std::uint64_t first, std::uint64_t end) {
                     for (std::uint64_t i = first; i < end; ++i)

@@ -225,11 +225,6 @@ public:
         std::size_t kept = 0;               // not allocated through Molt: left alone
     };
     Reclaimed free_old_blocks();
-    // The memory prefault mapped for the pause and the pause no longer needs: the one discovery's
-    // queues took their first nodes from, and the segments for copies the conversion did not
-    // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause, or now.
-    void release_scratch_memory();
-    std::size_t prepare_copy_segments(std::size_t heap_bytes);
 
     // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
     // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old
@@ -291,6 +286,7 @@ private:
     void walk(const ConversionProgram &program, const unsigned char *bytes, const std::string *root, Walker &walker);
     Result<bool> follow(Walker &walker, std::size_t limit, Walker *sharing = nullptr);
     Result<bool> follow_sharing(Walker &mine, Walker &theirs);
+    static void move_newer_half(Walker &from, Walker &to);
     void give_half(Walker &giver, Walker &taker);
     bool wait_for_work(Walker &mine, Walker &theirs);
     static void end_walker(Walker &walker);
@@ -421,6 +417,11 @@ private:
     SegmentReserve m_copy_reserve;  // touched before the pause, drawn by both arenas
     CopyArena m_arenas[2];  // where the new copies are cut from, one per allocating thread
     BlockStarts m_block_starts;  // old start -> index in m_blocks
+    // The memory prefault mapped for the pause and the pause no longer needs: the one discovery's
+    // queues took their first nodes from, and the segments for copies the conversion did not
+    // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause.
+    void release_scratch_memory();
+    std::size_t prepare_copy_segments(std::size_t heap_bytes);
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
     // "a heap struct node": how a conversion's failure names a block's type, spelled when

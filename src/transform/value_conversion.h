@@ -221,6 +221,10 @@ private:
     mutable std::map<std::pair<schema::TypeId, schema::TypeId>, std::unique_ptr<ConversionProgram>> m_programs;
 };
 
+// From this size in bytes, a big array of a global is worth two threads (its zeroing, its
+// conversion, the queuing of its pointers): below it, handing half to the helper costs more.
+constexpr std::size_t big_array_bytes = 256 * 1024;
+
 // Runs work(first, end) over [0, count) on the two threads `parallel` lends: each takes the next
 // `stretch` as it finishes one (an atomic cursor), so that they end together, where fixed halves
 // ended up to a fifth of the pass apart (one thread starts later, or runs slower for a while on a

@@ -114,6 +114,22 @@ Fixture start_fixture(const std::string &binary)
     return fixture;
 }
 
+// heap_state built with `v1_defines` (after -DV=1), updated to it built with `v2_defines` (after
+// -DV=2): the update succeeds, its report says `converted` (when not empty), and v2's checks pass.
+void expect_heap_update_converts(const Toolchain &toolchain, const std::string &v1_defines,
+                                 const std::string &v2_defines, const std::string &converted)
+{
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 " + v1_defines);
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 " + v2_defines);
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    if (!converted.empty()) {
+        EXPECT_NE(update.out.find(converted), std::string::npos) << update.out;
+    }
+    expect_new_version_passes(fixture.log, "heap");
+}
+
 // The counter fixture's count, in whichever version's format: every printed count is the one
 // before plus one (never reset, repeated or skipped across updates and rollbacks).
 void expect_count_unbroken(const std::string &log)
@@ -679,14 +695,7 @@ TEST(HeapConversion, TheOldCopiesAreFreedAfterTheCommitUnlessKept)
 // object is converted once.
 TEST(HeapConversion, BlocksWhoseTransformerRunsAloneAreConvertedBesideTheShared)
 {
-    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DBIG");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DBIG -DCAMPAIGN");
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
-    ASSERT_EQ(update.status, 0) << update.out << update.err;
-    EXPECT_NE(update.out.find("heap: 45236 objects converted"), std::string::npos) << update.out;
-    expect_new_version_passes(fixture.log, "heap");
+    expect_heap_update_converts({"gcc", "-O2", "gcc_O2"}, "-DBIG", "-DBIG -DCAMPAIGN", "heap: 45236 objects converted");
 }
 
 // Before the pause, the update maps and touches memory for the new copies (half the heap in use,
@@ -1111,28 +1120,14 @@ TEST(HeapConversionFailure, APointerIntoAMemberWhereNoMemberOfItsTypeStartsFails
 // lead to those members of the new objects, wherever the new type put them.
 TEST(HeapConversion, PointersToMembersOfConvertedObjectsLeadToTheNewMembers)
 {
-    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DMEMBER");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DMEMBER");
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
-    ASSERT_EQ(update.status, 0) << update.out << update.err;
-    expect_new_version_passes(fixture.log, "heap");
+    expect_heap_update_converts({"gcc", "-O2", "gcc_O2"}, "-DMEMBER", "-DMEMBER", "");
 }
 
 // A pointer into the middle of a converted array (followed as one item, before or after the
 // array's start) leads to the same element of the new array: one copy, not two.
 TEST(HeapConversion, APointerIntoTheMiddleOfAConvertedArrayLeadsToTheSameNewElement)
 {
-    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DINTERIOR");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DINTERIOR");
-    Fixture fixture = start_fixture(v1);
-    LiveProcess &process = *fixture.process;
-    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
-    ASSERT_EQ(update.status, 0) << update.out << update.err;
-    EXPECT_NE(update.out.find("heap: 1704 objects converted"), std::string::npos) << update.out;  // not 1705
-    expect_new_version_passes(fixture.log, "heap");
+    expect_heap_update_converts({"gcc", "-O0", "gcc_O0"}, "-DINTERIOR", "-DINTERIOR", "heap: 1704 objects converted");  // not 1705
 }
 
 // ---- the default conversions, one fixture checking them all -----------------------------------
