@@ -206,6 +206,30 @@ public:
     static constexpr std::size_t unknown = absent - 1;
     std::pair<std::uintptr_t, std::size_t> find_at_or_below(std::uintptr_t address, std::uintptr_t reach) const
     {
+        // Inline, the common case: a start in the bitmap's word that holds the address's own
+        // slot (a kilobyte of addresses). The conversion asks once per pointer it converts.
+        std::uintptr_t aligned = address & ~std::uintptr_t{15};
+        if (aligned < address_limit)
+            if (const std::uint64_t *chunk = chunk_of(aligned)) {
+                std::size_t slot = slot_of(aligned);
+                std::uint64_t bits = load(chunk[slot / 64]) & (~std::uint64_t{0} >> (63 - slot % 64));  // slots <= slot
+                if (bits) {
+                    std::size_t found = (slot & ~std::size_t{63}) + 63 - static_cast<std::size_t>(__builtin_clzll(bits));
+                    std::uintptr_t start = (aligned & ~(region_size - 1)) + found * 16;
+                    if (aligned - start > reach)
+                        return {0, absent};
+                    std::uint32_t value = entries(chunk)[found];
+                    return value ? std::pair{start, std::size_t{value - 1}} : std::pair{std::uintptr_t{0}, absent};
+                }
+            }
+        return find_below_word(address, reach);
+    }
+
+private:
+    // find_at_or_below when the address's own word has no start at or below it: the words, and
+    // the megabytes, below.
+    [[gnu::noinline]] std::pair<std::uintptr_t, std::size_t> find_below_word(std::uintptr_t address, std::uintptr_t reach) const
+    {
         std::uintptr_t aligned = address & ~std::uintptr_t{15};
         if (aligned >= address_limit)
             return {0, unknown};
@@ -234,6 +258,8 @@ public:
             at = region_start - 16;  // the last slot of the megabyte below
         }
     }
+
+public:
 
     // Whether any start went to the hash: one not 16-byte aligned, or past the user address space.
     bool has_unaligned() const { return m_has_hashed.load(std::memory_order_relaxed); }

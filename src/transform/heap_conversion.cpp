@@ -103,7 +103,7 @@ void HeapConverter::release_new_blocks()
     });
     m_blocks.clear();
     m_block_starts.clear();
-    m_discovered = false;
+    set_discovered(false);
 }
 
 HeapConverter::Reclaimed HeapConverter::free_old_blocks()
@@ -125,7 +125,7 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     });
     m_blocks.clear();  // nothing to translate any more: the conversion is over
     m_block_starts.clear();
-    m_discovered = false;
+    set_discovered(false);
     return reclaimed;
 }
 
@@ -649,7 +649,7 @@ Result<bool> HeapConverter::allocate_new_blocks()
 
 Result<bool> HeapConverter::convert_blocks()
 {
-    m_discovered = true;
+    set_discovered(true);
     if (auto allocated = allocate_new_blocks(); !allocated)
         return allocated;
     if (m_untracked)
@@ -839,25 +839,14 @@ const HeapConverter::Sorted &HeapConverter::sorted_blocks() const
     return m_sorted;
 }
 
-// Whether `address` lies in a converted block, from the bitmap of block starts alone: the nearest
-// start at or below it, if any lies within the biggest block's size, is the only block that can
-// hold it (malloc's blocks never overlap). A string beside the entry that points to it is told
-// apart without reading the string's header (a cache miss per pointer). nullopt: this cannot
-// tell (blocks so big that the bitmap below would be long to read, blocks at odd addresses).
-std::optional<const HeapConverter::Block *> HeapConverter::nearby_block(std::uintptr_t address) const
+// Once every block is known (or no longer), and whether the bitmap then tells which block holds an
+// address: computed once, not at each of the conversion's lookups (one per pointer converted).
+void HeapConverter::set_discovered(bool discovered)
 {
     constexpr std::uint64_t farthest = 64 * 1024;  // bytes below: 64 words of the bitmap at most
-    if (!m_discovered || m_largest_block > farthest || m_block_starts.has_unaligned() || m_untracked)
-        return std::nullopt;  // (blocks Molt did not allocate may be views inside others)
-    if (m_largest_block == 0)
-        return nullptr;  // no block at all
-    auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
-    if (index == BlockStarts::unknown)
-        return std::nullopt;
-    if (index == BlockStarts::absent)
-        return nullptr;
-    const Block &block = m_blocks[index];
-    return address < start + block.capacity * block.old_size() ? &block : nullptr;
+    m_discovered = discovered;
+    // (Blocks Molt did not allocate may be views inside others.)
+    m_bitmap_tells = discovered && m_largest_block <= farthest && !m_block_starts.has_unaligned() && !m_untracked;
 }
 
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
@@ -968,31 +957,42 @@ bool HeapConverter::keeps(const schema::Variable *variable) const
 
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, const Place &where)
 {
-    // The common case first: a pointer to the start of a converted block (one hash probe).
+    // Mostly one look at the bitmap of block starts tells: the start of a converted block, a
+    // place inside one, or neither (a string beside the entry that points to it).
     const Block *block = nullptr;
-    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
-        block = &m_blocks[exact];
-    else if (const GlobalRange *global = global_holding(address))
-        return translate_into_global(*global, address, old_pointee, where);
-    else if (auto near = nearby_block(address))
+    if (auto near = nearby_block(address))
         block = *near;
-    else
+    else if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
+        block = &m_blocks[exact];
+    else if (!global_holding(address))
         block = block_holding_inside(address);  // not a block's start: that was looked up first
-    if (!block)
+    if (!block) {
+        if (const GlobalRange *global = global_holding(address))
+            return translate_into_global(*global, address, old_pointee, where);
         return address;  // an unchanged object, or memory Molt does not know: it stays where it is
-    // An element of the block, or a member of one (an int * to its id, a char * into its name):
-    // the same element, the corresponding member of the new type.
-    std::uintptr_t offset = address - block->old_start;
-    std::uint64_t element = offset / block->old_size(), within = offset % block->old_size();
-    if (within == 0 && old_pointee == block->old_type())  // the common case: an element's start
-        return block->new_start + element * block->new_size();
-    auto member = m_converter.corresponding_offset(block->program->old_type, block->program->new_type, within, old_pointee);
+    }
+    if (address == block->old_start && old_pointee == block->old_type())
+        return block->new_start;  // the common case: a block's start (no division)
+    return translate_into_block(*block, address, old_pointee, where);
+}
+
+// An element of the block, or a member of one (an int * to its id, a char * into its name): the
+// same element, the corresponding member of the new type. Apart from translate(), whose calls
+// (one per pointer converted) it made save and restore more registers.
+Result<std::uintptr_t> HeapConverter::translate_into_block(const Block &block, std::uintptr_t address, TypeId old_pointee,
+                                                           const Place &where) const
+{
+    std::uintptr_t offset = address - block.old_start;
+    std::uint64_t element = offset / block.old_size(), within = offset % block.old_size();
+    if (within == 0 && old_pointee == block.old_type())  // an element's start
+        return block.new_start + element * block.new_size();
+    auto member = m_converter.corresponding_offset(block.program->old_type, block.program->new_type, within, old_pointee);
     if (!member)
         return failure(where.text(), "points " + std::to_string(within) + " bytes into a converted " +
-                                         schema::type_to_c(*m_old.schema, block->old_type()) + " as " +
+                                         schema::type_to_c(*m_old.schema, block.old_type()) + " as " +
                                          schema::type_to_c(*m_old.schema, old_pointee) +
                                          ", where the new version has no member of that type to point to");
-    return block->new_start + element * block->new_size() + *member;
+    return block.new_start + element * block.new_size() + *member;
 }
 
 }  // namespace molt::transform

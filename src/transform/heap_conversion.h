@@ -297,7 +297,29 @@ private:
     const Block *block_holding(std::uintptr_t address) const;
     const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
     const Block *sorted_block_holding(std::uintptr_t address) const;
-    std::optional<const Block *> nearby_block(std::uintptr_t address) const;
+    // Whether `address` lies in a converted block, from the bitmap of block starts alone: the
+    // nearest start at or below it, if any lies within the biggest block's size, is the only
+    // block that can hold it (malloc's blocks never overlap). A string beside the entry that
+    // points to it is told apart without reading the string's header (a cache miss per pointer).
+    // nullopt: this cannot tell (blocks so big that the bitmap below would be long to read,
+    // blocks at odd addresses, blocks Molt did not allocate). Inline: once per pointer converted.
+    std::optional<const Block *> nearby_block(std::uintptr_t address) const
+    {
+        if (!m_bitmap_tells)
+            return std::nullopt;
+        if (m_largest_block == 0)
+            return nullptr;  // no block at all
+        auto [start, index] = m_block_starts.find_at_or_below(address, m_largest_block - 1);
+        if (index == BlockStarts::unknown)
+            return std::nullopt;
+        if (index == BlockStarts::absent)
+            return nullptr;
+        const Block &block = m_blocks[index];
+        return address < start + block.capacity * block.old_size() ? &block : nullptr;
+    }
+    void set_discovered(bool discovered);
+    [[gnu::noinline]] Result<std::uintptr_t> translate_into_block(const Block &block, std::uintptr_t address, schema::TypeId old_pointee,
+                                                                  const Place &where) const;
     bool mapped(std::uintptr_t address, std::uint64_t size, Walker &walker);
     struct GlobalRange;
     const GlobalRange *global_holding(std::uintptr_t address) const;
@@ -448,6 +470,7 @@ private:
     mutable Sorted m_sorted;
     mutable std::once_flag m_sorted_once;
     bool m_discovered = false;  // every block is known: lookups may go past exact starts
+    bool m_bitmap_tells = false;  // ...and the bitmap of block starts alone tells which holds an address (nearby_block)
     // Blocks Molt did not allocate (only they can lie inside others): only whether there are any
     // matters (one claimed by both walkers may be counted twice).
     std::size_t m_untracked = 0;
