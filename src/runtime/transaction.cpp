@@ -645,6 +645,7 @@ private:
         build_function_maps();
         populate_variable_pages(*m_new_schema, m_new->bias, true);
         populate_variable_pages(*m_old_schema, m_old->bias, false);
+        zero_migrated_variables();
         m_converter = std::make_unique<transform::ValueConverter>(
             *m_old_schema, *m_new_schema, [this](std::uintptr_t address) -> std::optional<std::uintptr_t> {
                 auto found = m_function_remap.find(address);
@@ -693,6 +694,16 @@ private:
         if (m_report.copy_bytes_prepared)
             m_detail += ", " + std::to_string(m_report.copy_bytes_prepared >> 20) + " MB ready for the new copies";
         return true;
+    }
+
+    // Every variable the transform writes, zeroed in prepare (after the new version's
+    // constructors, whose values the transform replaces): the conversion writes what it converts
+    // and leaves the rest zero, so that zeroing them in the pause was work done twice (kvd: its
+    // store and its table of connections, a megabyte, were zeroed in a 1.5 ms pause).
+    void zero_migrated_variables()
+    {
+        for (const Migration &migration : m_migrations)
+            std::memset(reinterpret_cast<void *>(m_new->address(migration.to->address)), 0, migration.to->size);
     }
 
     Result<bool> plan_variables(const schema::SchemaDiff &diff)
@@ -1004,14 +1015,12 @@ private:
         for (const Migration &migration : m_migrations) {
             const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
-            if (migration.transformer_only) {
-                std::memset(to, 0, migration.to->size);
-            } else {
+            if (!migration.transformer_only) {  // (its variable was zeroed in prepare)
                 std::string where = "variable " + migration.from->qualified_name;
                 const transform::ConversionProgram *annotated = m_converter->variable_program(migration.to->qualified_name);
                 auto converted = annotated ? m_converter->run(*annotated, static_cast<const unsigned char *>(from),
-                                                              static_cast<unsigned char *>(to), transform::Place(where), false)
-                                           : m_converter->convert(migration.from->type, from, migration.to->type, to, where);
+                                                              static_cast<unsigned char *>(to), transform::Place(where), true)
+                                           : m_converter->convert(migration.from->type, from, migration.to->type, to, where, true);
                 if (!converted)
                     return Error{"", converted.error().message};
             }

@@ -297,10 +297,10 @@ Result<bool> ValueConverter::plan_array(const Type &x, std::size_t old_dim, cons
 }
 
 Result<bool> ValueConverter::convert(TypeId old_type, const void *from, TypeId new_type, void *to,
-                                     const std::string &where) const
+                                     const std::string &where, bool zeroed) const
 {
     return run(program(old_type, new_type), static_cast<const unsigned char *>(from), static_cast<unsigned char *>(to),
-               Place(where), false);
+               Place(where), zeroed);
 }
 
 Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char *source, TypeId new_type,

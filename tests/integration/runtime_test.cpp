@@ -1136,7 +1136,8 @@ class DefaultConversions : public ::testing::TestWithParam<Toolchain> {};
 
 // A binary tree whose node changes (member added, reordered, removed, widened), an enum
 // renumbered, integers widened and narrowed in range, arrays grown and shrunk, a table of
-// function pointers that calls v2's functions afterwards: v2 checks the whole state.
+// function pointers that calls v2's functions afterwards, globals v2 initialises otherwise (they
+// hold v1's values, zero included): v2 checks the whole state.
 TEST_P(DefaultConversions, TreeEnumIntegersArraysAndFunctionTablesAreConverted)
 {
     const Toolchain &toolchain = GetParam();
