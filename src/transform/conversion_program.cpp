@@ -510,7 +510,7 @@ bool ValueConverter::translated(const ConversionStep &step, const ConversionProg
     std::uintptr_t address;
     std::memcpy(&address, from + step.from, sizeof address);
     if (address) {
-        auto moved = m_translate(address, step.old_type, Place(where, program.paths[step.path], Place::Suffix{}));
+        auto moved = m_translate->translate(address, step.old_type, Place(where, program.paths[step.path], Place::Suffix{}));
         if (!moved)
             return false;
         address = *moved;
@@ -555,13 +555,13 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
     ConversionStep each = element.steps[0];
     const std::uint64_t first_to = each.to;
     const unsigned char *slots = from + step.from;
-    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_prefetch && m_translate;
+    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_translate;
     for (std::uint64_t at = first; at < end; at += 8) {
         std::uintptr_t words[8];
         unsigned held = read_pointer_group(slots + at * sizeof(std::uintptr_t), std::min<std::uint64_t>(8, end - at), words);
         if (prefetch)
             for (unsigned bits = held; bits; bits &= bits - 1)
-                m_prefetch(words[__builtin_ctz(bits)]);
+                m_translate->prefetch(words[__builtin_ctz(bits)]);
         for (unsigned bits = held; bits; bits &= bits - 1) {
             std::uint64_t i = at + static_cast<std::uint64_t>(__builtin_ctz(bits));
             each.from = i * sizeof(std::uintptr_t);
@@ -610,7 +610,7 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
         std::uintptr_t address;
         std::memcpy(&address, from + step.from, sizeof address);
         if (address && m_translate) {
-            auto moved = m_translate(address, step.old_type, place);
+            auto moved = m_translate->translate(address, step.old_type, place);
             if (!moved)
                 return moved.error();
             address = *moved;

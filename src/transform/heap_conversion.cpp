@@ -41,9 +41,7 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
     : m_old(old_image), m_new(new_image), m_converter(converter)
 {
     begin_transformer_allocations();
-    m_converter.set_pointer_translator(
-        [this](std::uintptr_t address, TypeId old_pointee, const Place &where) { return translate(address, old_pointee, where); });
-    m_converter.set_pointer_prefetch([this](std::uintptr_t address) { m_block_starts.prefetch(address); });
+    m_converter.set_pointer_translator(this);
     // Each old global with its counterpart, found once: the same qualified name, or the one a
     // MOLT_RENAME_VARIABLE of the new version gives it.
     for (const schema::Variable &variable : m_old.schema->variables)
@@ -60,8 +58,7 @@ HeapConverter::HeapConverter(Image old_image, Image new_image, ValueConverter &c
 
 HeapConverter::~HeapConverter()
 {
-    m_converter.set_pointer_translator({});
-    m_converter.set_pointer_prefetch({});
+    m_converter.set_pointer_translator(nullptr);
     if (!m_keep)
         release_new_blocks();
 }

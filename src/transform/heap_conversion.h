@@ -137,7 +137,7 @@ struct Image {
     std::uintptr_t bias = 0;
 };
 
-class HeapConverter {
+class HeapConverter final : public PointerTranslator {
 public:
     HeapConverter(Image old_image, Image new_image, ValueConverter &converter);
     ~HeapConverter();
@@ -179,8 +179,9 @@ public:
     // followed its first pointers, as its own bookkeeping would when memory runs out.
     void fail_discovery(bool fail) { m_failing_discovery = fail; }
 
-    // The translator to give the ValueConverter (set by the constructor).
-    Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where);
+    // The ValueConverter's translator while this exists (set by the constructor).
+    Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where) override;
+    void prefetch(std::uintptr_t address) const override { m_block_starts.prefetch(address); }
 
     // Where an untyped pointer (a thread's argument) goes: into the new version's global of the
     // same name, or to the new copy of a converted block it points at; nullopt: unchanged.
@@ -303,7 +304,7 @@ private:
     // points to it is told apart without reading the string's header (a cache miss per pointer).
     // nullopt: this cannot tell (blocks so big that the bitmap below would be long to read,
     // blocks at odd addresses, blocks Molt did not allocate). Inline: once per pointer converted.
-    std::optional<const Block *> nearby_block(std::uintptr_t address) const
+    [[gnu::always_inline]] std::optional<const Block *> nearby_block(std::uintptr_t address) const
     {
         if (!m_bitmap_tells)
             return std::nullopt;

@@ -57,6 +57,13 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
 {
     int crash = 0;
     const char *message = call_transformer(function, to, from, crash);
+    if (!crash && !message)
+        return std::nullopt;
+    return describe_transformer_failure(message, crash);
+}
+
+std::string describe_transformer_failure(const char *message, int crash)
+{
     if (crash && allocator_may_be_locked())
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
                " inside malloc or free: the heap may be corrupt, so what the update allocated is left allocated and "
@@ -64,9 +71,7 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
     if (crash)
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
                " (a lock it held may stay held)";
-    if (message)
-        return std::string("transformer failed: ") + message;
-    return std::nullopt;
+    return std::string("transformer failed: ") + (message ? message : "");
 }
 
 void abandon_transformer_calls()

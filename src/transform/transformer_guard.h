@@ -20,6 +20,9 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
 // Runs a transformer through call_transformer and says how it failed, if it did: "transformer
 // failed: <its message>" or "transformer crashed with SEGV (...)". nullopt: it succeeded.
 std::optional<std::string> transformer_failure(TransformerFunction function, void *to, const void *from);
+// The same words for what call_transformer answered (a message, or a crash's signal), when it
+// failed: for callers that call it themselves, a million times, and spell out only failures.
+std::string describe_transformer_failure(const char *message, int crash_signal);
 
 // From a crash handler: when this thread is inside call_transformer, jumps back to it (and does
 // not return). Async-signal-safe.

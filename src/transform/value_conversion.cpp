@@ -105,9 +105,11 @@ void ValueConverter::find_types_reaching_annotations()
 
 Result<bool> ValueConverter::run_transformer(Transformer transformer, void *to, const void *from, const Place &where) const
 {
-    if (auto failed = transformer_failure(transformer, to, from))
-        return failure(where.text(), *failed);
-    return true;
+    int crash = 0;
+    const char *message = call_transformer(transformer, to, from, crash);
+    if (!crash && !message)
+        return true;
+    return failure(where.text(), describe_transformer_failure(message, crash));
 }
 
 bool ValueConverter::pointer_free(TypeId old_type) const
@@ -423,7 +425,7 @@ Result<bool> ValueConverter::convert_scalar(TypeId old_type, const unsigned char
                 if (auto moved = m_remap(address))
                     address = *moved;
         } else if (address && m_translate && pointee.kind != TypeKind::Void) {
-            auto moved = m_translate(address, schema::strip_typedefs_and_qualifiers(m_old, x.target), where);
+            auto moved = m_translate->translate(address, schema::strip_typedefs_and_qualifiers(m_old, x.target), where);
             if (!moved)
                 return moved.error();
             address = *moved;

@@ -59,12 +59,22 @@ private:
 // program sees it) to new address, or nullopt when it does not point at an old function.
 using FunctionRemap = std::function<std::optional<std::uintptr_t>(std::uintptr_t)>;
 
-// Where a data pointer of the old version goes in the new one: `address` points to an object of
-// `old_pointee` (old schema, behind its typedefs and qualifiers), the result to the corresponding
-// object or member of the new version. Fails, naming `where`, when the pointer cannot be
-// redirected. Without a translator, pointers are copied as they are.
-using PointerTranslator =
-    std::function<Result<std::uintptr_t>(std::uintptr_t address, schema::TypeId old_pointee, const Place &where)>;
+// Where a data pointer of the old version goes in the new one (the heap converter). An interface,
+// not a std::function: it is asked once per pointer converted, a million times for a million
+// objects, and a std::function call was two calls.
+class PointerTranslator {
+public:
+    // `address` points to an object of `old_pointee` (old schema, behind its typedefs and
+    // qualifiers); the result to the corresponding object or member of the new version. Fails,
+    // naming `where`, when the pointer cannot be redirected.
+    virtual Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where) = 0;
+    // Told of a pointer that will be translated soon (an array of pointers is read a few
+    // elements ahead), so that the translator can ask for what its lookup will read.
+    virtual void prefetch(std::uintptr_t address) const = 0;
+
+protected:
+    ~PointerTranslator() = default;
+};
 
 using schema::corresponding_member;
 
@@ -81,10 +91,8 @@ public:
     // object under a type transformer. Safe to call from several threads.
     bool convertible(schema::TypeId old_type, schema::TypeId new_type) const;
 
-    void set_pointer_translator(PointerTranslator translator) { m_translate = std::move(translator); }
-    // Told of a pointer that will be translated soon (an array of pointers is read a few elements
-    // ahead), so that the translator can ask for what its lookup will read.
-    void set_pointer_prefetch(std::function<void(std::uintptr_t)> prefetch) { m_prefetch = std::move(prefetch); }
+    // Null: pointers are copied as they are.
+    void set_pointer_translator(PointerTranslator *translator) { m_translate = translator; }
     // Runs two pieces of work at once (the runtime's helper thread), or nothing: then a big array of
     // pointers (a table of 65,536 bucket heads in a global) is converted in two halves at once.
     // Set only around conversions that no other thread runs beside (the globals': the heap's
@@ -201,8 +209,7 @@ private:
     std::vector<bool> m_reaches_annotation;  // by new type id: leads to an annotated member (empty: none)
     mutable std::map<std::string, std::unique_ptr<ConversionProgram>> m_variable_programs;  // under m_programs_mutex
     FunctionRemap m_remap;
-    PointerTranslator m_translate;
-    std::function<void(std::uintptr_t)> m_prefetch;
+    PointerTranslator *m_translate = nullptr;
     Parallel m_parallel;
     std::unordered_map<schema::TypeId, Transformer> m_transformers;  // by type of the new schema
     std::set<Transformer> m_parallel_transformers;
