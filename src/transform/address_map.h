@@ -334,6 +334,7 @@ public:
     // first written (a microsecond or two on a virtual machine): a hundred of them were a tenth
     // of the pause of an update that converts 10,000 objects. Nothing is reserved when the
     // memory cannot be had (the tables are then mapped as they are needed).
+    static constexpr std::size_t table_bytes = (std::size_t{1} << 20) / 16 / 8 + (std::size_t{1} << 20) / 16 * sizeof(std::uint32_t);
     void reserve(std::size_t chunks)
     {
         if (m_pool || chunks == 0)
@@ -352,6 +353,7 @@ private:
     static constexpr std::size_t slots = region_size / 16;
     static constexpr std::size_t bitmap_bytes = slots / 8;  // 8 KiB
     static constexpr std::size_t chunk_bytes = bitmap_bytes + slots * sizeof(std::uint32_t);  // + 256 KiB
+    static_assert(chunk_bytes == table_bytes);
     // The directory: 2^13 entries at the top, each leading to 2^14 megabytes (16 GiB).
     static constexpr std::uintptr_t address_limit = std::uintptr_t{1} << 47;
     static constexpr unsigned second_bits = 14;

@@ -592,7 +592,7 @@ std::size_t memory_headroom()
 // of the pause for a million copies (80 MB) on two threads. A guess too big costs that memory for
 // the update's time and prepare's time to touch it (what the conversion does not take is unmapped
 // after the pause); too small, the rest faults in the pause as before. Returns the bytes made ready.
-std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes)
+std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes, std::size_t headroom)
 {
     std::size_t ready = 0;
     for (CopyArena &arena : m_arenas) {
@@ -603,10 +603,38 @@ std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes)
             break;  // one thread converts: one arena
     }
     constexpr std::size_t most = std::size_t{128} << 20;
-    std::size_t wanted = std::min({heap_bytes / 2, most, memory_headroom() / 8});
+    std::size_t wanted = std::min({heap_bytes / 2, most, headroom / 8});
     if (wanted > ready)
         ready += m_copy_reserve.prepare(wanted - ready);
     return ready;
+}
+
+// Before the pause, the lists discovery fills, for the heap in use: the block starts' tables (one
+// per megabyte of heap that holds a converted block: 264 KB each) and the block list (32 bytes a
+// block; a guess, a converted block per 128 bytes of heap: kvd has 130 bytes of heap a key, of
+// which the entry converts). Made in the pause, their pages were 18,000 page faults of a million
+// keys' first update (a microsecond or two each here). A guess too big costs memory for the
+// update's time; too small, the rest is made in the pause as before. Each at most a sixteenth of
+// the memory the process may still take.
+void HeapConverter::prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom)
+{
+    constexpr std::size_t megabyte = std::size_t{1} << 20, most_tables = 1024, most_blocks = std::size_t{1} << 23;
+    std::size_t budget = headroom / 16;
+    m_block_starts.reserve(std::min({heap_bytes / megabyte + 2, most_tables, budget / BlockStarts::table_bytes}));
+    m_blocks.prefault(std::min({heap_bytes / 128, most_blocks, budget / sizeof(Block)}));
+}
+
+std::size_t HeapConverter::prefault(std::size_t root_pointers)
+{
+    m_readable.query();  // its file opened now, and no snapshot in the pause (Linux 6.11)
+    // Twice the roots' pointers: as many more are queued while they wait (a chain's next).
+    constexpr std::size_t most = std::size_t{32} << 20;
+    if (root_pointers)
+        m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
+    std::size_t heap_bytes = heap_use().bytes_in_use;  // before this adds its own
+    std::size_t headroom = memory_headroom();
+    prepare_lookup_tables(heap_bytes, headroom);
+    return prepare_copy_segments(heap_bytes, headroom);
 }
 
 // The new copies, allocated one after the other once every block is known, not as discovery
@@ -719,6 +747,18 @@ Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Sh
                         __builtin_prefetch(reinterpret_cast<const void *>(pointer));
                 }
             }
+            // A quarter as far, those entries have arrived: the blocks they name (a list of 32
+            // MB at a million blocks, read at random) are asked for, whose new starts the
+            // translations will read.
+            if (k + prefetch_distance / 4 < end) {
+                const Block &next = m_blocks[k + prefetch_distance / 4];
+                for (std::uint64_t offset : next.program->pointers) {
+                    std::uintptr_t pointer;
+                    std::memcpy(&pointer, reinterpret_cast<const void *>(next.old_start + offset), sizeof pointer);
+                    if (std::size_t index = m_block_starts.find(pointer); index != BlockStarts::absent)
+                        __builtin_prefetch(&m_blocks[index]);
+                }
+            }
             const Block &block = m_blocks[k];
             if (!mine(block))
                 continue;
@@ -821,8 +861,7 @@ std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
 
 bool HeapConverter::not_to_scan(std::uintptr_t block) const
 {
-    return m_block_starts.contains(block) || m_blocks.holds(block) ||
-           block == reinterpret_cast<std::uintptr_t>(m_sorted.data());
+    return m_block_starts.contains(block) || block == reinterpret_cast<std::uintptr_t>(m_sorted.data());
 }
 
 const HeapConverter::Sorted &HeapConverter::sorted_blocks() const

@@ -197,26 +197,11 @@ public:
     void release_new_blocks();
     void keep_new_blocks();
 
-    // Before the pause: touches the memory the conversion needs first (its list of blocks, the
-    // arenas' segments for the new copies, the first tables of block starts), and readies the
-    // questions about readable memory.
+    // Before the pause: touches the memory the conversion needs, as much as the heap in use
+    // suggests (its list of blocks, the tables of block starts, the arenas' segments for the new
+    // copies), and readies the questions about readable memory.
     // Returns the bytes it made ready for the new copies.
-    std::size_t prefault(std::size_t root_pointers)
-    {
-        m_readable.query();  // its file opened now, and no snapshot in the pause (Linux 6.11)
-        m_blocks.prefault();
-        // Twice the roots' pointers: as many more are queued while they wait (a chain's next).
-        constexpr std::size_t most = std::size_t{32} << 20;
-        if (root_pointers)
-            m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
-        std::size_t heap_bytes = heap_use().bytes_in_use;  // before this adds its own
-        std::size_t ready = prepare_copy_segments(heap_bytes);
-        // The block starts' tables: one per megabyte of heap, for a heap of up to 16 MB (beyond,
-        // the tables mapped in the pause are a small part of the conversion's time).
-        constexpr std::size_t most_tables = 16;
-        m_block_starts.reserve(std::min(heap_bytes / (std::size_t{1} << 20) + 2, most_tables));
-        return ready;
-    }
+    std::size_t prefault(std::size_t root_pointers);
 
     // After the commit: the old blocks that were converted are garbage (every pointer the
     // conversion knew of now leads to their copies), and are freed, those Molt allocated (a block
@@ -339,9 +324,9 @@ private:
     std::vector<std::unique_ptr<std::string>> m_roots;  // the names Candidate::root points to
     ValueConverter &m_converter;
     // The blocks, in chunks of a fixed size: growing never copies them (nor doubles the memory
-    // for a moment), and --verify can tell the chunks from the program's memory. Two discovery
-    // threads may add blocks at once: each reserves its index, and a chunk is made by whichever
-    // needs it first.
+    // for a moment), and they are mapped memory, not heap blocks that --verify would scan. Two
+    // discovery threads may add blocks at once: each reserves its index, and a chunk is made by
+    // whichever needs it first.
     class BlockList {
     public:
         static constexpr std::size_t chunk = 1 << 15;  // blocks: 1 MiB
@@ -385,24 +370,17 @@ private:
                 Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
                 if (!blocks)
                     break;  // made in order (a reservation whose chunk could not be made is the last)
-                std::memset(static_cast<void *>(blocks), 0, chunk * sizeof(Block));  // old addresses: scrubbed
-                delete[] blocks;
+                munmap(blocks, chunk_bytes);  // (its old addresses go with it: nothing to scrub)
                 m_chunks[i].store(nullptr, std::memory_order_relaxed);
             }
             m_size.store(0, std::memory_order_relaxed);
         }
-        // Maps the first chunk and touches its pages now (before the pause).
-        void prefault() { make_chunk(0); }
-        bool holds(std::uintptr_t address) const
+        // Makes the chunks for `blocks` blocks (the first one at least) now, before the pause,
+        // their pages touched.
+        void prefault(std::size_t blocks)
         {
-            for (std::size_t i = 0; i < max_chunks; ++i) {
-                Block *blocks = m_chunks[i].load(std::memory_order_relaxed);
-                if (!blocks)
-                    return false;
-                if (address == reinterpret_cast<std::uintptr_t>(blocks))
-                    return true;
-            }
-            return false;
+            for (std::size_t i = 0; i == 0 || i * chunk < std::min(blocks, max_chunks * chunk); ++i)
+                make_chunk(i, true);
         }
         // Every block whose chunk exists (after a failure to make one, the blocks counted in it
         // are not there); never allocates, so that a release after running out of memory cannot
@@ -421,15 +399,23 @@ private:
     private:
         // The chunk, made by whichever thread needs it first (Block's initialisers zero it all,
         // which touches its pages: chunks are made in order, so only the last may be missing).
-        Block *make_chunk(std::size_t index)
+        // Mapped, not allocated: scratch memory that goes back to the system when the update
+        // ends (malloc kept a megabyte of it, once the blocks outnumbered prepare's guess).
+        // Zeroed pages are empty blocks (Block{} is all zeros).
+        static constexpr std::size_t chunk_bytes = chunk * sizeof(Block);
+        Block *make_chunk(std::size_t index, bool touch = false)
         {
             if (Block *present = m_chunks[index].load(std::memory_order_acquire))
                 return present;
-            auto *fresh = new Block[chunk];
+            void *memory = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | (touch ? MAP_POPULATE : 0), -1, 0);
+            if (memory == MAP_FAILED)
+                throw std::bad_alloc();  // the transaction turns it into a failed update
+            auto *fresh = static_cast<Block *>(memory);
             Block *expected = nullptr;
             if (m_chunks[index].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel))
                 return fresh;
-            delete[] fresh;  // another thread made it first
+            munmap(memory, chunk_bytes);  // another thread made it first
             return expected;
         }
 
@@ -444,7 +430,8 @@ private:
     // queues took their first nodes from, and the segments for copies the conversion did not
     // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause.
     void release_scratch_memory();
-    std::size_t prepare_copy_segments(std::size_t heap_bytes);
+    std::size_t prepare_copy_segments(std::size_t heap_bytes, std::size_t headroom);
+    void prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom);
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
     // "a heap struct node": how a conversion's failure names a block's type, spelled when
