@@ -85,6 +85,7 @@ struct Migration {
     const schema::Variable *to = nullptr;
     bool identical = false;
     bool transformer_only = false;  // no default conversion: the variable transformer does it all
+    bool zero_already = false;  // the new variable held only zeros in prepare: the transform need not zero it
 };
 
 // Stands for a transformer while planning, before the new version is loaded.
@@ -243,7 +244,7 @@ void give_ticket(std::atomic<unsigned> &ticket)
 // needed (or, by start(), at the end of prepare), and kept for the next pieces. An update keeps one
 // for its transform (discovery, allocation, conversion, the globals' big arrays), so that the
 // pause pays a thread's start once (30 to 90 µs each on this VM), not four times; an update that converts little never makes it,
-// nor one that fails before its pause (a thread made and ended leaves a cached stack and a malloc
+// nor one that fails in prepare (a thread made and ended leaves a cached stack and a malloc
 // arena behind, not a leak, but four mappings each time). When no thread can be made, both halves
 // run on the caller, one after the other.
 class HelperThread {
@@ -655,7 +656,7 @@ private:
         build_function_maps();
         populate_variable_pages(*m_new_schema, m_new->bias, true);
         populate_variable_pages(*m_old_schema, m_old->bias, false);
-        zero_migrated_variables();
+        find_zero_variables();
         m_converter = std::make_unique<transform::ValueConverter>(
             *m_old_schema, *m_new_schema, [this](std::uintptr_t address) -> std::optional<std::uintptr_t> {
                 auto found = m_function_remap.find(address);
@@ -691,29 +692,37 @@ private:
         }
         m_heap->fail_allocation(allocation_fault());
         m_heap->fail_discovery(fault_fires("transform.discovery_out_of_memory").has_value());
-        // Discovery will want the helper: made here, once nothing in prepare can fail (a thread
-        // made and ended would leave a cached stack and an arena behind), so that its start is
-        // done with before the pause. Made as the pause began, its 60-100 µs came after the
-        // threads had parked, in a pause of 1.5 ms (kvd, 10,000 keys).
-        if (m_second && m_many_roots)
-            m_second->start();
         if (converts)
             m_report.copy_bytes_prepared = m_heap->prefault(root_pointers);
         prepare_stacks();
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         if (m_report.copy_bytes_prepared)
             m_detail += ", " + std::to_string(m_report.copy_bytes_prepared >> 20) + " MB ready for the new copies";
+        // Discovery will want the helper: made last, so that prepare fails before it or not at
+        // all (a thread made and ended would leave a cached stack and an arena behind), and so
+        // that its start is done with before the pause. Made as the pause began, its 60-100 µs
+        // came after the threads had parked, in a pause of 1.5 ms (kvd, 10,000 keys).
+        if (m_second && m_many_roots)
+            m_second->start();
         return true;
     }
 
-    // Every variable the transform writes, zeroed in prepare (after the new version's
-    // constructors, whose values the transform replaces): the conversion writes what it converts
-    // and leaves the rest zero, so that zeroing them in the pause was work done twice (kvd: its
-    // store and its table of connections, a megabyte, were zeroed in a 1.5 ms pause).
-    void zero_migrated_variables()
+    // The variables the transform writes whose new memory holds only zeros (a .bss table, as
+    // kvd's store and its table of connections, a megabyte): the transform zeroes a variable
+    // before it writes what it converts, and need not zero these ones in the pause. Only looked
+    // at here: until the transform converts a variable, the new version's code (a transformer's
+    // calls into it) sees its initial value, as before. (What such code writes into one of these
+    // during the transform, where the conversion writes nothing, an empty slot or a new member,
+    // now stays.) A variable written by two migrations (renames that meet) is zeroed before each
+    // but the first.
+    void find_zero_variables()
     {
-        for (const Migration &migration : m_migrations)
-            std::memset(reinterpret_cast<void *>(m_new->address(migration.to->address)), 0, migration.to->size);
+        std::set<std::uintptr_t> targets;
+        for (Migration &migration : m_migrations) {
+            auto *bytes = reinterpret_cast<const unsigned char *>(m_new->address(migration.to->address));
+            bool first = targets.insert(migration.to->address).second;
+            migration.zero_already = first && std::all_of(bytes, bytes + migration.to->size, [](unsigned char byte) { return byte == 0; });
+        }
     }
 
     Result<bool> plan_variables(const schema::SchemaDiff &diff)
@@ -1025,12 +1034,16 @@ private:
         for (const Migration &migration : m_migrations) {
             const void *from = reinterpret_cast<const void *>(m_old->address(migration.from->address));
             void *to = reinterpret_cast<void *>(m_new->address(migration.to->address));
-            if (!migration.transformer_only) {  // (its variable was zeroed in prepare)
+            if (migration.transformer_only) {
+                if (!migration.zero_already)
+                    std::memset(to, 0, migration.to->size);
+            } else {
                 std::string where = "variable " + migration.from->qualified_name;
                 const transform::ConversionProgram *annotated = m_converter->variable_program(migration.to->qualified_name);
+                bool zeroed = migration.zero_already;
                 auto converted = annotated ? m_converter->run(*annotated, static_cast<const unsigned char *>(from),
-                                                              static_cast<unsigned char *>(to), transform::Place(where), true)
-                                           : m_converter->convert(migration.from->type, from, migration.to->type, to, where, true);
+                                                              static_cast<unsigned char *>(to), transform::Place(where), zeroed)
+                                           : m_converter->convert(migration.from->type, from, migration.to->type, to, where, zeroed);
                 if (!converted)
                     return Error{"", converted.error().message};
             }

@@ -609,19 +609,22 @@ std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes, std::si
     return ready;
 }
 
-// Before the pause, the lists discovery fills, for the heap in use: the block starts' tables (one
-// per megabyte of heap that holds a converted block: 264 KB each) and the block list (32 bytes a
-// block; a guess, a converted block per 128 bytes of heap: kvd has 130 bytes of heap a key, of
-// which the entry converts). Made in the pause, their pages were 18,000 page faults of a million
-// keys' first update (a microsecond or two each here). A guess too big costs memory for the
-// update's time; too small, the rest is made in the pause as before. Each at most a sixteenth of
-// the memory the process may still take.
-void HeapConverter::prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom)
+// Before the pause, the lists discovery fills: the block starts' tables (264 KB each, one per
+// megabyte of address space that holds a converted block) and the block list (32 bytes a block).
+// When the roots hold pointers whose pointees changed, for the heap in use: a table per megabyte
+// of it, and a converted block per 128 bytes of it (a guess: kvd has 130 bytes of heap a key, of
+// which the entry converts); made in the pause, their pages were 18,000 page faults of a million
+// keys' first update (a microsecond or two each here). Otherwise the first 16 tables and a chunk
+// of the list (only MOLT_LOCALs can lead to the heap). A guess too big costs memory for the
+// update's time; too small, the rest is made in the pause as before. Each at most 64 MB and a
+// sixteenth of the memory the process may still take.
+void HeapConverter::prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom, bool roots_reach_heap)
 {
-    constexpr std::size_t megabyte = std::size_t{1} << 20, most_tables = 1024, most_blocks = std::size_t{1} << 23;
-    std::size_t budget = headroom / 16;
-    m_block_starts.reserve(std::min({heap_bytes / megabyte + 2, most_tables, budget / BlockStarts::table_bytes}));
-    m_blocks.prefault(std::min({heap_bytes / 128, most_blocks, budget / sizeof(Block)}));
+    constexpr std::size_t megabyte = std::size_t{1} << 20, most = std::size_t{64} << 20, few_tables = 16;
+    std::size_t budget = std::min(most, headroom / 16);
+    std::size_t tables = std::min(heap_bytes / megabyte + 2, budget / BlockStarts::table_bytes);
+    m_block_starts.reserve(roots_reach_heap ? tables : std::min(tables, few_tables));
+    m_blocks.prefault(roots_reach_heap ? std::min(heap_bytes / 128, budget / sizeof(Block)) : 0);
 }
 
 std::size_t HeapConverter::prefault(std::size_t root_pointers)
@@ -633,7 +636,7 @@ std::size_t HeapConverter::prefault(std::size_t root_pointers)
         m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
     std::size_t heap_bytes = heap_use().bytes_in_use;  // before this adds its own
     std::size_t headroom = memory_headroom();
-    prepare_lookup_tables(heap_bytes, headroom);
+    prepare_lookup_tables(heap_bytes, headroom, root_pointers > 0);
     return prepare_copy_segments(heap_bytes, headroom);
 }
 
@@ -755,7 +758,7 @@ Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Sh
                 for (std::uint64_t offset : next.program->pointers) {
                     std::uintptr_t pointer;
                     std::memcpy(&pointer, reinterpret_cast<const void *>(next.old_start + offset), sizeof pointer);
-                    if (std::size_t index = m_block_starts.find(pointer); index != BlockStarts::absent)
+                    if (std::size_t index = m_block_starts.find_in_table(pointer); index != BlockStarts::absent)
                         __builtin_prefetch(&m_blocks[index]);
                 }
             }

@@ -376,11 +376,14 @@ private:
             m_size.store(0, std::memory_order_relaxed);
         }
         // Makes the chunks for `blocks` blocks (the first one at least) now, before the pause,
-        // their pages touched.
-        void prefault(std::size_t blocks)
+        // their pages touched; as many as it can (the rest are made in the pause, as needed).
+        void prefault(std::size_t blocks) noexcept
         {
-            for (std::size_t i = 0; i == 0 || i * chunk < std::min(blocks, max_chunks * chunk); ++i)
-                make_chunk(i, true);
+            try {
+                for (std::size_t i = 0; i == 0 || i * chunk < std::min(blocks, max_chunks * chunk); ++i)
+                    make_chunk(i, true);
+            } catch (const std::bad_alloc &) {
+            }
         }
         // Every block whose chunk exists (after a failure to make one, the blocks counted in it
         // are not there); never allocates, so that a release after running out of memory cannot
@@ -397,11 +400,11 @@ private:
         }
 
     private:
-        // The chunk, made by whichever thread needs it first (Block's initialisers zero it all,
-        // which touches its pages: chunks are made in order, so only the last may be missing).
-        // Mapped, not allocated: scratch memory that goes back to the system when the update
-        // ends (malloc kept a megabyte of it, once the blocks outnumbered prepare's guess).
-        // Zeroed pages are empty blocks (Block{} is all zeros).
+        // The chunk, made by whichever thread needs it first (chunks are made in order, so only
+        // the last may be missing). Mapped, not allocated: scratch memory that goes back to the
+        // system when the update ends (malloc kept a megabyte of it, once the blocks outnumbered
+        // prepare's guess). Its zeroed pages are empty blocks (Block{} is all zeros), touched
+        // now when `touch`, else as the blocks are claimed.
         static constexpr std::size_t chunk_bytes = chunk * sizeof(Block);
         Block *make_chunk(std::size_t index, bool touch = false)
         {
@@ -431,7 +434,7 @@ private:
     // take. Unmapped by free_old_blocks and release_new_blocks, outside the pause.
     void release_scratch_memory();
     std::size_t prepare_copy_segments(std::size_t heap_bytes, std::size_t headroom);
-    void prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom);
+    void prepare_lookup_tables(std::size_t heap_bytes, std::size_t headroom, bool roots_reach_heap);
     Result<bool> allocate_new_blocks();
     Result<bool> merge_inner_blocks();
     // "a heap struct node": how a conversion's failure names a block's type, spelled when
