@@ -935,17 +935,25 @@ private:
         });
     }
 
-    // The thread's backtrace as function names of the old version (others as addresses).
+    // The thread's backtrace as function names of the old version (others as addresses). A
+    // frame in a part gcc split from its function (`name.cold`) is that function's.
     std::string symbolise(const ThreadRecord &thread) const
     {
         std::string text;
         int count = thread.frame_count.load();
         for (int i = 0; i < count; ++i) {
             auto address = reinterpret_cast<std::uintptr_t>(thread.frames[i]);
+            auto holds = [&](const schema::Function &function) {
+                std::uintptr_t start = m_old->address(function.address);
+                if (address >= start && address < start + std::max<std::uint64_t>(function.size, 1))
+                    return true;
+                return std::any_of(function.other_parts.begin(), function.other_parts.end(), [&](const auto &part) {
+                    return address >= m_old->address(part.first) && address < m_old->address(part.second);
+                });
+            };
             std::string name;
             for (const schema::Function &function : m_old_schema->functions) {
-                std::uintptr_t start = m_old->address(function.address);
-                if (address >= start && address < start + std::max<std::uint64_t>(function.size, 1)) {
+                if (holds(function)) {
                     name = function.qualified_name;
                     break;
                 }

@@ -683,14 +683,19 @@ private:
     // DWARF 5, neither DW_AT_low_pc nor DW_AT_entry_pc. Its entry is then the part that holds
     // the function's own symbol (the other part's symbol is `name.cold`), else the first part
     // listed (gcc lists the part holding the entry first). The size is that part's alone: code
-    // redirection patches the entry and needs to know how much code follows it.
-    std::optional<std::pair<std::uint64_t, std::uint64_t>> code_range(Dwarf_Die *die)
+    // redirection patches the entry and needs to know how much code follows it. The other parts
+    // are kept too, for naming a frame that lies in one.
+    struct CodeRange {
+        std::uint64_t entry = 0, size = 0;
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> other_parts;  // start, end
+    };
+    std::optional<CodeRange> code_range(Dwarf_Die *die)
     {
         Dwarf_Addr low, high;
         if (dwarf_lowpc(die, &low) == 0) {
             if (dwarf_highpc(die, &high) != 0 || high < low)
                 high = low;
-            return std::make_pair(low, high - low);
+            return CodeRange{low, high - low, {}};
         }
         std::vector<std::pair<std::uint64_t, std::uint64_t>> parts;  // start, end
         Dwarf_Addr base, start, end;
@@ -703,10 +708,14 @@ private:
         Dwarf_Addr entry;
         if (dwarf_entrypc(die, &entry) != 0)
             entry = split_function_entry(die, parts);
-        for (const auto &[part_start, part_end] : parts)
+        CodeRange range{entry, 0, {}};  // an entry outside its ranges: nothing is patched
+        for (const auto &[part_start, part_end] : parts) {
             if (entry >= part_start && entry < part_end)
-                return std::make_pair(entry, part_end - entry);
-        return std::make_pair(entry, std::uint64_t{0});  // an entry outside its ranges: nothing is patched
+                range.size = part_end - entry;
+            else
+                range.other_parts.emplace_back(part_start, part_end);
+        }
+        return range;
     }
 
     std::uint64_t split_function_entry(Dwarf_Die *die, const std::vector<std::pair<std::uint64_t, std::uint64_t>> &parts) const
@@ -728,15 +737,16 @@ private:
         if (dwarf_hasattr(die, DW_AT_declaration))
             return;
         auto range = code_range(die);
-        if (!range || range->first == 0 || !section_holding(m_facts, range->first))
+        if (!range || range->entry == 0 || !section_holding(m_facts, range->entry))
             return;  // an abstract instance (only inlined copies have code), or removed by the linker
         Function function;
         function.name = attribute_string(die, DW_AT_name);
         if (function.name.empty())
             return;
         function.file = m_unit_file;
-        function.address = range->first;
-        function.size = range->second;
+        function.address = range->entry;
+        function.size = range->size;
+        function.other_parts = std::move(range->other_parts);
         function.external = attribute_flag(die, DW_AT_external);
         function.qualified_name = function.external ? function.name : m_unit_file + "/" + function.name;
         function.return_type = read_type_reference(die);

@@ -90,7 +90,10 @@ struct Function {
     std::string qualified_name;  // `name` or `file.c/name` for a static function
     std::string file;
     std::uint64_t address = 0;   // link-time entry address
-    std::uint64_t size = 0;
+    std::uint64_t size = 0;      // of the part the entry lies in
+    // Link-time [start, end) of its other parts: gcc moves a function's rare paths to
+    // `name.cold` (a frame there is still this function's).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> other_parts;
     bool external = false;
     TypeId return_type = void_type;
     bool variadic = false;

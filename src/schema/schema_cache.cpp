@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-9\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-10\n";
 
 // FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
 // (bounds checks alone would let flipped bytes through as a wrong schema).
@@ -247,6 +247,11 @@ std::string serialize_schema(const Schema &schema)
         out.text(function.file);
         out.u64(function.address);
         out.u64(function.size);
+        out.u32(static_cast<std::uint32_t>(function.other_parts.size()));
+        for (const auto &[start, end] : function.other_parts) {
+            out.u64(start);
+            out.u64(end);
+        }
         out.u8(static_cast<std::uint8_t>(function.external | function.variadic << 1));
         out.u32(function.return_type);
         write_locals(out, function.params);
@@ -344,6 +349,11 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
         function.file = in.text();
         function.address = in.u64();
         function.size = in.u64();
+        function.other_parts.resize(in.count(16));
+        for (auto &[start, end] : function.other_parts) {
+            start = in.u64();
+            end = in.u64();
+        }
         std::uint8_t flags = in.u8();
         function.external = flags & 1;
         function.variadic = flags & 2;

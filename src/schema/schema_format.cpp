@@ -138,8 +138,11 @@ void write_schema_text(const Schema &schema, std::ostream &out, Addresses addres
     for (const Function &function : schema.functions) {
         fmt::print(out, "function {}: returns {}{}", function.qualified_name, type_to_c(schema, function.return_type),
                    function.variadic ? " variadic" : "");
-        if (addresses == Addresses::Show)
+        if (addresses == Addresses::Show) {
             fmt::print(out, " address={:#x} size={}", function.address, function.size);
+            for (const auto &[start, end] : function.other_parts)
+                fmt::print(out, " part={:#x}-{:#x}", start, end);
+        }
         fmt::print(out, "\n");
         write_locals(schema, "param", function.params, Addresses::Show, out);
         write_locals(schema, "local", function.locals, addresses, out);
@@ -220,6 +223,7 @@ void write_schema_json(const Schema &schema, std::ostream &out)
     for (const Function &function : schema.functions)
         functions.push_back({{"name", function.name}, {"qualified_name", function.qualified_name},
                              {"file", function.file}, {"address", function.address}, {"size", function.size},
+                             {"other_parts", function.other_parts},
                              {"external", function.external}, {"return_type", function.return_type},
                              {"variadic", function.variadic}, {"params", locals_json(function.params)},
                              {"locals", locals_json(function.locals)}});

@@ -371,6 +371,22 @@ TEST(UpdateStreak, UpdatingToTheSameVersionChangesNothingObservable)
 
 // ---- refusals and failures: the old version keeps running ------------------------------------
 
+// gcc -O2 moves a call to a cold function into the routine's split-off part (`spinner.cold`):
+// the thread stuck there is still named by the routine (the schema keeps the function's parts).
+TEST(UpdateFailure, AThreadStuckInAColdPartIsNamedByItsFunction)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DSTUCK -DSTUCK_COLD");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DSTUCK -DSTUCK_COLD");
+    ASSERT_NE(run("nm " + v1).find(" spinner.cold"), std::string::npos) << "gcc no longer splits spinner";
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", "--timeout", "0.5", std::to_string(fixture.process->pid()), v2});
+    EXPECT_EQ(update.status, 1);
+    EXPECT_NE(update.err.find("did not reach an update point within 500 ms"), std::string::npos) << update.err;
+    EXPECT_NE(update.err.find("counter.c/wait_while_stuck <- counter.c/spinner"), std::string::npos) << update.err;
+    EXPECT_TRUE(fixture.process->alive());
+}
+
 TEST(UpdateFailure, QuiescenceDeadlineNamesTheThreadAndV1KeepsRunning)
 {
     Toolchain toolchain{"gcc", "-O0", "gcc_O0"};

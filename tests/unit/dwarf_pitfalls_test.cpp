@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "dwarf_reader.h"
+#include "schema_cache.h"
 #include "fixture_build.h"
 
 namespace molt::testing {
@@ -244,13 +245,25 @@ TEST(DwarfPitfalls, FunctionsSplitInHotAndColdPartsAreKnownByTheirEntry)
 
     auto schema = read(binary);
     std::map<std::string, std::uint64_t> values = symbols(binary);
+    auto nm_size = [&](const std::string &name) {
+        return std::stoull(run("nm -S " + binary + " | awk '$4 == \"" + name + "\" { print $2 }'"), nullptr, 16);
+    };
     for (std::string name : {"main", "step"}) {
         const schema::Function *function = schema.find_function(name);
         ASSERT_NE(function, nullptr) << name;
         EXPECT_EQ(function->address, values.at(name)) << name;
-        std::uint64_t size = std::stoull(run("nm -S " + binary + " | awk '$4 == \"" + name + "\" { print $2 }'"), nullptr, 16);
-        EXPECT_EQ(function->size, size) << name << ": the hot part's size, not both parts'";
+        EXPECT_EQ(function->size, nm_size(name)) << name << ": the hot part's size, not both parts'";
     }
+    // The cold part is kept as the function's other part (a frame there is main's), and survives
+    // the schema cache's round trip.
+    const schema::Function *main_function = schema.find_function("main");
+    std::uint64_t cold = values.at("main.cold");
+    ASSERT_EQ(main_function->other_parts.size(), 1u);
+    EXPECT_EQ(main_function->other_parts[0].first, cold);
+    EXPECT_EQ(main_function->other_parts[0].second, cold + nm_size("main.cold"));
+    auto again = schema::deserialize_schema(schema::serialize_schema(schema));
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->find_function("main")->other_parts, main_function->other_parts);
 }
 
 TEST(DwarfPitfalls, ThreadLocalsAreMarked)
