@@ -583,12 +583,26 @@ std::size_t memory_headroom()
     return headroom;
 }
 
+// The process's anonymous resident memory (RssAnon: its heaps, mostly), to size what prepare makes
+// ready. Not heap_use(): glibc's mallinfo2 walks every free chunk, and after an update has freed
+// a million old copies that took a third of a later update's prepare (283 ms at a million keys).
+// An estimate is enough here. heap_use() when the kernel does not say.
+std::size_t anonymous_resident_bytes()
+{
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("RssAnon:", 0) == 0)
+            return std::strtoull(line.c_str() + 8, nullptr, 10) * 1024;  // "RssAnon:   123456 kB"
+    return heap_use().bytes_in_use;
+}
+
 }  // namespace
 
 // Before the pause, the first segment of each arena that will cut copies, and a reserve both draw
-// from for as much as the conversion may need: a guess, half the heap in use (the update converts
-// part of it, and may grow it), at most 128 MB and an eighth of the memory the process may still
-// take. Their page faults in the pause were a microsecond or two each on a virtual machine: 25 ms
+// from for as much as the conversion may need: a guess, half the heap (the process's anonymous
+// resident memory: the update converts part of it, and may grow it), at most 128 MB and an
+// eighth of the memory the process may still take. Their page faults in the pause were a microsecond or two each on a virtual machine: 25 ms
 // of the pause for a million copies (80 MB) on two threads. A guess too big costs that memory for
 // the update's time and prepare's time to touch it (what the conversion does not take is unmapped
 // after the pause); too small, the rest faults in the pause as before. Returns the bytes made ready.
@@ -634,7 +648,7 @@ std::size_t HeapConverter::prefault(std::size_t root_pointers)
     constexpr std::size_t most = std::size_t{32} << 20;
     if (root_pointers)
         m_queue_memory.reserve(std::min(2 * root_pointers * sizeof(Candidate) + 4096, most));
-    std::size_t heap_bytes = heap_use().bytes_in_use;  // before this adds its own
+    std::size_t heap_bytes = anonymous_resident_bytes();  // before this adds its own
     std::size_t headroom = memory_headroom();
     prepare_lookup_tables(heap_bytes, headroom, root_pointers > 0);
     return prepare_copy_segments(heap_bytes, headroom);

@@ -728,8 +728,9 @@ TEST(HeapConversion, BlocksWhoseTransformerRunsAloneAreConvertedBesideTheShared)
     expect_heap_update_converts({"gcc", "-O2", "gcc_O2"}, "-DBIG", "-DBIG -DCAMPAIGN", "heap: 45236 objects converted");
 }
 
-// Before the pause, the update maps and touches memory for the new copies (half the heap in use,
-// here mostly a 64 MB block nothing converts): what the conversion does not take is given back
+// Before the pause, the update maps and touches memory for the new copies (half the process's
+// anonymous resident memory, here mostly a 64 MB block nothing converts): what the conversion
+// does not take is given back
 // after a failed update and after a committed one: the heap in use as the runtime counts it (its
 // segments with it) and the process's resident memory come back to within a few megabytes (the
 // new copies, the old ones glibc keeps for reuse), not 30 more.
