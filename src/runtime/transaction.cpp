@@ -942,18 +942,10 @@ private:
         std::string text;
         int count = thread.frame_count.load();
         for (int i = 0; i < count; ++i) {
-            auto address = reinterpret_cast<std::uintptr_t>(thread.frames[i]);
-            auto holds = [&](const schema::Function &function) {
-                std::uintptr_t start = m_old->address(function.address);
-                if (address >= start && address < start + std::max<std::uint64_t>(function.size, 1))
-                    return true;
-                return std::any_of(function.other_parts.begin(), function.other_parts.end(), [&](const auto &part) {
-                    return address >= m_old->address(part.first) && address < m_old->address(part.second);
-                });
-            };
+            auto address = reinterpret_cast<std::uintptr_t>(thread.frames[i]) - m_old->bias;  // link-time
             std::string name;
             for (const schema::Function &function : m_old_schema->functions) {
-                if (holds(function)) {
+                if (function.holds(address)) {
                     name = function.qualified_name;
                     break;
                 }
@@ -1319,7 +1311,7 @@ private:
         // Its constructors ran: a thread one of them started would run code that goes.
         auto in_new_code = [&](std::uintptr_t address) {
             for (const schema::Function &function : m_new_schema ? m_new_schema->functions : std::vector<schema::Function>{})
-                if (address >= m_new->address(function.address) && address < m_new->address(function.address) + function.size)
+                if (function.holds(address - m_new->bias))
                     return true;
             return false;
         };

@@ -37,6 +37,14 @@ const Variable *Schema::find_variable(std::string_view qualified_name) const
     return find_sorted(variables, qualified_name);
 }
 
+bool Function::holds(std::uint64_t link_address) const
+{
+    if (link_address >= address && link_address - address < std::max<std::uint64_t>(size, 1))
+        return true;
+    return std::any_of(other_parts.begin(), other_parts.end(),
+                       [&](const auto &part) { return link_address >= part.first && link_address < part.second; });
+}
+
 const Function *Schema::find_function(std::string_view qualified_name) const
 {
     return find_sorted(functions, qualified_name);

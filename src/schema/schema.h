@@ -94,6 +94,9 @@ struct Function {
     // Link-time [start, end) of its other parts: gcc moves a function's rare paths to
     // `name.cold` (a frame there is still this function's).
     std::vector<std::pair<std::uint64_t, std::uint64_t>> other_parts;
+    // Whether a link-time address lies in its code: the part its entry is in (a byte at least),
+    // or another.
+    bool holds(std::uint64_t link_address) const;
     bool external = false;
     TypeId return_type = void_type;
     bool variadic = false;

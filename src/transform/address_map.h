@@ -171,17 +171,6 @@ public:
         return value ? value - 1 : absent;  // 0: claimed, but the update failed before its value
     }
 
-    // find() for a start in the table only: absent for one that went to the hash (not 16-byte
-    // aligned), whose lookup takes a lock. For asking ahead of time, on two threads at once.
-    std::size_t find_in_table(std::uintptr_t address) const
-    {
-        const std::uint64_t *chunk = hashed(address) ? nullptr : chunk_of(address);
-        if (!chunk || !is_set(chunk, slot_of(address)))
-            return absent;
-        std::uint32_t value = entries(chunk)[slot_of(address)];
-        return value ? value - 1 : absent;
-    }
-
     bool contains(std::uintptr_t address) const
     {
         if (hashed(address))

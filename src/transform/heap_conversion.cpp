@@ -602,10 +602,11 @@ std::size_t anonymous_resident_bytes()
 // Before the pause, the first segment of each arena that will cut copies, and a reserve both draw
 // from for as much as the conversion may need: a guess, half the heap (the process's anonymous
 // resident memory: the update converts part of it, and may grow it), at most 128 MB and an
-// eighth of the memory the process may still take. Their page faults in the pause were a microsecond or two each on a virtual machine: 25 ms
-// of the pause for a million copies (80 MB) on two threads. A guess too big costs that memory for
-// the update's time and prepare's time to touch it (what the conversion does not take is unmapped
-// after the pause); too small, the rest faults in the pause as before. Returns the bytes made ready.
+// eighth of the memory the process may still take. Their page faults in the pause were a
+// microsecond or two each on a virtual machine: 25 ms of the pause for a million copies (80 MB)
+// on two threads. A guess too big costs that memory for the update's time and prepare's time to
+// touch it (what the conversion does not take is unmapped after the pause); too small, the rest
+// faults in the pause as before. Returns the bytes made ready.
 std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes, std::size_t headroom)
 {
     std::size_t ready = 0;
@@ -625,7 +626,7 @@ std::size_t HeapConverter::prepare_copy_segments(std::size_t heap_bytes, std::si
 
 // Before the pause, the lists discovery fills: the block starts' tables (264 KB each, one per
 // megabyte of address space that holds a converted block) and the block list (32 bytes a block).
-// When the roots hold pointers whose pointees changed, for the heap in use: a table per megabyte
+// When the roots hold pointers whose pointees changed, for the heap's size: a table per megabyte
 // of it, and a converted block per 128 bytes of it (a guess: kvd has 130 bytes of heap a key, of
 // which the entry converts); made in the pause, their pages were 18,000 page faults of a million
 // keys' first update (a microsecond or two each here). Otherwise the first 16 tables and a chunk
@@ -764,18 +765,6 @@ Result<bool> HeapConverter::convert_range(std::size_t first, std::size_t end, Sh
                         __builtin_prefetch(reinterpret_cast<const void *>(pointer));
                 }
             }
-            // A quarter as far, those entries have arrived: the blocks they name (a list of 32
-            // MB at a million blocks, read at random) are asked for, whose new starts the
-            // translations will read.
-            if (k + prefetch_distance / 4 < end) {
-                const Block &next = m_blocks[k + prefetch_distance / 4];
-                for (std::uint64_t offset : next.program->pointers) {
-                    std::uintptr_t pointer;
-                    std::memcpy(&pointer, reinterpret_cast<const void *>(next.old_start + offset), sizeof pointer);
-                    if (std::size_t index = m_block_starts.find_in_table(pointer); index != BlockStarts::absent)
-                        __builtin_prefetch(&m_blocks[index]);
-                }
-            }
             const Block &block = m_blocks[k];
             if (!mine(block))
                 continue;
@@ -902,13 +891,18 @@ void HeapConverter::set_discovered(bool discovered)
     m_bitmap_tells = discovered && m_largest_block <= farthest && !m_block_starts.has_unaligned() && !m_untracked;
 }
 
+// Mostly one look at the bitmap of block starts tells: the start of a converted block, a place
+// inside one, or neither (a string beside the entry that points to it). An address in an old
+// global is in no block (and not worth the sorted list, a sort of every block).
 const HeapConverter::Block *HeapConverter::block_holding(std::uintptr_t address) const
 {
-    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
-        return &m_blocks[exact];  // the common case: a pointer to a block's start
     if (auto near = nearby_block(address))
-        return *near;  // told by the table alone (the sorted list costs a sort of every block)
-    return block_holding_inside(address);
+        return *near;
+    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
+        return &m_blocks[exact];
+    if (global_holding(address))
+        return nullptr;
+    return block_holding_inside(address);  // not a block's start: that was looked up first
 }
 
 const HeapConverter::Block *HeapConverter::block_holding_inside(std::uintptr_t address) const
@@ -1010,15 +1004,7 @@ bool HeapConverter::keeps(const schema::Variable *variable) const
 
 Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId old_pointee, const Place &where)
 {
-    // Mostly one look at the bitmap of block starts tells: the start of a converted block, a
-    // place inside one, or neither (a string beside the entry that points to it).
-    const Block *block = nullptr;
-    if (auto near = nearby_block(address))
-        block = *near;
-    else if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent)
-        block = &m_blocks[exact];
-    else if (!global_holding(address))
-        block = block_holding_inside(address);  // not a block's start: that was looked up first
+    const Block *block = block_holding(address);
     if (!block) {
         if (const GlobalRange *global = global_holding(address))
             return translate_into_global(*global, address, old_pointee, where);

@@ -197,7 +197,7 @@ public:
     void release_new_blocks();
     void keep_new_blocks();
 
-    // Before the pause: touches the memory the conversion needs, as much as the heap in use
+    // Before the pause: touches the memory the conversion needs, as much as the heap's size
     // suggests (its list of blocks, the tables of block starts, the arenas' segments for the new
     // copies), and readies the questions about readable memory.
     // Returns the bytes it made ready for the new copies.
@@ -280,7 +280,7 @@ private:
     void let_go_of_queues();
     bool link_pointees(const Walker &walker);
     void count(const Walker &walker);
-    const Block *block_holding(std::uintptr_t address) const;
+    [[gnu::always_inline]] inline const Block *block_holding(std::uintptr_t address) const;
     const Block *block_holding_inside(std::uintptr_t address) const;  // the same, when no block starts at `address`
     const Block *sorted_block_holding(std::uintptr_t address) const;
     // Whether `address` lies in a converted block, from the bitmap of block starts alone: the
