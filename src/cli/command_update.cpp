@@ -100,7 +100,7 @@ int run_status(const Options &options)
     auto pid = parse_pid(options.pid);
     if (!pid)
         return report_error("PID must be a process id, got \"" + options.pid + "\"");
-    auto result = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
+    auto result = control_request(*pid, {{"protocol", 1}, {"command", "status"}, {"heap", options.heap}});
     if (!result)
         return report_error(result.error().to_string());
     if (!result->value("ok", false))
@@ -119,9 +119,15 @@ int run_status(const Options &options)
                                  thread.value("state", ""), thread.value("start", ""),
                                  thread.value("last_update_point", "").empty() ? std::string("-")
                                                                                  : thread.value("last_update_point", ""));
-    const json heap = status.value("heap", json::object());
-    std::cout << fmt::format("heap in use: {:.1f} MB ({} allocator)\n",
-                             heap.value("bytes_in_use", std::size_t{0}) / 1e6, heap.value("allocator", "?"));
+    const json memory = status.value("memory", json::object());
+    std::cout << fmt::format("memory: {:.1f} MB resident, {:.1f} MB of it anonymous (heaps, stacks)\n",
+                             memory.value("resident_bytes", std::size_t{0}) / 1e6,
+                             memory.value("resident_anonymous_bytes", std::size_t{0}) / 1e6);
+    if (status.contains("heap")) {
+        const json heap = status["heap"];
+        std::cout << fmt::format("heap in use: {:.1f} MB ({} allocator)\n",
+                                 heap.value("bytes_in_use", std::size_t{0}) / 1e6, heap.value("allocator", "?"));
+    }
     const json history = status.value("history", json::array());
     std::size_t attempted = status.value("updates_attempted", history.size());
     std::cout << "updates: " << attempted

@@ -27,6 +27,7 @@ struct Options {
     double timeout_seconds = 5;  // update: quiescence and restart deadline
     bool keep_old_state = false;  // update: do not free the old copies of converted heap objects
     bool verify = false;          // update: scan for pointers still leading to replaced objects
+    bool heap = false;            // status: ask the allocator for the heap in use (stalls its arenas)
 };
 
 int run_schema(const Options &options);

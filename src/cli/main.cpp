@@ -87,8 +87,13 @@ int main(int argc, char **argv)
     update->add_flag("--json", options.json, "Print the outcome as JSON");
 
     CLI::App *status = app.add_subcommand("status", "Show what process PID runs: its version, its threads and where "
-                                                    "they last passed an update point, its update history");
+                                                    "they last passed an update point, its resident memory, its "
+                                                    "update history");
     status->add_option("PID", options.pid, "The process")->required();
+    status->add_flag("--heap", options.heap,
+                     "Also ask the allocator for the bytes of heap in use. glibc counts them by walking every "
+                     "free block under each arena's lock: the program's allocations wait meanwhile (0.17 s "
+                     "for kvd with a million keys after an update)");
     status->add_flag("--json", options.json, "Print JSON");
 
     app.add_subcommand("ps", "List your processes that run the Molt runtime, with their current version");

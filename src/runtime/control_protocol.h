@@ -8,17 +8,19 @@
 // connection is closed.
 //
 // Messages. One request per connection: a single line of JSON, at most 64 KiB, ending in "\n":
-//     {"protocol": 1, "command": "status"}
+//     {"protocol": 1, "command": "status", "heap": false}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
 //      "keep_old_state": false, "verify": false}
-// ("timeout_ms", "keep_old_state" and "verify" may be left out: 5000, false and false.)
+// ("heap", "timeout_ms", "keep_old_state" and "verify" may be left out: false, 5000, false and
+// false. "heap": true asks the allocator for its count of the bytes in use, which glibc takes
+// under its arenas' locks, stalling the program's allocations for a while.)
 // The process answers with lines of JSON. For "update", zero or more progress lines, one per
 // phase that ended:
 //     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}
 // and always one last line:
 //     {"event": "result", "ok": true|false, "error": "...", "report": {...}}
 // "status" answers with the last line only, its "status" member holding the version, the update
-// history and the threads. A request that is not valid JSON, is too long, names another protocol
+// history, the threads, the resident memory and, when asked, the heap in use. A request that is not valid JSON, is too long, names another protocol
 // version or an unknown command gets {"event": "result", "ok": false, "error": "..."}.
 //
 // A client that disconnects in the middle of an update does not stop it: the update runs to

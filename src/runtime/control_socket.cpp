@@ -88,7 +88,11 @@ const char *state_word(ThreadState state)
     return "?";
 }
 
-json status_json()
+// The process's status. The allocator's count of the heap in use only when asked (`heap`): glibc
+// takes it by walking every free chunk under each arena's lock, which stalls the program's
+// allocations (for 0.17 s with a million keys after an update); the resident memory is the
+// kernel's figure and costs nothing to the program.
+json status_json(bool heap)
 {
     Version &version = current_version();
     if (!version.schema)
@@ -104,14 +108,19 @@ json status_json()
     json history = json::array();
     for (const UpdateReport &report : update_history())
         history.push_back(report_json(report));
-    transform::HeapUse heap = transform::heap_use();
-    return {{"pid", getpid()},
-            {"stacks", live_stacks().load()},
-            {"heap", {{"bytes_in_use", heap.bytes_in_use}, {"allocator", heap.allocator}}},
-            {"updates_attempted", updates_attempted()},
-            {"version", {{"path", version.path}, {"build_id", version.build_id}}},
-            {"threads", threads},
-            {"history", history}};
+    transform::ResidentMemory memory = transform::resident_memory();
+    json status = {{"pid", getpid()},
+                   {"stacks", live_stacks().load()},
+                   {"memory", {{"resident_bytes", memory.bytes}, {"resident_anonymous_bytes", memory.anonymous_bytes}}},
+                   {"updates_attempted", updates_attempted()},
+                   {"version", {{"path", version.path}, {"build_id", version.build_id}}},
+                   {"threads", threads},
+                   {"history", history}};
+    if (heap) {
+        transform::HeapUse use = transform::heap_use();
+        status["heap"] = {{"bytes_in_use", use.bytes_in_use}, {"allocator", use.allocator}};
+    }
+    return status;
 }
 
 bool peer_allowed(int fd)
@@ -168,7 +177,7 @@ void handle(int fd)
     }
     std::string command = request.value("command", "");
     if (command == "status") {
-        send_line(fd, {{"event", "result"}, {"ok", true}, {"status", status_json()}});
+        send_line(fd, {{"event", "result"}, {"ok", true}, {"status", status_json(request.value("heap", false))}});
         return;
     }
     if (command == "update") {

@@ -589,12 +589,8 @@ std::size_t memory_headroom()
 // An estimate is enough here. heap_use() when the kernel does not say.
 std::size_t anonymous_resident_bytes()
 {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("RssAnon:", 0) == 0)
-            return std::strtoull(line.c_str() + 8, nullptr, 10) * 1024;  // "RssAnon:   123456 kB"
-    return heap_use().bytes_in_use;
+    std::size_t bytes = resident_memory().anonymous_bytes;
+    return bytes ? bytes : heap_use().bytes_in_use;
 }
 
 }  // namespace

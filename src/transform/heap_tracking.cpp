@@ -7,6 +7,8 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <algorithm>
@@ -519,6 +521,23 @@ HeapUse heap_use()
     struct mallinfo2 info = mallinfo2();
     return {info.uordblks + info.hblkhd + g_segment_bytes.load(std::memory_order_relaxed), "glibc"};  // arenas' blocks in use, mmapped blocks, CopyArena's segments
 #endif
+}
+
+ResidentMemory resident_memory()
+{
+    ResidentMemory memory;
+    FILE *status = fopen("/proc/self/status", "re");
+    if (!status)
+        return memory;
+    char line[256];
+    while (fgets(line, sizeof line, status)) {  // "VmRSS:	  123456 kB"
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            memory.bytes = strtoull(line + 6, nullptr, 10) * 1024;
+        else if (strncmp(line, "RssAnon:", 8) == 0)
+            memory.anonymous_bytes = strtoull(line + 8, nullptr, 10) * 1024;
+    }
+    fclose(status);
+    return memory;
 }
 
 }  // namespace molt::transform

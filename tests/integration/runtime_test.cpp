@@ -69,13 +69,20 @@ void expect_new_version_passes(const std::string &log, const std::string &fixtur
     EXPECT_EQ(count_matching(read_lines(log), "^V2 " + fixture + " PASS"), 1) << read_text(log);
 }
 
-// A number of `molt status --json PID` by its member's name (the first such member), or -1.
-long status_number(const std::string &pid, const std::string &member)
+// A number of `molt status --json PID` (with --heap when asked) by its member's name (the first
+// such member), or -1.
+long status_number(const std::string &pid, const std::string &member, bool heap = false)
 {
     std::smatch found;
-    std::string status = molt_tool({"status", "--json", pid}).out;
+    std::vector<std::string> arguments{"status", "--json", pid};
+    if (heap)
+        arguments.push_back("--heap");
+    std::string status = molt_tool(arguments).out;
     return std::regex_search(status, found, std::regex("\"" + member + "\": *([0-9]+)")) ? std::stol(found[1].str()) : -1;
 }
+
+// The heap in use as the allocator counts it (`molt status --heap`).
+long heap_bytes_in_use(const std::string &pid) { return status_number(pid, "bytes_in_use", true); }
 
 // A field of /proc/PID/status by its name ("VmRSS", in kB; "Threads"), or -1.
 long proc_status_field(const std::string &pid, const std::string &field)
@@ -405,6 +412,35 @@ TEST(UpdateFailure, QuiescenceDeadlineNamesTheThreadAndV1KeepsRunning)
     EXPECT_EQ(count_matching(read_lines(log), "^v2"), 0);
     ToolResult status = molt_tool({"status", std::to_string(process.pid())});
     EXPECT_NE(status.out.find("failed"), std::string::npos) << status.out;
+}
+
+// `molt status` shows the resident memory, the kernel's figure, and asks the allocator for the heap
+// in use only with --heap: glibc counts it under its arenas' locks, stalling the program.
+TEST(Status, ShowsResidentMemoryAndTheHeapOnlyWhenAsked)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+
+    ToolResult plain = molt_tool({"status", pid});
+    EXPECT_EQ(plain.status, 0) << plain.err;
+    EXPECT_TRUE(std::regex_search(plain.out, std::regex("memory: [0-9.]+ MB resident, [0-9.]+ MB of it anonymous")))
+        << plain.out;
+    EXPECT_EQ(plain.out.find("heap in use"), std::string::npos) << plain.out;
+    std::string json = molt_tool({"status", "--json", pid}).out;
+    EXPECT_EQ(json.find("\"heap\""), std::string::npos) << json;
+    long resident = status_number(pid, "resident_bytes"), anonymous = status_number(pid, "resident_anonymous_bytes");
+    long kernel = proc_status_field(pid, "VmRSS") * 1024;
+    EXPECT_GT(anonymous, 0);
+    EXPECT_LE(anonymous, resident);
+    EXPECT_GT(resident, kernel / 2) << "VmRSS " << kernel;  // the same figure, read a moment apart
+    EXPECT_LT(resident, kernel * 2) << "VmRSS " << kernel;
+
+    ToolResult asked = molt_tool({"status", "--heap", pid});
+    EXPECT_TRUE(std::regex_search(asked.out, std::regex("heap in use: [0-9.]+ MB \\((glibc|AddressSanitizer) allocator\\)")))
+        << asked.out;
+    EXPECT_GT(heap_bytes_in_use(pid), 0);
 }
 
 TEST(UpdateFailure, AMissingStartRoutineIsRefusedBeforeThePause)
@@ -753,7 +789,7 @@ TEST(HeapConversion, MemoryMadeReadyForTheCopiesIsGivenBack)
     auto resident_mb = [&] { return proc_status_field(pid, "VmRSS") / 1024; };
     // The heap in use as the runtime counts it (its segments included, touched or not): a segment
     // not given back stays in it.
-    auto heap_mb = [&] { return status_number(pid, "bytes_in_use") >> 20; };
+    auto heap_mb = [&] { return heap_bytes_in_use(pid) >> 20; };
     long before = resident_mb(), heap_before = heap_mb();
     auto ready_mb = [](const std::string &out) {
         std::smatch match;
@@ -1628,7 +1664,7 @@ TEST_P(FailureLeaks, EachKindGivesBackWhatItTook)
     fail_once();
     fail_once();
     auto [threads, fds] = settled_threads_and_fds(*fixture.process);
-    long before = status_number(pid, "bytes_in_use");
+    long before = heap_bytes_in_use(pid);
     ASSERT_GT(before, 0);
     constexpr int repeats = 4;
     for (int i = 0; i < repeats; ++i)
@@ -1648,7 +1684,7 @@ TEST_P(FailureLeaks, EachKindGivesBackWhatItTook)
     long allowed = under_sanitizers ? (kind.quarantined ? repeats * 2560 : 64 + cached_stack)
                                     : repeats * (kind.quarantined ? 4096 : 1024);
     long grown = 0;
-    EXPECT_TRUE(wait_until([&] { return (grown = status_number(pid, "bytes_in_use") - before) < allowed; }, std::chrono::seconds(3)))
+    EXPECT_TRUE(wait_until([&] { return (grown = heap_bytes_in_use(pid) - before) < allowed; }, std::chrono::seconds(3)))
         << kind.label << ": " << grown << " bytes grown over " << repeats << " failed updates";
     std::cout << kind.label << ": heap grown by " << grown << " bytes over " << repeats << " failed updates\n";
     EXPECT_TRUE(fixture.process->alive());
