@@ -822,9 +822,13 @@ Result<bool> HeapConverter::merge_inner_blocks()
     return true;
 }
 
+// The lookup of the conversion (a look at the bitmap of block starts, mostly), not a binary search
+// of the sorted starts: at a million keys the scan asks for millions of words (the entries' key
+// and value pointers lie among the old entries), and the search, a cache miss at each of its 20
+// steps, was 45% of the scan's time, and the sort it needs another 8%.
 std::string HeapConverter::replaced_object_at(std::uintptr_t word) const
 {
-    const Block *block = sorted_block_holding(word);
+    const Block *block = block_holding(word);
     if (!block)
         return {};
     char address[32];
