@@ -1076,7 +1076,7 @@ private:
     {
         auto start = Clock::now();
         transform::StaleScan scan = transform::find_stale_pointers(
-            *m_heap, transform::Image{m_new_schema, m_new->bias}, version_paths());
+            *m_heap, transform::Image{m_new_schema, m_new->bias}, version_paths(), m_halves);
         m_report.stale_pointers = scan.found;
         for (const std::string &example : scan.examples)
             m_report.warnings.push_back("stale pointer: " + example);

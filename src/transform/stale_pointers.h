@@ -28,8 +28,10 @@ struct StaleScan {
 
 // `version_paths` name the files of every version loaded, as mapped: their data is not scanned
 // as a library's (the old ones are dead; the new one's variables are scanned by name, from
-// `new_image`).
+// `new_image`). With `parallel`, the heaps are read in two halves at once.
+using Parallel = HeapConverter::Parallel;
 StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
-                              const std::vector<std::string> &version_paths, std::size_t max_examples = 20);
+                              const std::vector<std::string> &version_paths, const Parallel &parallel = {},
+                              std::size_t max_examples = 20);
 
 }  // namespace molt::transform

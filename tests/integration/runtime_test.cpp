@@ -1238,13 +1238,15 @@ TEST(Verify, FindsPointersStillLeadingToReplacedObjectsAndKeepsThem)
     Fixture fixture = start_fixture(v1);
     ToolResult update = molt_tool({"update", "--verify", std::to_string(fixture.process->pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
-    EXPECT_NE(update.out.find("3 words still point into replaced objects (the old objects will be kept)"), std::string::npos)
+    EXPECT_NE(update.out.find("4 words still point into replaced objects (the old objects will be kept)"), std::string::npos)
         << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: variable hidden (+0) points into the old struct node"),
               std::string::npos) << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: variable hidden_inside (+0) points into the old struct node"),
               std::string::npos) << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: a heap block of 8 bytes at"), std::string::npos) << update.out;
+    EXPECT_TRUE(std::regex_search(update.out, std::regex("stale pointer: a heap block of 1048576 bytes at 0x[0-9a-f]+ \\(\\+524288\\)")))
+        << update.out;
     EXPECT_NE(update.out.find("heap objects and variables are kept"), std::string::npos) << update.out;
     expect_new_version_passes(fixture.log, "heap");
 
