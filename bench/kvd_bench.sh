@@ -5,7 +5,7 @@
 #      GET, 50 clients, pipelining 1 and 16, runs alternated A/B/A/B, the ratio printed; and the
 #      instructions per request that each runs in user space (callgrind: the same count each run);
 #   2. the pause of each update of the v1 -> v5 streak against the number of keys (KVD_BENCH_RUNS
-#      runs of each size, 3 by default: the median and the range);
+#      runs of each size, 3 by default: the median and the range), and of a v1 -> v2 with --verify;
 #   3. the latency clients see while an update runs (max of redis-benchmark against the pause), the
 #      server on one core with one worker (the target) and with four;
 #   4. a 100-update streak v1 <-> v2 under load: memory, threads and fds after it;
@@ -160,6 +160,16 @@ part 2 && for size in "${sizes[@]}"; do
                   printf " | %8.3f ms %7s obj %8s [%.*f-%.*f]", median, objects, rate, digits, pause[1], digits, pause[n] }' "pauses-$size.txt")
     done
     echo "$row"
+done
+# --verify's scan, in the pause of a v1 -> v2 (one run of each size: its cost grows with the heap).
+part 2 && echo "  with --verify (v1 -> v2, one run of each size): the pause, and in it the scan for words still pointing into replaced objects"
+part 2 && for size in "${sizes[@]}"; do
+    pin=no start "$kvd/kvd-v1"
+    fill "$size"
+    "$molt" update --verify "$server" "$kvd/kvd-v2.so" > update.log 2>&1 || { cat update.log; exit 1; }
+    printf '  %-9s   pause %s ms; verify %s\n' "$size" "$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)" \
+        "$(sed -n 's/^ *verify *//p' update.log)"
+    stop
 done
 
 # The server is pinned to one core: with both cores converting, redis-benchmark itself waits for a
