@@ -119,10 +119,12 @@ int run_status(const Options &options)
                                  thread.value("state", ""), thread.value("start", ""),
                                  thread.value("last_update_point", "").empty() ? std::string("-")
                                                                                  : thread.value("last_update_point", ""));
-    const json memory = status.value("memory", json::object());
-    std::cout << fmt::format("memory: {:.1f} MB resident, {:.1f} MB of it anonymous (heaps, stacks)\n",
-                             memory.value("resident_bytes", std::size_t{0}) / 1e6,
-                             memory.value("resident_anonymous_bytes", std::size_t{0}) / 1e6);
+    if (status.contains("memory")) {  // (a runtime before the tenth session sent the heap instead)
+        const json memory = status["memory"];
+        std::cout << fmt::format("memory: {:.1f} MB resident, {:.1f} MB of it anonymous (heaps, stacks)\n",
+                                 memory.value("resident_bytes", std::size_t{0}) / 1e6,
+                                 memory.value("resident_anonymous_bytes", std::size_t{0}) / 1e6);
+    }
     if (status.contains("heap")) {
         const json heap = status["heap"];
         std::cout << fmt::format("heap in use: {:.1f} MB ({} allocator)\n",

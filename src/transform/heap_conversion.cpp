@@ -867,7 +867,7 @@ std::pair<std::uintptr_t, std::uintptr_t> HeapConverter::replaced_span() const
 
 bool HeapConverter::not_to_scan(std::uintptr_t block) const
 {
-    return m_block_starts.contains(block) || block == reinterpret_cast<std::uintptr_t>(m_sorted.data());
+    return m_block_starts.contains(block);  // (the sorted list, mapped memory, is in no heap block)
 }
 
 const HeapConverter::Sorted &HeapConverter::sorted_blocks() const

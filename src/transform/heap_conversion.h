@@ -56,6 +56,27 @@ struct ScrubbingAllocator {
     bool operator==(const ScrubbingAllocator<U> &) const { return true; }
 };
 
+// For a container of old addresses that --verify's scan may meet while another thread fills it
+// (the sorted list of blocks): memory of its own mapping, outside every heap block, so that the
+// scan never reads it, and gone with its old addresses when given back.
+template <typename T>
+struct MappedAllocator {
+    using value_type = T;
+    MappedAllocator() = default;
+    template <typename U>
+    MappedAllocator(const MappedAllocator<U> &) {}
+    T *allocate(std::size_t count)
+    {
+        void *memory = mmap(nullptr, count * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED)
+            throw std::bad_alloc();
+        return static_cast<T *>(memory);
+    }
+    void deallocate(T *memory, std::size_t count) { munmap(memory, count * sizeof(T)); }
+    template <typename U>
+    bool operator==(const MappedAllocator<U> &) const { return true; }
+};
+
 // Memory for discovery's queues, mapped and its pages touched before the pause: the roots of a
 // hash table queue tens of thousands of pointers at once, and each fresh page of a queue's nodes
 // was a page fault in the pause (a microsecond or two each on a virtual machine). The queues'
@@ -214,7 +235,8 @@ public:
 
     // For --verify (stale_pointers.h), once the blocks are converted: the old object `word`
     // points into ("a heap struct node at 0x..."), or an empty string; whether `block` is the old
-    // copy of a converted object or this converter's own bookkeeping (neither is scanned).
+    // copy of a converted object (not scanned; the converter's own bookkeeping that holds old
+    // addresses is mapped memory, in no heap block).
     std::string replaced_object_at(std::uintptr_t word) const;
     bool not_to_scan(std::uintptr_t block) const;
     // Every old object lies in [first, second): most words are told apart by two comparisons.
@@ -455,8 +477,9 @@ private:
     Result<bool> convert_range(std::size_t first, std::size_t end, Share share,
                                WhereNames &wheres) const;
     // (old start, index) of every block, sorted when first needed (pointers into a block's middle
-    // are rare): after discovery, from any thread.
-    using Sorted = std::vector<std::pair<std::uintptr_t, std::size_t>, ScrubbingAllocator<std::pair<std::uintptr_t, std::size_t>>>;
+    // are rare): after discovery, from any thread. In mapped memory: --verify's two scanners may
+    // build it while the other reads the heap, which must not find it there.
+    using Sorted = std::vector<std::pair<std::uintptr_t, std::size_t>, MappedAllocator<std::pair<std::uintptr_t, std::size_t>>>;
     const Sorted &sorted_blocks() const;
     mutable Sorted m_sorted;
     mutable std::once_flag m_sorted_once;

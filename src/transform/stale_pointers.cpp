@@ -35,14 +35,15 @@ __attribute__((no_sanitize("address"))) std::uintptr_t load_word(std::uintptr_t 
     return *reinterpret_cast<const Word *>(at);
 }
 
-constexpr std::uintptr_t page_size = 4096;
+const std::uintptr_t page_size = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
 
 std::uintptr_t page_of(std::uintptr_t address) { return address & ~(page_size - 1); }
 
-// Which pages the process ever touched (present, or swapped out), from /proc/self/pagemap. A page
-// never touched reads as zeros, so it holds no pointer, and reading it costs a page fault: the
-// threads' 8 MB stacks, mostly never touched, were 52 ms of a 66 ms scan (kvd, 100,000 keys: 12
-// stacks, 2 µs a page). Read 512 pages' entries at a time. Without pagemap, every page counts.
+// Which pages the process ever touched (present, or swapped out), from /proc/self/pagemap. An
+// anonymous page never touched reads as zeros (a file's, as the file's bytes, which hold no
+// address of this run), so it holds no pointer, and reading it costs a page fault: the threads'
+// 8 MB stacks, mostly never touched, were 52 ms of a 66 ms scan (kvd, 100,000 keys: 12 stacks,
+// 2 µs a page). Read 512 pages' entries at a time. Without pagemap, every page counts.
 class TouchedPages {
 public:
     TouchedPages() : m_fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) {}
@@ -61,8 +62,11 @@ public:
         std::uintptr_t page = address / page_size;
         if (page < m_first || page >= m_first + m_count) {
             ssize_t got = pread(m_fd, m_entries, sizeof m_entries, static_cast<off_t>(page * sizeof m_entries[0]));
-            if (got < static_cast<ssize_t>(sizeof m_entries[0]))
-                return true;  // (unreadable: read the page, as without pagemap)
+            if (got < static_cast<ssize_t>(sizeof m_entries[0])) {  // unreadable: every page counts, as without it
+                close(m_fd);
+                m_fd = -1;
+                return true;
+            }
             m_first = page;
             m_count = static_cast<std::uintptr_t>(got) / sizeof m_entries[0];
         }
@@ -78,9 +82,10 @@ private:
 
 class Scanner {
 public:
-    Scanner(const HeapConverter &heap, std::size_t max_examples) : m_heap(heap), m_max(max_examples)
+    // `span`: HeapConverter::replaced_span(), a walk of every block, asked once for both scanners.
+    Scanner(const HeapConverter &heap, std::pair<std::uintptr_t, std::uintptr_t> span, std::size_t max_examples)
+        : m_heap(heap), m_max(max_examples), m_first(span.first), m_last(span.second)
     {
-        std::tie(m_first, m_last) = heap.replaced_span();
     }
 
     // Every aligned word of [start, end) on a page ever touched; `where(offset)` names a hit.
@@ -121,7 +126,7 @@ public:
                 continue;
             }
             auto block = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(user));
-            if (!block || user + block->size > region_end)
+            if (!block || block->size > region_end - user)  // (a size the check word does not cover may be huge)
                 continue;
             if (!m_heap.not_to_scan(user))
                 words(user, user + block->size, [&](std::uintptr_t offset) {
@@ -196,8 +201,9 @@ std::vector<Region> heap_regions()
     return heaps;
 }
 
-// Where the heaps are cut in two pieces of about the same size, one for each thread: the region
-// holding the cut, and the cut (a page boundary). Kept out of the heap: an address inside the
+// Where the heaps are cut in two pieces of about the same address space, one for each thread
+// (the pages never touched, which cost nothing, may lie more in one than in the other): the
+// region holding the cut, and the cut (a page boundary). Kept out of the heap: an address inside the
 // heap, in a block the scan reads, may be taken for a pointer into an old object.
 struct Cut {
     std::size_t region = 0;
@@ -225,7 +231,8 @@ StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
                               const std::vector<std::string> &version_paths, const Parallel &parallel,
                               std::size_t max_examples)
 {
-    Scanner scanner(heap, max_examples), second(heap, max_examples);
+    const auto span = heap.replaced_span();
+    Scanner scanner(heap, span, max_examples), second(heap, span, max_examples);
     const std::vector<Region> heaps = heap_regions();
     const Cut cut = cut_in_two(heaps);
     auto globals_and_heaps = [&] {
@@ -249,8 +256,9 @@ StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
                     return "the data of " + segment.file + " at " + hex(segment.start + offset);
                 });
         // The heaps: every anonymous writable region, through the live blocks allocated through
-        // Molt; the second half on the second thread. (A block that starts in the first half
-        // is read whole by the first; the second, starting inside it, finds no header there.)
+        // Molt; the second half on the second thread. A block whose header lies before the cut is
+        // read whole by the first; the second, starting inside it, looks for headers in its
+        // bytes, which match by chance once in 2^32 a look, as anywhere else it looks.
         for (std::size_t i = 0; i < cut.region; ++i)
             scanner.heap_blocks(heaps[i].start, heaps[i].end, heaps[i].end);
         if (cut.region < heaps.size())
