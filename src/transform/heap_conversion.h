@@ -31,51 +31,50 @@
 
 namespace molt::transform {
 
+// The face a standard container wants, over one kind of memory: `Memory::take(bytes)` and
+// `Memory::give_back(memory, bytes)`.
+template <typename T, typename Memory>
+struct AllocatorOver {
+    using value_type = T;
+    AllocatorOver() = default;
+    template <typename U>
+    AllocatorOver(const AllocatorOver<U, Memory> &) {}
+    T *allocate(std::size_t count) { return static_cast<T *>(Memory::take(count * sizeof(T))); }
+    void deallocate(T *memory, std::size_t count) { Memory::give_back(memory, count * sizeof(T)); }
+    template <typename U>
+    bool operator==(const AllocatorOver<U, Memory> &) const { return true; }
+};
+
 // For the converter's own containers of old addresses: memory they get is zeroed (it may hold
 // what the program left in it), and memory they give back is zeroed first, so that when malloc
 // hands it out again no old address lingers in it for --verify to take for a pointer the
 // program still holds.
-template <typename T>
-struct ScrubbingAllocator {
-    using value_type = T;
-    ScrubbingAllocator() = default;
-    template <typename U>
-    ScrubbingAllocator(const ScrubbingAllocator<U> &) {}
-    T *allocate(std::size_t count)
+struct ScrubbedHeap {
+    static void *take(std::size_t bytes) { return std::memset(::operator new(bytes), 0, bytes); }
+    static void give_back(void *memory, std::size_t bytes)
     {
-        T *memory = std::allocator<T>().allocate(count);
-        std::memset(static_cast<void *>(memory), 0, count * sizeof(T));
-        return memory;
+        std::memset(memory, 0, bytes);
+        ::operator delete(memory, bytes);
     }
-    void deallocate(T *memory, std::size_t count)
-    {
-        std::memset(static_cast<void *>(memory), 0, count * sizeof(T));
-        std::allocator<T>().deallocate(memory, count);
-    }
-    template <typename U>
-    bool operator==(const ScrubbingAllocator<U> &) const { return true; }
 };
+template <typename T>
+using ScrubbingAllocator = AllocatorOver<T, ScrubbedHeap>;
 
 // For a container of old addresses that --verify's scan may meet while another thread fills it
 // (the sorted list of blocks): memory of its own mapping, outside every heap block, so that the
 // scan never reads it, and gone with its old addresses when given back.
-template <typename T>
-struct MappedAllocator {
-    using value_type = T;
-    MappedAllocator() = default;
-    template <typename U>
-    MappedAllocator(const MappedAllocator<U> &) {}
-    T *allocate(std::size_t count)
+struct OwnMapping {
+    static void *take(std::size_t bytes)
     {
-        void *memory = mmap(nullptr, count * sizeof(T), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (memory == MAP_FAILED)
             throw std::bad_alloc();
-        return static_cast<T *>(memory);
+        return memory;
     }
-    void deallocate(T *memory, std::size_t count) { munmap(memory, count * sizeof(T)); }
-    template <typename U>
-    bool operator==(const MappedAllocator<U> &) const { return true; }
+    static void give_back(void *memory, std::size_t bytes) { munmap(memory, bytes); }
 };
+template <typename T>
+using MappedAllocator = AllocatorOver<T, OwnMapping>;
 
 // Memory for discovery's queues, mapped and its pages touched before the pause: the roots of a
 // hash table queue tens of thousands of pointers at once, and each fresh page of a queue's nodes
