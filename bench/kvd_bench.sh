@@ -183,6 +183,7 @@ done
 # client timing each request saw them served 0, 4.9, 12.8 and 15.2 ms after the pause), as they do
 # at any moment with no update. Both are measured; the target is read on the first.
 if part 3; then
+    runs=$(runs_of 100000)
     echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients, the server on one core, $runs runs)"
     echo "  (target: the worst request within the pause + 1 ms; for comparison, the same load on the same server just before, with no update)"
     for workers in 1 4; do
