@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "heap_tracking.h"
+#include "heap_walk.h"
 #include "memory_map.h"
 
 namespace molt::transform {
@@ -35,51 +36,6 @@ __attribute__((no_sanitize("address"))) std::uintptr_t load_word(std::uintptr_t 
     return *reinterpret_cast<const Word *>(at);
 }
 
-const std::uintptr_t page_size = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-
-std::uintptr_t page_of(std::uintptr_t address) { return address & ~(page_size - 1); }
-
-// Which pages the process ever touched (present, or swapped out), from /proc/self/pagemap. An
-// anonymous page never touched reads as zeros (a file's, as the file's bytes, which hold no
-// address of this run), so it holds no pointer, and reading it costs a page fault: the threads'
-// 8 MB stacks, mostly never touched, were 52 ms of a 66 ms scan (kvd, 100,000 keys: 12 stacks,
-// 2 µs a page). Read 512 pages' entries at a time. Without pagemap, every page counts.
-class TouchedPages {
-public:
-    TouchedPages() : m_fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) {}
-    ~TouchedPages()
-    {
-        if (m_fd >= 0)
-            close(m_fd);
-    }
-    TouchedPages(const TouchedPages &) = delete;
-    TouchedPages &operator=(const TouchedPages &) = delete;
-
-    bool touched(std::uintptr_t address)
-    {
-        if (m_fd < 0)
-            return true;
-        std::uintptr_t page = address / page_size;
-        if (page < m_first || page >= m_first + m_count) {
-            ssize_t got = pread(m_fd, m_entries, sizeof m_entries, static_cast<off_t>(page * sizeof m_entries[0]));
-            if (got < static_cast<ssize_t>(sizeof m_entries[0])) {  // unreadable: every page counts, as without it
-                close(m_fd);
-                m_fd = -1;
-                return true;
-            }
-            m_first = page;
-            m_count = static_cast<std::uintptr_t>(got) / sizeof m_entries[0];
-        }
-        constexpr std::uint64_t present = std::uint64_t{1} << 63, swapped = std::uint64_t{1} << 62;
-        return m_entries[page - m_first] & (present | swapped);
-    }
-
-private:
-    int m_fd;
-    std::uint64_t m_entries[512];
-    std::uintptr_t m_first = 0, m_count = 0;  // pages
-};
-
 class Scanner {
 public:
     // `span`: HeapConverter::replaced_span(), a walk of every block, asked once for both scanners.
@@ -94,7 +50,7 @@ public:
     {
         start = (start + 7) & ~std::uintptr_t{7};
         for (std::uintptr_t at = start; at + 8 <= end;) {
-            std::uintptr_t page_end = std::min(page_of(at) + page_size, end);
+            std::uintptr_t page_end = std::min(page_of(at) + page_size(), end);
             if (!m_pages.touched(at)) {
                 at = page_end;
                 continue;
@@ -120,21 +76,17 @@ public:
     // by `region_end` (a piece may end inside a block, which is read whole).
     void heap_blocks(std::uintptr_t start, std::uintptr_t end, std::uintptr_t region_end)
     {
-        for (std::uintptr_t user = (start + 16 + 15) & ~std::uintptr_t{15}; user - 16 < end; user += 16) {
-            if (!m_pages.touched(user - 16)) {  // a header lies on one page: skip to the next page's first
-                user = page_of(user - 16) + page_size;
-                continue;
-            }
+        auto probe = [](std::uintptr_t user) -> std::optional<std::size_t> {
             auto block = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(user));
-            if (!block || block->size > region_end - user)  // (a size the check word does not cover may be huge)
-                continue;
+            return block ? std::optional<std::size_t>(block->size) : std::nullopt;
+        };
+        walk_blocks(m_pages, start, end, region_end, probe, [&](std::uintptr_t user, std::size_t size) {
             if (!m_heap.not_to_scan(user))
-                words(user, user + block->size, [&](std::uintptr_t offset) {
-                    return "a heap block of " + std::to_string(block->size) + " bytes at " + hex(user) + " (+" +
+                words(user, user + size, [&](std::uintptr_t offset) {
+                    return "a heap block of " + std::to_string(size) + " bytes at " + hex(user) + " (+" +
                            std::to_string(offset) + ")";
                 });
-            user += (block->size + 15) / 16 * 16;  // and the loop's 16: the next block's header
-        }
+        });
     }
 
     StaleScan result() { return std::move(m_scan); }
