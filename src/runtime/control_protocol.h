@@ -21,8 +21,9 @@
 //     {"event": "result", "ok": true|false, "error": "...", "report": {...}}
 // "status" answers with the last line only, its "status" member holding the version, the update
 // history, the threads, the resident memory ("memory") and, when asked, the heap in use ("heap";
-// a runtime before the tenth session sent "heap" always, and no "memory"). A request that is not valid JSON, is too long, names another protocol
-// version or an unknown command gets {"event": "result", "ok": false, "error": "..."}.
+// a runtime before the tenth session sent "heap" always, and no "memory"). A request that is not
+// valid JSON, is too long, names another protocol version or an unknown command gets
+// {"event": "result", "ok": false, "error": "..."}.
 //
 // A client that disconnects in the middle of an update does not stop it: the update runs to
 // its end (committed or not), and its outcome is kept in the history that "status" shows.

@@ -4,11 +4,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
-#include <sstream>
-#include <tuple>
 
-#include <fcntl.h>
 #include <link.h>
 #include <unistd.h>
 
