@@ -182,27 +182,44 @@ done
 # slice (its clients send again at once), and the others' requests wait one to three slices (a
 # client timing each request saw them served 0, 4.9, 12.8 and 15.2 ms after the pause), as they do
 # at any moment with no update. Both are measured; the target is read on the first.
+# redis-benchmark's own report (not --csv, which has no p99.9): "rps p99 p99.9 max" of its run. The
+# p99.9 is the first row of its percentile table at or above 99.9% (HdrHistogram halves the rest
+# at each row: 99.805%, 99.902%, ...), so it is the latency that at least 99.9% of the requests
+# stayed within; the other figures are its summary's.
+latencies() {   # latencies FILE: "rps p99 p99.9 max", or nothing when the run has no summary
+    tr '\r' '\n' < "$1" | awk '
+        /^Latency by percentile distribution/ { table = 1; next }
+        table && /^[0-9.]+% <=/ { if (p999 == "" && $1 + 0 >= 99.9) p999 = $3; next }
+        table { table = 0 }
+        /throughput summary:/ { rps = $3 }
+        $1 == "avg" && $5 == "p99" { summary = 1; next }
+        summary { p99 = $5; max = $6; summary = 0 }
+        END { if (max != "" && p999 != "") print rps, p99, p999, max }'
+}
 if part 3; then
     runs=$(runs_of 100000)
     echo "kvd_bench: 3. latency seen by clients during an update (100,000 keys, GET, 50 clients, the server on one core, $runs runs)"
-    echo "  (target: the worst request within the pause + 1 ms; for comparison, the same load on the same server just before, with no update)"
+    echo "  (target: no request fails, and the worst within the pause + 1 ms; for comparison, the same load on the same server just before, with no update)"
     for workers in 1 4; do
         echo "  kvd --workers $workers$([ "$workers" = 1 ] && echo ' (one per core: the target)' || echo ' (four on one core: their time slices)')"
         for run in $(seq "$runs"); do
             start "$kvd/kvd-v1" --workers "$workers"
             fill 100000
-            "${pin_client[@]}" redis-benchmark -p "$port" -c 50 -n 200000 -r 100000 -t get --csv > before.csv 2>&1
-            "${pin_client[@]}" redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --csv > during.csv 2>&1 &
+            "${pin_client[@]}" redis-benchmark -p "$port" -c 50 -n 200000 -r 100000 -t get --precision 3 > before.txt 2>&1
+            "${pin_client[@]}" redis-benchmark -p "$port" -c 50 -n 400000 -r 100000 -t get --precision 3 > during.txt 2>&1 &
             load=$!
             sleep 2
             "$molt" update "$server" "$kvd/kvd-v2.so" > update.log 2>&1 || { cat update.log; exit 1; }
-            wait "$load" || { echo "kvd_bench: redis-benchmark failed: $(cat during.csv)"; exit 1; }
+            wait "$load" || { echo "kvd_bench: redis-benchmark failed: $(tr '\r' '\n' < during.txt | tail -5)"; exit 1; }
             load=""
             pause=$(sed -n 's/^pause \([0-9.]*\) ms.*/\1/p' update.log)
-            before=$(tr -d '"' < before.csv | awk -F, '$1 == "GET" { printf "worst %s ms, p99 %s ms", $8, $7 }')
-            tr -d '"' < during.csv | awk -F, -v pause="$pause" -v before="$before" '$1 == "GET" {
-                printf "    pause %s ms; worst request %s ms (%+.2f ms over the pause), p99 %s ms, %.0f req/s | no update: %s\n", pause, $8, $8 - pause, $7, $2, before }'
-            grep -qi error during.csv && echo "    redis-benchmark reported errors" || echo "    no request failed"
+            before=$(latencies before.txt) during=$(latencies during.txt)
+            [ -n "$before" ] && [ -n "$during" ] || { echo "kvd_bench: no latency summary from redis-benchmark: $(tr '\r' '\n' < during.txt | tail -5)"; exit 1; }
+            awk -v pause="$pause" -v before="$before" '{ split(before, b, " ")
+                printf "    pause %s ms; worst request %s ms (%+.2f ms over the pause), p99.9 %s ms, p99 %s ms, %.0f req/s | no update: worst %s ms, p99.9 %s ms, p99 %s ms\n",
+                    pause, $4, $4 - pause, $3, $2, $1, b[4], b[3], b[2] }' <<< "$during"
+            # an error reply, or a connection the server dropped, redis-benchmark prints as an error
+            tr '\r' '\n' < during.txt | grep -qi error && echo "    redis-benchmark reported errors" || echo "    no request failed"
             stop
         done
     done
