@@ -82,7 +82,8 @@ part 1 && for pipeline in 1 16; do
             stop
         done
     done
-    # Per round, Molt's throughput over the plain server's; the median of the rounds, and their range.
+    # Per round, Molt's throughput over the plain server's; the median of the rounds, and their range;
+# and the p99 latencies (means of the rounds) with Molt over without.
     for test in SET GET; do
         awk -v t="$test" -v p="$pipeline" '$3 == t { rps[$1 " " $2] = $4; p99[$1 " " $2] = $5; rounds[$2] = 1 }
             END { n = 0
@@ -90,8 +91,8 @@ part 1 && for pipeline in 1 16; do
                                       plain99 += p99["plain " r]; molt99 += p99["molt " r] }
                   for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (ratio[j] < ratio[i]) { x = ratio[i]; ratio[i] = ratio[j]; ratio[j] = x }
                   median = n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
-                  printf "  %s -P %-2d  without Molt %9.0f req/s p99 %.3f ms | with Molt %9.0f req/s p99 %.3f ms | ratio median %.3f (rounds %.3f to %.3f)\n",
-                      t, p, plain / n, plain99 / n, molt / n, molt99 / n, median, ratio[1], ratio[n] }' "overhead-$pipeline.txt"
+                  printf "  %s -P %-2d  without Molt %9.0f req/s p99 %.3f ms | with Molt %9.0f req/s p99 %.3f ms | ratio median %.3f (rounds %.3f to %.3f), p99 ratio %.3f\n",
+                      t, p, plain / n, plain99 / n, molt / n, molt99 / n, median, ratio[1], ratio[n], molt99 / plain99 }' "overhead-$pipeline.txt"
     done
 done
 
