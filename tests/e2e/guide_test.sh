@@ -5,8 +5,10 @@
 #   ```sh        a bash command a reader runs. Every such block is run, in the guide's order, as
 #                one script under `set -Eeuo pipefail` (a command that fails fails the test), in a
 #                temporary directory. No `$ ` prompts: commands are written as they are typed.
-#   ```sh build  commands that build versions by hand: always syntax-checked with `bash -n`; run
-#                in their place among the sh blocks only when GUIDE_TEST_BUILD=1 (they compile kvd).
+#   ```sh build  commands that build versions by hand (they compile kvd, a second or two): run in
+#                their place among the sh blocks, after which the test checks that they made
+#                kvd-v1 and kvd-v2.so and that `molt check` passes them; with GUIDE_TEST_BUILD=0,
+#                only syntax-checked with `bash -n`.
 #   ```c         an excerpt of examples/kvd: every line of it (leading and trailing blanks ignored;
 #                empty lines and `...` elisions skipped) must be a line of examples/kvd/*.[ch].
 #   anything else (```text output, ```c sketch, ```cmake) is prose, not checked.
@@ -191,7 +193,7 @@ PREAMBLE
     while read -r number kind line; do
         case $kind in
         sh) ;;
-        build) [ "${GUIDE_TEST_BUILD:-0}" = 1 ] || continue ;;
+        build) [ "${GUIDE_TEST_BUILD:-1}" = 1 ] || continue ;;
         *) continue ;;
         esac
         printf '\n# ---- guide.md line %s (%s)\n' "$line" "$kind"
@@ -212,6 +214,10 @@ PREAMBLE
             ' "$work/blocks/$number.sh"
         else
             cat "$work/blocks/$number.$kind"
+        fi
+        if [ "$kind" = build ]; then   # what it built is a pair of versions Molt accepts
+            echo 'for built in kvd-v1 kvd-v2.so; do [ -f "$built" ] || guide_fail "the build block made no $built"; done'
+            echo '"$MOLT" check kvd-v1 kvd-v2.so > /dev/null || guide_fail "molt check refuses the hand-built kvd-v1 -> kvd-v2.so"'
         fi
         if [ "$number" = "$last_sh" ]; then
             echo guide_stopped
