@@ -185,6 +185,7 @@ done
 # slice (its clients send again at once), and the others' requests wait one to three slices (a
 # client timing each request saw them served 0, 4.9, 12.8 and 15.2 ms after the pause), as they do
 # at any moment with no update. Both are measured; the target is read on the first.
+#
 # redis-benchmark's own report (not --csv, which has no p99.9): "rps p99 p99.9 max" of its run. The
 # p99.9 is the first row of its percentile table at or above 99.9% (HdrHistogram halves the rest
 # at each row: 99.805%, 99.902%, ...), so it is the latency that at least 99.9% of the requests
