@@ -556,10 +556,12 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
     const std::uint64_t first_to = each.to;
     const unsigned char *slots = from + step.from;
     bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_translate;
+    std::size_t hint = 0;  // the translator's guess where the next pointer's object is (translate_next)
+    bool guessed = false;  // the last pointer's object was the guess: its lookup is not needed
     for (std::uint64_t at = first; at < end; at += 8) {
         std::uintptr_t words[8];
         unsigned held = read_pointer_group(slots + at * sizeof(std::uintptr_t), std::min<std::uint64_t>(8, end - at), words);
-        if (prefetch)
+        if (prefetch && !guessed)
             for (unsigned bits = held; bits; bits &= bits - 1)
                 m_translate->prefetch(words[__builtin_ctz(bits)]);
         for (unsigned bits = held; bits; bits &= bits - 1) {
@@ -567,8 +569,16 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
             each.from = i * sizeof(std::uintptr_t);
             each.to = first_to + i * step.new_stride;
             Place index(place, i);
-            if (each.kind == ConversionStep::Kind::DataPointer && translated(each, element, slots, to + step.to, index))
-                continue;
+            if (prefetch) {  // a data pointer (not null: only the slots that hold one are here)
+                std::size_t guess = hint;
+                auto moved = m_translate->translate_next(words[i - at], each.old_type,
+                                                         Place(index, element.paths[each.path], Place::Suffix{}), hint);
+                guessed = hint == guess + 1;
+                if (moved) {
+                    std::memcpy(to + step.to + each.to, &*moved, sizeof *moved);
+                    continue;
+                }
+            }
             auto converted = run_step(each, element, slots, to + step.to, index);
             if (!converted)
                 return converted;

@@ -1015,6 +1015,30 @@ Result<std::uintptr_t> HeapConverter::translate(std::uintptr_t address, TypeId o
     return translate_into_block(*block, address, old_pointee, where);
 }
 
+// A root's array of pointers was queued in order, and discovery numbered the blocks in the order
+// it met them: the block after the last one an array's pointer led to is most often the next
+// one's, read in order from the list instead of looked up at a random place of the table of
+// block starts (kvd, 10,000 keys: the store's 65,536 bucket heads, 10,000 of them in use).
+// `hint` is the index of that guess.
+Result<std::uintptr_t> HeapConverter::translate_next(std::uintptr_t address, TypeId old_pointee, const Place &where,
+                                                     std::size_t &hint)
+{
+    if (m_discovered && hint < m_blocks.size()) {
+        const Block &guess = m_blocks[hint];
+        if (guess.old_start == address && old_pointee == guess.old_type()) {
+            ++hint;
+            return guess.new_start;
+        }
+    }
+    if (std::size_t exact = m_block_starts.find(address); exact != BlockStarts::absent) {
+        hint = exact + 1;  // found the slow way: the guesses go on from there
+        const Block &block = m_blocks[exact];
+        if (block.old_start == address && old_pointee == block.old_type())  // as translate() would answer
+            return block.new_start;
+    }
+    return translate(address, old_pointee, where);
+}
+
 // An element of the block, or a member of one (an int * to its id, a char * into its name): the
 // same element, the corresponding member of the new type. Apart from translate(), whose calls
 // (one per pointer converted) it made save and restore more registers.

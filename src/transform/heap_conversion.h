@@ -201,6 +201,8 @@ public:
 
     // The ValueConverter's translator while this exists (set by the constructor).
     Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where) override;
+    Result<std::uintptr_t> translate_next(std::uintptr_t address, schema::TypeId old_pointee, const Place &where,
+                                          std::size_t &hint) override;
     void prefetch(std::uintptr_t address) const override { m_block_starts.prefetch(address); }
 
     // Where an untyped pointer (a thread's argument) goes: into the new version's global of the

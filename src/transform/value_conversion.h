@@ -68,6 +68,15 @@ public:
     // qualifiers); the result to the corresponding object or member of the new version. Fails,
     // naming `where`, when the pointer cannot be redirected.
     virtual Result<std::uintptr_t> translate(std::uintptr_t address, schema::TypeId old_pointee, const Place &where) = 0;
+    // The same for the pointers of an array, read in order (a hash table's bucket heads): `hint`
+    // starts at 0 and is kept by the caller from one pointer of the array to the next, for the
+    // translator to guess where the next one's object is from where the last one's was.
+    virtual Result<std::uintptr_t> translate_next(std::uintptr_t address, schema::TypeId old_pointee, const Place &where,
+                                                  std::size_t &hint)
+    {
+        (void)hint;
+        return translate(address, old_pointee, where);
+    }
     // Told of a pointer that will be translated soon (an array of pointers is read a few
     // elements ahead), so that the translator can ask for what its lookup will read.
     virtual void prefetch(std::uintptr_t address) const = 0;
