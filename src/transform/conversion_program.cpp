@@ -546,8 +546,10 @@ Result<bool> ValueConverter::run_slots(const ConversionStep &step, const Convers
 
 // The same for an array of bare pointers (a hash table's bucket heads, a server's table of 65,536
 // connections), mostly empty: its slots are read eight at a time, and only the ones that hold a
-// pointer are converted (the rest of the target is zero already). The lookups that translating a
-// group's pointers will make are asked for first, so that their cache misses overlap.
+// pointer are converted (the rest of the target is zero already). Data pointers go to the
+// translator in order (translate_next), which mostly guesses their objects from the last one's;
+// after a wrong guess, the lookups that translating the next group's pointers will make are asked
+// for first, so that their cache misses overlap.
 Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const ConversionProgram &element,
                                                const unsigned char *from, unsigned char *to, const Place &place,
                                                std::uint64_t first, std::uint64_t end) const
@@ -555,13 +557,13 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
     ConversionStep each = element.steps[0];
     const std::uint64_t first_to = each.to;
     const unsigned char *slots = from + step.from;
-    bool prefetch = each.kind == ConversionStep::Kind::DataPointer && m_translate;
+    bool data_pointers = each.kind == ConversionStep::Kind::DataPointer && m_translate;
     std::size_t hint = 0;  // the translator's guess where the next pointer's object is (translate_next)
     bool guessed = false;  // the last pointer's object was the guess: its lookup is not needed
     for (std::uint64_t at = first; at < end; at += 8) {
         std::uintptr_t words[8];
         unsigned held = read_pointer_group(slots + at * sizeof(std::uintptr_t), std::min<std::uint64_t>(8, end - at), words);
-        if (prefetch && !guessed)
+        if (data_pointers && !guessed)
             for (unsigned bits = held; bits; bits &= bits - 1)
                 m_translate->prefetch(words[__builtin_ctz(bits)]);
         for (unsigned bits = held; bits; bits &= bits - 1) {
@@ -569,7 +571,7 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
             each.from = i * sizeof(std::uintptr_t);
             each.to = first_to + i * step.new_stride;
             Place index(place, i);
-            if (prefetch) {  // a data pointer (not null: only the slots that hold one are here)
+            if (data_pointers) {  // (not null: only the slots that hold one are here)
                 std::size_t guess = hint;
                 auto moved = m_translate->translate_next(words[i - at], each.old_type,
                                                          Place(index, element.paths[each.path], Place::Suffix{}), hint);
