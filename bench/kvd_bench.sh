@@ -158,11 +158,12 @@ part 2 && for size in "${sizes[@]}"; do
     done
     row=$(printf '  %-9s' "$size")
     for version in 2 3 4 5 5-fix; do
-        row+=$(awk -v v="$version" '$1 == v { pause[++n] = $3; objects = $4 }
+        row+=$(awk -v v="$version" -v size="$size" '$1 == v { pause[++n] = $3; objects = $4 }
             END { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (pause[j] < pause[i]) { x = pause[i]; pause[i] = pause[j]; pause[j] = x }
                   median = n % 2 ? pause[(n + 1) / 2] : (pause[n / 2] + pause[n / 2 + 1]) / 2
                   rate = objects > 0 ? sprintf("%.2fM/s", objects / median / 1000) : "-"
                   digits = pause[n] < 10 ? 2 : 1
+                  print size, v, median, objects >> "medians.txt"   # for the targets at the end
                   printf " | %8.3f ms %7s obj %8s [%.*f-%.*f]", median, objects, rate, digits, pause[1], digits, pause[n] }' "pauses-$size.txt")
     done
     echo "$row"
@@ -267,7 +268,6 @@ fi
 
 # The targets of the issue that asked for this benchmark, read off the figures above (nothing is
 # measured again): what this run says, target by target, for a reader who wants the verdict.
-median_of() { sort -n | awk '{ v[++n] = $1 } END { if (n) print (n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2) }'; }
 echo "kvd_bench: the targets, in this run"
 if [ -s steady.txt ]; then
     awk '{ for (i = 1; i <= NF; i++) { if ($i == "median") { rate = $(i + 1); rates = rates " " rate; within += rate >= 0.99 }
@@ -277,15 +277,7 @@ if [ -s steady.txt ]; then
                printf "    but the rounds swing by more than 1%%, so the steadier measure is the instruction count:\n" }' steady.txt
     [ -s instructions.txt ] && sed 's/^ */    /' instructions.txt
 fi
-if ls pauses-*.txt > /dev/null 2>&1; then
-    for size in "${sizes[@]}"; do
-        [ -s "pauses-$size.txt" ] || continue
-        for version in 2 3 4 5 5-fix; do
-            median=$(awk -v v="$version" '$1 == v { print $3 }' "pauses-$size.txt" | median_of)
-            objects=$(awk -v v="$version" '$1 == v { print $4 }' "pauses-$size.txt" | tail -1)
-            echo "$size $version $median $objects"
-        done
-    done > medians.txt
+if [ -s medians.txt ]; then   # "keys version median objects", written by part 2
     awk '$2 == "5-fix" { n++; worst = $3 > worst ? $3 : worst; met += $3 < 1 }
          END { if (n) printf "  no type changed (v5 -> v5-fix), under 1 ms: %d of %d sizes (slowest median %.3f ms)\n", met, n, worst }' medians.txt
     awk '$4 > 0 { n++; rate = $4 / $3 / 1000; met += rate >= 5

@@ -1310,10 +1310,8 @@ private:
     {
         // Its constructors ran: a thread one of them started would run code that goes.
         auto in_new_code = [&](std::uintptr_t address) {
-            for (const schema::Function &function : m_new_schema ? m_new_schema->functions : std::vector<schema::Function>{})
-                if (function.holds(address - m_new->bias))
-                    return true;
-            return false;
+            return m_new_schema && std::any_of(m_new_schema->functions.begin(), m_new_schema->functions.end(),
+                                               [&](const schema::Function &function) { return function.holds(address - m_new->bias); });
         };
         bool started_threads = false;
         registry().for_each([&](ThreadRecord &thread) {

@@ -501,16 +501,19 @@ void ValueConverter::zero(unsigned char *to, std::size_t size) const
 
 // A data pointer step as run_step runs it, without its call; false when there is no translator
 // or the pointer cannot be translated (run_step then says why: a failed translation changes
-// nothing, and is asked again).
+// nothing, and is asked again). With `hint`, one of an array's pointers read in order
+// (PointerTranslator::translate_next).
 bool ValueConverter::translated(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
-                                unsigned char *to, const Place &where) const
+                                unsigned char *to, const Place &where, std::size_t *hint) const
 {
     if (!m_translate)
         return false;
     std::uintptr_t address;
     std::memcpy(&address, from + step.from, sizeof address);
     if (address) {
-        auto moved = m_translate->translate(address, step.old_type, Place(where, program.paths[step.path], Place::Suffix{}));
+        Place place(where, program.paths[step.path], Place::Suffix{});
+        auto moved = hint ? m_translate->translate_next(address, step.old_type, place, *hint)
+                          : m_translate->translate(address, step.old_type, place);
         if (!moved)
             return false;
         address = *moved;
@@ -571,15 +574,12 @@ Result<bool> ValueConverter::run_pointer_slots(const ConversionStep &step, const
             each.from = i * sizeof(std::uintptr_t);
             each.to = first_to + i * step.new_stride;
             Place index(place, i);
-            if (data_pointers) {  // (not null: only the slots that hold one are here)
+            if (data_pointers) {
                 std::size_t guess = hint;
-                auto moved = m_translate->translate_next(words[i - at], each.old_type,
-                                                         Place(index, element.paths[each.path], Place::Suffix{}), hint);
+                bool moved = translated(each, element, slots, to + step.to, index, &hint);
                 guessed = hint == guess + 1;
-                if (moved) {
-                    std::memcpy(to + step.to + each.to, &*moved, sizeof *moved);
+                if (moved)
                     continue;
-                }
             }
             auto converted = run_step(each, element, slots, to + step.to, index);
             if (!converted)

@@ -205,7 +205,7 @@ private:
                            unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const;
     void zero(unsigned char *to, std::size_t size) const;
     bool translated(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,
-                    unsigned char *to, const Place &where) const;
+                    unsigned char *to, const Place &where, std::size_t *hint = nullptr) const;
     Result<bool> run_pointer_slots(const ConversionStep &step, const ConversionProgram &element, const unsigned char *from,
                                    unsigned char *to, const Place &place, std::uint64_t first, std::uint64_t end) const;
     Result<bool> run_step(const ConversionStep &step, const ConversionProgram &program, const unsigned char *from,

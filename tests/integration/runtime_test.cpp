@@ -766,10 +766,9 @@ TEST(HeapConversion, BlocksWhoseTransformerRunsAloneAreConvertedBesideTheShared)
 
 // Before the pause, the update maps and touches memory for the new copies (half the process's
 // anonymous resident memory, here mostly a 64 MB block nothing converts): what the conversion
-// does not take is given back
-// after a failed update and after a committed one: the heap in use as the runtime counts it (its
-// segments with it) and the process's resident memory come back to within a few megabytes (the
-// new copies, the old ones glibc keeps for reuse), not 30 more.
+// does not take is given back after a failed update and after a committed one: the heap in use
+// as the runtime counts it (its segments with it) and the process's resident memory come back to
+// within a few megabytes (the new copies, the old ones glibc keeps for reuse), not 30 more.
 TEST(HeapConversion, MemoryMadeReadyForTheCopiesIsGivenBack)
 {
     std::ifstream meminfo("/proc/meminfo");
