@@ -257,8 +257,8 @@ protocol)
 
 faults)
     snapshot() { echo "threads $(awk '/^Threads/ { print $2 }' /proc/$server/status) fds $(ls /proc/$server/fd | wc -l)"; }
-    for point in prepare.loaded quiesce.parked transform.heap_discovered transform.out_of_memory \
-                 transform.allocation:1000 transform.globals restart.stacks; do
+    for point in prepare.loaded quiesce.parked transform.heap_discovered transform.discovery_out_of_memory \
+                 transform.out_of_memory transform.allocation:1000 transform.globals restart.stacks; do
         MOLT_FAULT=$point start_kvd "$kvd/kvd-v1"
         load_keys 5000
         before=$(checksum)

@@ -1720,6 +1720,8 @@ INSTANTIATE_TEST_SUITE_P(
         FailureKind{.label = "allocation_fails", .fixture = "runtime/heap_state.c", .fault = "transform.allocation:500"},
         FailureKind{.label = "bookkeeping_out_of_memory", .fixture = "runtime/heap_state.c",
                     .fault = "transform.out_of_memory"},
+        FailureKind{.label = "discovery_out_of_memory", .fixture = "runtime/heap_state.c",
+                    .fault = "transform.discovery_out_of_memory"},
         FailureKind{.label = "restart_crash", .fixture = "runtime/counter.c", .bad_flags = "-DCRASH", .quarantined = true},
         FailureKind{.label = "restart_deadline", .fixture = "runtime/counter.c", .bad_flags = "-DHANG",
                     .options = {"--timeout", "0.3"}, .quarantined = true},
