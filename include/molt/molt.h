@@ -144,8 +144,12 @@ int molt_local(const char *function, const char *name, void *address, size_t siz
  *
  * A type transformer runs on every object of that type the update converts (globals, statics,
  * heap objects); a variable transformer runs on that variable (qualified name, as `molt schema`
- * prints it). They are registered in the ELF section molt_transformers, so that `molt check OLD
- * NEW` sees them without running anything and reports the changes they cover.
+ * prints it). Both run only where something changed: an object whose type is the same in both
+ * versions is copied, not converted, so updating a version to itself (a redeploy) transforms
+ * nothing a second time. A change of meaning alone (a count now in microseconds) is marked by
+ * a new name: MOLT_RENAME_MEMBER or MOLT_RENAME_VARIABLE (`timeout_ms` -> `timeout_us`), and the
+ * transformer then runs. They are registered in the ELF section molt_transformers, so that
+ * `molt check OLD NEW` sees them without running anything and reports the changes they cover.
  */
 typedef const char *(*molt_transformer_function)(void *to, const void *from);
 

@@ -1047,8 +1047,12 @@ private:
                 if (!converted)
                     return Error{"", converted.error().message};
             }
+            // A transformer is written for a change: a variable of the same type and name (a
+            // version updated to itself) is copied, never transformed a second time. A rename
+            // marks a change of meaning (`timeout_ms` -> `timeout_us`): its transformer runs.
+            bool changed = !migration.identical || migration.from->qualified_name != migration.to->qualified_name;
             if (auto transformer = m_variable_transformers.find(migration.to->qualified_name);
-                transformer != m_variable_transformers.end()) {
+                changed && transformer != m_variable_transformers.end()) {
                 if (auto failed = transform::transformer_failure(transformer->second, to, from))
                     return Error{"", "variable " + migration.to->qualified_name + ": " + *failed};
                 ++m_report.variables_transformed;

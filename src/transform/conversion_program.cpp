@@ -87,7 +87,7 @@ void ValueConverter::compile(ConversionProgram &program, TypeId old_type, TypeId
     const Type &y = m_new.type(program.new_type);
     program.old_size = x.size;
     program.new_size = y.size;
-    program.transformer = type_transformer(new_type);
+    program.transformer = type_transformer(old_type, new_type);
     if (!program.transformer)
         flatten(old_type, new_type, 0, 0, "", 0, program);
     else if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
@@ -123,7 +123,7 @@ void ValueConverter::flatten(TypeId old_type, TypeId new_type, std::uint64_t fro
     step.member = member;
     if (m_annotations.opaque(new_type))  // MOLT_OPAQUE: bytes, as many as both sizes allow
         return add_copy(program, from, to, std::min(x.size, y.size), member);
-    if (!type_transformer(new_type)) {
+    if (!type_transformer(old_type, new_type)) {
         if (m_identity.identical(old_type, new_type) && pointer_free(old_type))
             return add_copy(program, from, to, y.size, member);
         if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct)
@@ -277,7 +277,7 @@ void ValueConverter::add_reach(TypeId old_type, TypeId new_type, std::uint64_t o
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
     if (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct) {
-        bool transformed = type_transformer(new_type) != nullptr;
+        bool transformed = type_transformer(old_type, new_type) != nullptr;
         const std::vector<const Member *> &matched = matched_members(x, y);
         for (std::size_t index = 0; index < y.members.size(); ++index) {
             const Member &member = y.members[index];

@@ -137,9 +137,9 @@ void ValueConverter::add_type_transformer(const std::string &type_name, Transfor
             m_transformers[id] = function;
 }
 
-ValueConverter::Transformer ValueConverter::type_transformer(TypeId new_type) const
+ValueConverter::Transformer ValueConverter::type_transformer(TypeId old_type, TypeId new_type) const
 {
-    if (m_transformers.empty())
+    if (m_transformers.empty() || !changed(old_type, new_type))
         return nullptr;
     auto found = m_transformers.find(schema::strip_typedefs_and_qualifiers(m_new, new_type));
     if (found == m_transformers.end())  // also by a typedef's own name
@@ -162,7 +162,7 @@ Result<bool> ValueConverter::plan(TypeId old_type, TypeId new_type, const std::s
         return true;
     if (m_annotations.opaque(new_type))
         return true;  // bytes, copied as they are
-    if (type_transformer(new_type))
+    if (type_transformer(old_type, new_type))
         return true;  // the programmer's transformer finishes what the default rules cannot
     const Type &x = layout(m_old, old_type);
     const Type &y = layout(m_new, new_type);
@@ -312,7 +312,7 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
     const Type &y = layout(m_new, new_type);
     // Structs, types with a transformer and opaque types go by their compiled program, which
     // knows the annotations (a void * it points to, a union's case) and the transformer's rules.
-    if (type_transformer(new_type) || m_annotations.opaque(new_type) ||
+    if (type_transformer(old_type, new_type) || m_annotations.opaque(new_type) ||
         (x.kind == TypeKind::Struct && y.kind == TypeKind::Struct))
         return run(program(old_type, new_type), source, target, where, false);
     if (m_identity.identical(old_type, new_type) && pointer_free(old_type)) {

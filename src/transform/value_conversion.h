@@ -116,7 +116,11 @@ public:
     // `parallel`: the programmer said it may run on several threads at once (it keeps no state
     // of its own); the others never run two at a time.
     void add_type_transformer(const std::string &type_name, Transformer function, bool parallel = false);
-    Transformer type_transformer(schema::TypeId new_type) const;
+    // The transformer that runs on a value of this pair: null when none is registered for the new
+    // type, or when the pair did not change (a transformer is written for a change: run on an
+    // identical object, as when a version is updated to itself, it would convert the
+    // already-converted, as heap objects of an unchanged type never are).
+    Transformer type_transformer(schema::TypeId old_type, schema::TypeId new_type) const;
 
     // Writes the converted value into `to` (new_size bytes, zero-filled first unless `zeroed`
     // says they are zero already). Fails, naming the place, when a value does not fit

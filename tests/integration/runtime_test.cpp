@@ -937,6 +937,15 @@ TEST_P(Transformers, TypeAndVariableTransformersFinishTheConversion)
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     expect_new_version_passes(log, "transformed");
+    // The same version again (a redeploy): no type changed, so no transformer runs; run again,
+    // they would read v2's values as v1's (the counter's double as an int, the pinned entry's
+    // string pointer as a number) and v2's check would fail.
+    EXPECT_EQ(molt_tool({"check", v2, v2}).out.find("covered by"), std::string::npos);
+    ToolResult again = molt_tool({"update", std::to_string(process.pid()), v2});
+    ASSERT_EQ(again.status, 0) << again.out << again.err;
+    EXPECT_NE(again.out.find("0 converted"), std::string::npos) << again.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^V2 transformed") == 2; })) << read_text(log);
+    EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
 }
 
 TEST_P(Transformers, AFailingTransformerLeavesV1IntactAndALaterUpdateWorks)
