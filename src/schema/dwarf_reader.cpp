@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -293,7 +294,28 @@ void read_transformers(Elf_Scn *scn, const GElf_Shdr &section, ElfFacts &facts)
     }
 }
 
-std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
+// The program headers, and every segment the loader maps, within the file: a copy cut short
+// passes the ELF header, and mapping it would give the program SIGBUS when it touches the end.
+std::optional<std::string> check_segments(Elf *elf, const GElf_Ehdr &header, std::size_t file_size)
+{
+    if (header.e_phoff > file_size ||
+        static_cast<std::uint64_t>(header.e_phnum) * header.e_phentsize > file_size - header.e_phoff)
+        return "truncated: the program headers lie past the end of the file (" + std::to_string(file_size) + " bytes)";
+    for (int i = 0; i < header.e_phnum; ++i) {
+        GElf_Phdr segment;
+        if (!gelf_getphdr(elf, i, &segment))
+            return "corrupt ELF program header";
+        if (segment.p_type == PT_LOAD && (segment.p_offset > file_size || segment.p_filesz > file_size - segment.p_offset))
+            return "truncated: a loadable segment lies past the end of the file (" + std::to_string(file_size) + " bytes)";
+    }
+    return std::nullopt;
+}
+
+// What makes the file unreadable or unloadable, or nullopt. With `facts`, also collects what
+// the reader needs (transformer records, allocated sections, symbols, the build-id); without,
+// only checks, as before a schema is taken from the cache by the file's build-id alone (a copy
+// cut short keeps its build-id, and loading it would raise SIGBUS in the program).
+std::optional<std::string> check_elf(Elf *elf, ElfFacts *facts)
 {
     if (elf_kind(elf) != ELF_K_ELF) {
         std::size_t size = 0;
@@ -317,6 +339,8 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
     if (header.e_shoff > file_size ||
         static_cast<std::uint64_t>(header.e_shnum) * header.e_shentsize > file_size - header.e_shoff)
         return "truncated: the section headers lie past the end of the file (" + std::to_string(file_size) + " bytes)";
+    if (auto problem = check_segments(elf, header, file_size))
+        return problem;
     std::size_t names_index;
     if (elf_getshdrstrndx(elf, &names_index) != 0)
         return "corrupt ELF section headers: " + std::string(elf_errmsg(-1));
@@ -324,7 +348,7 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
     if (header.e_shoff == 0 || elf_getshdrnum(elf, &sections) != 0 || sections == 0)
         return "no section headers: no DWARF to read";
 
-    bool has_debug_info = false;
+    bool has_debug_info = false, has_altlink = false, has_debuglink = false;
     Elf_Scn *scn = nullptr;
     std::size_t count = 0;
     while ((scn = elf_nextscn(elf, scn)) != nullptr) {
@@ -335,16 +359,18 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
             return "corrupt ELF section header";
         const char *name = elf_strptr(elf, names_index, section.sh_name);
         std::string_view section_name = name ? name : "";
-        if (section_name == ".gnu_debugaltlink")
-            return "uses a dwz alternate debug file (.gnu_debugaltlink), which Molt does not read; build without dwz";
+        has_altlink = has_altlink || section_name == ".gnu_debugaltlink";
+        has_debuglink = has_debuglink || section_name == ".gnu_debuglink";
         if (section_name == ".debug_info" || section_name == ".debug_types" || section_name == ".zdebug_info")
             has_debug_info = true;
         if (section.sh_type != SHT_NOBITS && (section.sh_offset > file_size || section.sh_size > file_size - section.sh_offset))
             return "truncated: section " + std::string(section_name) + " lies past the end of the file";
+        if (!facts)
+            continue;
         if (section_name == "molt_transformers")
-            read_transformers(scn, section, facts);
+            read_transformers(scn, section, *facts);
         if (section.sh_flags & SHF_ALLOC)
-            facts.allocated_sections.push_back({section.sh_addr, section.sh_size, (section.sh_flags & SHF_WRITE) != 0});
+            facts->allocated_sections.push_back({section.sh_addr, section.sh_size, (section.sh_flags & SHF_WRITE) != 0});
         if (section.sh_type == SHT_SYMTAB || section.sh_type == SHT_DYNSYM) {
             Elf_Data *data = elf_getdata(scn, nullptr);
             if (!data || section.sh_entsize == 0)
@@ -359,15 +385,20 @@ std::optional<std::string> check_elf(Elf *elf, ElfFacts &facts)
                     continue;
                 const char *symbol_name = elf_strptr(elf, section.sh_link, symbol.st_name);
                 if (symbol_name)
-                    (kind == STT_FUNC ? facts.function_symbols : facts.object_symbols)
+                    (kind == STT_FUNC ? facts->function_symbols : facts->object_symbols)
                         .emplace(symbol.st_value, symbol_name);
             }
         }
     }
+    if (!has_debug_info && (has_debuglink || has_altlink))
+        return "no DWARF in the file: its debug information was moved to a separate file (.gnu_debuglink), which "
+               "Molt does not read; give the build before it was stripped";
     if (!has_debug_info)
         return "no DWARF in the file: build with -g";
-
-    facts.build_id = gnu_build_id_hex(elf);
+    if (has_altlink)
+        return "uses a dwz alternate debug file (.gnu_debugaltlink), which Molt does not read; build without dwz";
+    if (facts)
+        facts->build_id = gnu_build_id_hex(elf);
     return std::nullopt;
 }
 
@@ -1245,7 +1276,7 @@ Result<Schema> read_from_elf(const std::string &name, Elf *elf)
     if (!elf)
         return Error{name, "cannot read ELF: " + std::string(elf_errmsg(-1))};
     ElfFacts facts;
-    if (auto problem = check_elf(elf, facts))
+    if (auto problem = check_elf(elf, &facts))
         return Error{name, *problem};
     handle.dwarf = dwarf_begin_elf(elf, DWARF_C_READ, nullptr);
     if (!handle.dwarf) {
@@ -1296,8 +1327,30 @@ Result<Schema> read_schema(const std::string &path)
         int fd;
         ~FdCloser() { close(fd); }
     } closer{fd};
+    if (struct stat status; fstat(fd, &status) == 0 && S_ISDIR(status.st_mode))
+        return Error{path, "a directory, not an ELF file"};
     // ELF_C_READ (not MMAP): a file truncated under us then reads short instead of raising SIGBUS.
     return read_from_elf(path, elf_begin(fd, ELF_C_READ, nullptr));
+}
+
+std::optional<std::string> elf_file_problem(const std::string &path)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return std::strerror(errno);
+    std::optional<std::string> problem;
+    struct stat status;
+    if (fstat(fd, &status) == 0 && S_ISDIR(status.st_mode))
+        problem = "a directory, not an ELF file";
+    else if (Elf *elf = elf_begin(fd, ELF_C_READ, nullptr)) {
+        problem = check_elf(elf, nullptr);
+        elf_end(elf);
+    } else {
+        problem = "cannot read ELF: " + std::string(elf_errmsg(-1));
+    }
+    close(fd);
+    return problem;
 }
 
 Result<Schema> read_schema_from_memory(const std::string &name, const void *data, std::size_t size)

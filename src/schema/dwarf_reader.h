@@ -4,6 +4,7 @@
 #include <libelf.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "result.h"
@@ -15,6 +16,10 @@ namespace molt::schema {
 // Refuses, with a one-line reason, what it cannot read faithfully: not ELF, truncated, another
 // architecture, no DWARF, split DWARF (.dwo), dwz alternate files, corrupt DWARF.
 Result<Schema> read_schema(const std::string &path);
+
+// Why the file cannot be read or loaded (not ELF, truncated, another architecture, no DWARF...),
+// or nullopt: the checks read_schema makes before it reads the DWARF, without reading it.
+std::optional<std::string> elf_file_problem(const std::string &path);
 
 // The GNU build-id of an ELF file in lower-case hex, or "" when it has none.
 std::string gnu_build_id_hex(Elf *elf);

@@ -403,6 +403,10 @@ Result<Schema> load_schema(const std::string &path, CacheUse use)
     std::string build_id = directory ? build_id_of(path) : std::string();
     std::string entry = build_id.empty() ? std::string() : *directory + "/" + build_id + ".schema";
     if (!entry.empty()) {
+        // The entry stands for the file's DWARF, found by its build-id; the file itself must
+        // still be whole (a copy cut short keeps its build-id, and loading it kills the program).
+        if (auto problem = elf_file_problem(path))
+            return Error{path, *problem};
         if (auto bytes = read_file(entry)) {
             std::optional<Schema> cached;
             try {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -84,6 +85,54 @@ TEST_F(SchemaCache, DamagedEntriesAreIgnored)
     ASSERT_TRUE(loaded.ok());
     EXPECT_EQ(text_of(*loaded), text_of(*first));
     EXPECT_FALSE(schema::deserialize_schema(flipped)) << "a damaged entry was taken for a schema";
+}
+
+// The entry is found by the build-id, which a damaged copy of the file keeps: a copy cut short
+// (loading it would kill the program with SIGBUS), one stripped of its DWARF, and one whose
+// loadable segment claims more bytes than the file has are refused as read_schema refuses them,
+// cache or not.
+TEST_F(SchemaCache, ADamagedCopyOfACachedFileIsStillRefused)
+{
+    auto first = schema::load_schema(m_binary);
+    ASSERT_TRUE(first.ok());
+    std::uintmax_t size = std::filesystem::file_size(m_binary);
+    for (std::uintmax_t cut : {std::uintmax_t{5000}, size / 2, size - 1}) {
+        std::string copy = copy_of(m_binary, "cut");
+        std::filesystem::resize_file(copy, cut);
+        auto loaded = schema::load_schema(copy);
+        ASSERT_FALSE(loaded.ok()) << "cut at " << cut;
+        EXPECT_NE(loaded.error().message.find("truncated"), std::string::npos) << loaded.error().message;
+    }
+    std::string stripped = copy_of(m_binary, "stripped");
+    int status = 0;
+    std::string messages = run("strip --strip-debug " + stripped + " 2>&1", &status);
+    ASSERT_EQ(status, 0) << messages;
+    auto loaded = schema::load_schema(stripped);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_NE(loaded.error().message.find("no DWARF"), std::string::npos) << loaded.error().message;
+    // The first PT_LOAD's size in the file (p_filesz) made larger than the file.
+    std::string segment = copy_of(m_binary, "segment");
+    std::string bytes = read_text(segment);
+    std::uint64_t program_headers;
+    std::uint16_t entry_size, entries;
+    std::memcpy(&program_headers, bytes.data() + 0x20, 8);
+    std::memcpy(&entry_size, bytes.data() + 0x36, 2);
+    std::memcpy(&entries, bytes.data() + 0x38, 2);
+    for (std::uint16_t i = 0; i < entries; ++i) {
+        char *header = bytes.data() + program_headers + i * entry_size;
+        std::uint32_t type;
+        std::memcpy(&type, header, 4);
+        if (type == 1) {  // PT_LOAD
+            std::uint64_t too_big = bytes.size() + 4096;
+            std::memcpy(header + 32, &too_big, 8);
+            break;
+        }
+    }
+    write_text(segment, bytes);
+    loaded = schema::load_schema(segment);
+    ASSERT_FALSE(loaded.ok());
+    EXPECT_NE(loaded.error().message.find("a loadable segment lies past the end"), std::string::npos)
+        << loaded.error().message;
 }
 
 TEST_F(SchemaCache, UnwritableCacheOnlyCostsTime)

@@ -95,6 +95,13 @@ std::string build(const std::vector<std::string> &sources, const Toolchain &tool
     return output;
 }
 
+std::string copy_of(const std::string &binary, const std::string &name)
+{
+    std::string copy = scratch_directory() + "/" + name;
+    std::filesystem::copy_file(binary, copy, std::filesystem::copy_options::overwrite_existing);
+    return copy;
+}
+
 std::string read_text(const std::string &path)
 {
     std::ifstream in(path, std::ios::binary);

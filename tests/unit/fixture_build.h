@@ -31,6 +31,9 @@ std::string scratch_directory();
 // Runs a shell command; returns its stdout and sets `status` to its exit status.
 std::string run(const std::string &command, int *status = nullptr);
 
+// A copy of `binary` named `name` in the scratch directory (replaced if there), to damage.
+std::string copy_of(const std::string &binary, const std::string &name);
+
 std::string read_text(const std::string &path);
 void write_text(const std::string &path, const std::string &text);
 
