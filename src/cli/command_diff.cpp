@@ -15,7 +15,7 @@ namespace {
 struct Compared {
     schema::SchemaDiff diff;
     std::vector<std::string> annotation_problems;
-    std::vector<std::string> opaque_types;  // MOLT_OPAQUE: copied as bytes, no member dropped
+    std::vector<std::string> dropped_members;  // warnings: members whose values nothing keeps
 };
 
 Result<Compared> diff_files(const Options &options)
@@ -28,9 +28,7 @@ Result<Compared> diff_files(const Options &options)
         return new_schema.error();
     Compared compared{schema::diff_schemas(*old_schema, *new_schema),
                       transform::Annotations(*old_schema, *new_schema).problems(), {}};
-    for (const schema::Transformer &record : new_schema->transformers)
-        if (record.kind == schema::Transformer::Kind::Opaque)
-            compared.opaque_types.push_back(record.name);
+    compared.dropped_members = schema::dropped_member_warnings(compared.diff, *new_schema);
     return compared;
 }
 
@@ -80,16 +78,8 @@ int run_check(const Options &options)
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
-        // A member removed is "convertible" (the rest converts), but its values are lost: say so,
-        // unless a transformer of the type (which reads the old object) is there to keep them.
-        for (const auto &type : diff.types)
-            for (const auto &member : type.members)
-                if (type.status == schema::Status::Changed && member.status == schema::Status::Removed &&
-                    std::none_of(diff.covered.begin(), diff.covered.end(),
-                                 [&](const schema::Finding &finding) { return finding.where.rfind(type.name, 0) == 0; }) &&
-                    std::find(diffed->opaque_types.begin(), diffed->opaque_types.end(), type.name) == diffed->opaque_types.end())
-                    std::cout << "warning: " << type.name << "." << member.name
-                              << " is removed: its values are dropped (a type transformer or MOLT_RENAME_MEMBER keeps them)\n";
+        for (const std::string &warning : diffed->dropped_members)
+            std::cout << "warning: " << warning << "\n";
         return exit_ok;
     }
     for (const schema::Finding &finding : diff.needs_transformer)

@@ -648,4 +648,21 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     return diff;
 }
 
+std::vector<std::string> dropped_member_warnings(const SchemaDiff &diff, const Schema &new_schema)
+{
+    std::vector<std::string> warnings;
+    for (const TypeChange &type : diff.types) {
+        if (type.status != Status::Changed || new_schema.find_transformer(Transformer::Kind::Type, type.name) ||
+            new_schema.find_transformer(Transformer::Kind::Opaque, type.name) ||
+            std::any_of(diff.covered.begin(), diff.covered.end(),
+                        [&](const Finding &finding) { return finding.where.rfind(type.name, 0) == 0; }))
+            continue;
+        for (const MemberChange &member : type.members)
+            if (member.status == Status::Removed)
+                warnings.push_back(type.name + "." + member.name +
+                                   " is removed: its values are dropped (a type transformer or MOLT_RENAME_MEMBER keeps them)");
+    }
+    return warnings;
+}
+
 }  // namespace molt::schema

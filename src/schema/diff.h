@@ -83,4 +83,11 @@ struct SchemaDiff {
 
 SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema);
 
+// The members an update drops with their values, one warning each (`struct entry.value is
+// removed: its values are dropped ...`): a removed member counts as "convertible" (the rest
+// converts), but what it held is lost, unless a transformer of its type (which reads the old
+// object), a finding it covers, or MOLT_OPAQUE (bytes copied whole) keeps it. Said by
+// `molt check` and by the update's report alike.
+std::vector<std::string> dropped_member_warnings(const SchemaDiff &diff, const Schema &new_schema);
+
 }  // namespace molt::schema

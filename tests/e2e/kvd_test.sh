@@ -167,6 +167,13 @@ streak)
     expect 0 EXISTS fresh
     [ "$(ask TTL k:5)" = ":-1" ] || fail "the open connection is not served by v4"
 
+    # v5 drops entry.value for entry.val; its transformer keeps the values: no warning of a loss,
+    # which its build without transformers (plain) does get
+    checked=$("$molt" check "$kvd/kvd-v4.so" "$kvd/kvd-v5.so")
+    ! grep -q 'is removed' <<< "$checked" || fail "check warns of values v5's transformer keeps: $checked"
+    checked=$("$molt" check "$kvd/kvd-v4.so" "$kvd/kvd-v5-plain")
+    grep -q 'struct entry.value is removed' <<< "$checked" ||
+        fail "check does not warn that v5 without its transformer drops the values: $checked"
     update "$kvd/kvd-v5.so"
     grep -q '^kvd_version:5' <<< "$(cli INFO server)" || fail "v5 is not running"
     [ "$(checksum)" = "$before" ] || fail "data changed by v4 -> v5"
