@@ -1,8 +1,11 @@
 // The molt command: parses the command line (CLI11) and dispatches to one handler per subcommand.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <set>
+#include <string_view>
+#include <vector>
 
 #include "commands.h"
 
@@ -75,7 +78,16 @@ int main(int argc, char **argv)
     update->add_option("--timeout", options.timeout_seconds,
                        "Seconds to wait for every thread to reach an update point, and again for the restart")
         ->capture_default_str()
-        ->check(CLI::Range(0.001, 3600.0));
+        ->check(CLI::Validator(
+            [](const std::string &text) -> std::string {
+                // Not CLI::Range: a NaN compares false both ways and passes it.
+                char *end = nullptr;
+                double seconds = std::strtod(text.c_str(), &end);
+                if (text.empty() || *end != '\0' || !(seconds >= 0.001 && seconds <= 3600.0))
+                    return text + " is not a number of seconds from 0.001 to 3600";
+                return {};
+            },
+            "SECONDS in [0.001 - 3600]"));
     update->add_flag("--keep-old-state", options.keep_old_state,
                      "Keep the old version's converted heap objects and its variables' memory after the "
                      "commit (by default they are freed), for a program that may still reach them through "
@@ -102,9 +114,17 @@ int main(int argc, char **argv)
     CLI::App *run = app.add_subcommand("run", "Run a version built as a shared object (driver mode), so that it "
                                               "can be updated like an executable linked with the runtime");
     run->add_option("VERSION", options.file, "The version to run: a shared object built with -g")->required();
-    run->add_option("ARGS", run_arguments, "Arguments for its main");
-    run->prefix_command();
+    run->add_option("ARGS", run_arguments, "Arguments for its main, as they are (options and -- included)");
 
+    // `molt run VERSION ARGS...`: what follows VERSION is the program's, verbatim (its options,
+    // `--`, `--help`), so it is taken before CLI11, which would read those as molt's own.
+    if (argc > 2 && std::string_view(argv[1]) == "run" && (argv[2][0] != '-' || std::string_view(argv[2]) == "--")) {
+        int first = std::string_view(argv[2]) == "--" ? 3 : 2;
+        if (first < argc) {
+            options.file = argv[first];
+            return run_run(options, std::vector<std::string>(argv + first + 1, argv + argc));
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp &help) {
@@ -130,10 +150,7 @@ int main(int argc, char **argv)
         return run_status(options);
     if (app.got_subcommand("ps"))
         return run_ps(options);
-    if (run->parsed()) {
-        for (const std::string &extra : run->remaining())
-            run_arguments.push_back(extra);
+    if (run->parsed())
         return run_run(options, run_arguments);
-    }
     return run_old_types(options);
 }

@@ -62,18 +62,18 @@ __attribute__((constructor)) void initialise(int argc, char **argv, char **envp)
 using namespace molt::runtime;
 
 // Driver mode (`molt run V.so ARGS`, see src/cli/molt_run.cpp): V.so becomes the first version
-// and its main runs with ARGS. Returns main's result, or 127 when V.so cannot run.
+// and its main runs with ARGS. Returns main's result, or 2 (molt's "nothing done") when V.so cannot run.
 extern "C" __attribute__((visibility("default"))) int molt_driver_main(const char *path, int argc, char **argv)
 {
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         std::fprintf(stderr, "molt: error: %s: cannot load: %s\n", path, dlerror());
-        return 127;
+        return 2;
     }
     auto main_function = reinterpret_cast<MainFunction>(dlsym(handle, "main"));
     if (!main_function) {
         std::fprintf(stderr, "molt: error: %s: has no main: a version is a whole program\n", path);
-        return 127;
+        return 2;
     }
     adopt_shared_object(path, handle);
     ProcessArguments &arguments = process_arguments();

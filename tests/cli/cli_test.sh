@@ -49,6 +49,11 @@ expect 2 "$molt" diff v1
 contains "$err" "molt: error:"
 expect 2 "$molt" schema v1 --bogus
 contains "$err" "molt: error:"
+# --timeout: a number of seconds in range (a NaN compares false both ways: it once got through)
+for timeout in nan abc inf 0 -1 3601; do
+  expect 2 "$molt" update 1 v1 --timeout "$timeout"
+  contains "$err" "is not a number of seconds from 0.001 to 3600"
+done
 
 # Bad input: exit 2, one line `molt: error: FILE: reason`.
 expect 2 "$molt" schema does-not-exist

@@ -1813,5 +1813,24 @@ TEST(DriverMode, MoltRunStartsASharedObjectThatCanBeUpdated)
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
 }
 
+// What follows the version is the program's, verbatim: its own options (`--port 0`), `--`, and
+// `--help` (the program's, not molt's). A version that cannot run (an executable) is an error
+// (exit 2), as for every other command.
+TEST(DriverMode, MoltRunPassesTheProgramsArgumentsAsTheyAre)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string program = shared_object("runtime/arguments.c", toolchain, "");
+    std::string out = unique_path("arguments");
+    ToolResult run = molt_tool({"run", program, out, "--port", "0", "-x", "--", "y", "--help"});
+    ASSERT_EQ(run.status, 0) << run.out << run.err;
+    EXPECT_EQ(read_lines(out), (std::vector<std::string>{"--port", "0", "-x", "--", "y", "--help"}));
+    ToolResult separated = molt_tool({"run", "--", program, out, "z"});
+    ASSERT_EQ(separated.status, 0) << separated.out << separated.err;
+    EXPECT_EQ(read_lines(out), (std::vector<std::string>{"z"}));
+    ToolResult executable_given = molt_tool({"run", executable("runtime/arguments.c", toolchain, ""), out});
+    EXPECT_EQ(executable_given.status, 2) << executable_given.err;
+    EXPECT_NE(executable_given.err.find("cannot load"), std::string::npos) << executable_given.err;
+}
+
 }  // namespace
 }  // namespace molt::testing
