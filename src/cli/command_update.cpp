@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -63,17 +65,25 @@ int run_update(const Options &options)
     // the cache, where the process then finds the schema instead of reading the DWARF again.
     if (auto schema = load_schema(options, resolved); !schema)
         return report_error(schema.error().to_string());
+    // A process that does not read the request in time (stopped, say) must not start the update
+    // later, when the user has been told nothing was done: the request says by when to start
+    // (the wall clock: processes in other time namespaces share it), and this side waits a
+    // second longer for the process's "accepted".
+    auto first_answer = std::chrono::milliseconds(std::max(1000L, static_cast<long>(options.timeout_seconds * 1000)));
+    auto start_by = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        (std::chrono::system_clock::now() + first_answer).time_since_epoch())
+                        .count();
     json request = {{"protocol", 1}, {"command", "update"}, {"path", resolved},
                     {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)},
                     {"keep_old_state", options.keep_old_state},
-                    {"verify", options.verify}};
+                    {"verify", options.verify}, {"start_by_ms", start_by}};
     if (!options.json)
         std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
     auto result = control_request(*pid, request, [&](const json &line) {
         if (!options.json && line.value("event", "") == "phase")
             std::cout << fmt::format("  {:<10} {:9.3f} ms  {}\n", line.value("phase", ""), number(line, "ms"),
                                      line.value("detail", ""));
-    });
+    }, first_answer + std::chrono::seconds(1));
     if (!result)
         return report_error(result.error().to_string());
     if (options.json) {
@@ -158,7 +168,7 @@ int run_ps(const Options &)
         struct stat owner {};
         if (stat(("/proc/" + std::string(entry->d_name)).c_str(), &owner) != 0 || (owner.st_uid != geteuid() && geteuid() != 0))
             continue;
-        auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
+        auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}}, {}, std::chrono::seconds(2));
         std::string version = status && status->value("ok", false)
                                   ? status->value("status", json::object()).value("version", json::object()).value("path", "?")
                                   : "(not answering)";

@@ -1,16 +1,29 @@
 // Connecting to a process's control socket.
 #include "control_client.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
 namespace molt::cli {
+
+namespace {
+
+std::string seconds_text(std::chrono::milliseconds duration)
+{
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", static_cast<double>(duration.count()) / 1000.0);
+    return text;
+}
+
+}  // namespace
 
 bool has_control_socket(pid_t pid)
 {
@@ -23,7 +36,8 @@ bool has_control_socket(pid_t pid)
 }
 
 Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
-                                       const std::function<void(const nlohmann::json &)> &on_line)
+                                       const std::function<void(const nlohmann::json &)> &on_line,
+                                       std::chrono::milliseconds first_answer)
 {
     std::string who = "process " + std::to_string(pid);
     if (kill(pid, 0) != 0 && errno == ESRCH)
@@ -48,6 +62,8 @@ Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
     std::string buffer;
     nlohmann::json last;
     char chunk[4096];
+    bool answered = false;
+    auto give_up_at = std::chrono::steady_clock::now() + first_answer;
     for (;;) {
         std::size_t newline;
         while ((newline = buffer.find('\n')) != std::string::npos) {
@@ -61,9 +77,20 @@ Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
             if (message.value("event", "") == "result")
                 return last;
         }
+        if (!answered) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - std::chrono::steady_clock::now());
+            pollfd wait{fd, POLLIN, 0};
+            int ready = left.count() > 0 ? poll(&wait, 1, static_cast<int>(left.count())) : 0;
+            if (ready < 0 && errno == EINTR)
+                continue;
+            if (ready == 0)
+                return Error{who, "did not answer within " + seconds_text(first_answer) +
+                                      ": it may be stopped (SIGSTOP, a debugger) or starved of CPU; nothing was done"};
+        }
         ssize_t got = recv(fd, chunk, sizeof chunk, 0);
         if (got < 0 && errno == EINTR)
             continue;
+        answered = true;
         if (got <= 0)
             return Error{who, "closed the control connection without a result (did it exit?)"};
         buffer.append(chunk, static_cast<std::size_t>(got));

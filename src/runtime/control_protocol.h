@@ -10,12 +10,14 @@
 // Messages. One request per connection: a single line of JSON, at most 64 KiB, ending in "\n":
 //     {"protocol": 1, "command": "status", "heap": false}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
-//      "keep_old_state": false, "verify": false}
-// ("heap", "timeout_ms", "keep_old_state" and "verify" may be left out: false, 5000, false and
-// false. "heap": true asks the allocator for its count of the bytes in use, which glibc takes
-// under its arenas' locks, stalling the program's allocations for a while.)
-// The process answers with lines of JSON. For "update", zero or more progress lines, one per
-// phase that ended:
+//      "keep_old_state": false, "verify": false, "start_by_ms": 1795000000000}
+// ("heap", "timeout_ms", "keep_old_state", "verify" and "start_by_ms" may be left out: false,
+// 5000, false, false and no deadline. "heap": true asks the allocator for its count of the bytes
+// in use, which glibc takes under its arenas' locks, stalling the program's allocations for a
+// while. "start_by_ms", wall-clock milliseconds since the epoch: an update read after it is not
+// started, since its client has given up waiting, as it does when the process is stopped.)
+// The process answers with lines of JSON. For "update", first {"event": "accepted"} as soon as it
+// has read the request, then zero or more progress lines, one per phase that ended:
 //     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}
 // and always one last line:
 //     {"event": "result", "ok": true|false, "error": "...", "report": {...}}

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -191,6 +192,19 @@ void handle(int fd)
             send_line(fd, failure("\"timeout_ms\" must be between 1 and 3600000"));
             return;
         }
+        // A request the process read too late (it was stopped, say) is not started: its client
+        // has given up and told its user that nothing was done.
+        if (long start_by = request.value("start_by_ms", 0L); start_by > 0) {
+            long now = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+            if (now > start_by) {
+                send_line(fd, failure("the request was read " + std::to_string(now - start_by) +
+                                      " ms after its deadline (was the process stopped?): not started"));
+                return;
+            }
+        }
+        send_line(fd, {{"event", "accepted"}});
         UpdateOptions options;
         options.timeout = std::chrono::milliseconds(timeout);
         options.keep_old_state = request.value("keep_old_state", false);

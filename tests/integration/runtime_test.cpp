@@ -1813,6 +1813,33 @@ TEST(DriverMode, MoltRunStartsASharedObjectThatCanBeUpdated)
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
 }
 
+// A stopped process (SIGSTOP, a debugger) accepts a connection in the kernel and reads nothing:
+// status, ps and update give up in bounded time, saying so, and the update it reads once it runs
+// again is not started (its user was told nothing was done); a later update works.
+TEST(StoppedProcess, StatusPsAndUpdateGiveUpAndTheLateUpdateIsNotStarted)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    ASSERT_EQ(kill(fixture.process->pid(), SIGSTOP), 0);
+    ToolResult listing = molt_tool({"ps"});
+    EXPECT_EQ(listing.status, 0);
+    EXPECT_NE(listing.out.find(pid + "  (not answering)"), std::string::npos) << listing.out;
+    ToolResult update = molt_tool({"update", pid, v2, "--timeout", "0.5"});
+    EXPECT_EQ(update.status, 2) << update.out << update.err;
+    EXPECT_NE(update.err.find("did not answer within 2 s: it may be stopped"), std::string::npos) << update.err;
+    ASSERT_EQ(kill(fixture.process->pid(), SIGCONT), 0);
+    // It reads the request now, late: refused, and nothing is attempted.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(status_number(pid, "updates_attempted"), 0);
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^v2"), 0);
+    ToolResult later = molt_tool({"update", pid, v2});
+    ASSERT_EQ(later.status, 0) << later.out << later.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v2: count=") >= 1; }));
+}
+
 // What follows the version is the program's, verbatim: its own options (`--port 0`), `--`, and
 // `--help` (the program's, not molt's). A version that cannot run (an executable) is an error
 // (exit 2), as for every other command.
