@@ -524,6 +524,18 @@ private:
         for_each_child(unit_die, [&](Dwarf_Die *child) { walk(child, scope, 1); });
     }
 
+    // The file a variable or function belongs to: its unit's. Under link-time optimisation gcc
+    // names every unit "<artificial>" (a partition of the whole program), and two files' statics
+    // of one name would be told apart only by their order in memory, which the next link may
+    // swap (their values then swapped too): there, the file it was declared in.
+    std::string file_of(Dwarf_Die *die) const
+    {
+        if (m_unit_file != "<artificial>")
+            return m_unit_file;
+        const char *declared_in = dwarf_decl_file(die);
+        return declared_in ? base_name(declared_in) : m_unit_file;
+    }
+
     // A CU's name as the compiler got it, relative to the compilation directory when under it.
     static std::string unit_file_name(Dwarf_Die *unit_die)
     {
@@ -693,7 +705,7 @@ private:
         for (const Transformer &transformer : m_facts.transformers)
             if (transformer.record_address == variable.address)
                 return;  // a transformer's registration record: Molt's bookkeeping, not state
-        variable.file = m_unit_file;
+        variable.file = file_of(die);
         variable.function = scope.function == nameless_function ? function_from_symbol(variable) : scope.function;
         variable.external = attribute_flag(die, DW_AT_external) && variable.function.empty();
         variable.type = read_type_reference(die);
@@ -702,9 +714,9 @@ private:
         if (variable.external)
             variable.qualified_name = variable.name;
         else if (!variable.function.empty())
-            variable.qualified_name = m_unit_file + "/" + variable.function + "#" + variable.name;
+            variable.qualified_name = variable.file + "/" + variable.function + "#" + variable.name;
         else
-            variable.qualified_name = m_unit_file + "/" + variable.name;
+            variable.qualified_name = variable.file + "/" + variable.name;
         m_variables.push_back(std::move(variable));
     }
 
@@ -774,12 +786,12 @@ private:
         function.name = attribute_string(die, DW_AT_name);
         if (function.name.empty())
             return;
-        function.file = m_unit_file;
+        function.file = file_of(die);
         function.address = range->entry;
         function.size = range->size;
         function.other_parts = std::move(range->other_parts);
         function.external = attribute_flag(die, DW_AT_external);
-        function.qualified_name = function.external ? function.name : m_unit_file + "/" + function.name;
+        function.qualified_name = function.external ? function.name : function.file + "/" + function.name;
         function.return_type = read_type_reference(die);
         read_params_and_locals(die, function, 0);
         keep_function(std::move(function));

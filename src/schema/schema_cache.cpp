@@ -19,7 +19,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-10\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-11\n";
 
 // FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
 // (bounds checks alone would let flipped bytes through as a wrong schema).

@@ -145,6 +145,20 @@ TEST(DwarfPitfalls, TypeUnitsAreFollowed)
     }
 }
 
+// Link-time optimisation: gcc names every unit "<artificial>", so two files' statics of one name
+// would be told apart by their order in memory only (`<artificial>/mode`, `<artificial>/mode@2`),
+// which a relink may swap, and an update with them. They keep the file they were declared in.
+TEST(DwarfPitfalls, StaticsUnderLinkTimeOptimisationKeepTheirFile)
+{
+    std::string binary = build(state_sources, {"gcc", "-O2 -flto", ""});
+    ASSERT_NE(dwarf_dump(binary).find("<artificial>"), std::string::npos) << "no LTO unit in this build";
+    auto schema = read(binary);
+    for (const std::string name : {"state_main.c/mode", "state_other.c/mode"})
+        EXPECT_NE(schema.find_variable(name), nullptr) << name;
+    for (const schema::Variable &variable : schema.variables)
+        EXPECT_EQ(variable.qualified_name.find("<artificial>"), std::string::npos) << variable.qualified_name;
+}
+
 // Typedef and qualifier chains: gcc writes `volatile const`, clang `const volatile`; the schema
 // holds one canonical chain, and gcc's const on both an array and its element is one const.
 TEST(DwarfPitfalls, QualifierChainsAreCanonical)
