@@ -1,5 +1,6 @@
 // `molt old-types FILE`: FILE's types as a C header for transformers.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -26,6 +27,9 @@ int run_old_types(const Options &options)
         std::cout << header.str();
         return exit_ok;
     }
+    std::error_code ignored;
+    if (std::filesystem::equivalent(options.output, options.file, ignored))
+        return report_error(options.output + ": is FILE itself: give the header another name");
     std::ofstream out(options.output, std::ios::trunc);
     if (!out || !(out << header.str()) || !out.flush())
         return report_error(options.output + ": cannot write: " + std::strerror(errno));

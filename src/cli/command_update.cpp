@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <string_view>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <fstream>
@@ -24,10 +25,11 @@ double number(const json &object, const char *key) { return object.value(key, 0.
 
 void print_report(const json &report)
 {
-    std::cout << fmt::format("pause {:.3f} ms (quiesce {:.3f} + transform {:.3f} + restart {:.3f} + commit {:.3f}); "
+    std::string verify = number(report, "verify_ms") > 0 ? fmt::format(" + verify {:.3f}", number(report, "verify_ms")) : "";
+    std::cout << fmt::format("pause {:.3f} ms (quiesce {:.3f} + transform {:.3f}{} + restart {:.3f} + commit {:.3f}); "
                              "prepare {:.1f} ms before it\n",
                              number(report, "pause_ms"), number(report, "quiesce_ms"), number(report, "transform_ms"),
-                             number(report, "restart_ms"), number(report, "commit_ms"), number(report, "prepare_ms"));
+                             verify, number(report, "restart_ms"), number(report, "commit_ms"), number(report, "prepare_ms"));
     std::cout << fmt::format("threads {}; variables: {} copied, {} converted, {} new, {} dropped; locals carried {}; "
                              "heap: {} objects converted ({} bytes)\n",
                              report.value("threads", 0), report.value("variables_copied", 0),
@@ -55,16 +57,25 @@ std::optional<pid_t> parse_pid(const std::string &text)
 
 int run_update(const Options &options)
 {
+    // With --json, every outcome is JSON on stdout, errors before the process answered too.
+    auto fail = [&](const std::string &message) {
+        if (!options.json)
+            return report_error(message);
+        std::cout << json{{"event", "result"}, {"ok", false}, {"error", message}}.dump(2) << "\n";
+        return exit_error;
+    };
     auto pid = parse_pid(options.pid);
     if (!pid)
-        return report_error("PID must be a process id, got \"" + options.pid + "\"");
+        return fail("PID must be a process id, got \"" + options.pid + "\"");
     char resolved[PATH_MAX];
     if (!realpath(options.new_file.c_str(), resolved))
-        return report_error(options.new_file + ": " + std::strerror(errno));
+        return fail(options.new_file + ": " + std::strerror(errno));
+    if (std::string_view(resolved).find_first_of("\n\r") != std::string_view::npos)
+        return fail(options.new_file + ": a path with a line break (the update history is one line per update)");
     // Check the file here too, so that a bad NEW is told without disturbing the process; through
     // the cache, where the process then finds the schema instead of reading the DWARF again.
     if (auto schema = load_schema(options, resolved); !schema)
-        return report_error(schema.error().to_string());
+        return fail(schema.error().to_string());
     // A process that does not read the request in time (stopped, say) must not start the update
     // later, when the user has been told nothing was done: the request says by when to start
     // (the wall clock: processes in other time namespaces share it), and this side waits a
@@ -77,15 +88,15 @@ int run_update(const Options &options)
                     {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)},
                     {"keep_old_state", options.keep_old_state},
                     {"verify", options.verify}, {"start_by_ms", start_by}};
-    if (!options.json)
-        std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
     auto result = control_request(*pid, request, [&](const json &line) {
+        if (!options.json && line.value("event", "") == "accepted")
+            std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
         if (!options.json && line.value("event", "") == "phase")
             std::cout << fmt::format("  {:<10} {:9.3f} ms  {}\n", line.value("phase", ""), number(line, "ms"),
                                      line.value("detail", ""));
     }, first_answer + std::chrono::seconds(1));
     if (!result)
-        return report_error(result.error().to_string());
+        return fail(result.error().to_string());
     if (options.json) {
         std::cout << result->dump(2) << "\n";
         return result->value("ok", false) ? exit_ok : exit_check_failed;

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -21,6 +22,17 @@ std::string seconds_text(std::chrono::milliseconds duration)
     char text[32];
     std::snprintf(text, sizeof text, "%g s", static_cast<double>(duration.count()) / 1000.0);
     return text;
+}
+
+// The process a thread id belongs to (its Tgid), or 0 when unknown.
+pid_t thread_group_of(pid_t tid)
+{
+    std::ifstream status("/proc/" + std::to_string(tid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Tgid:", 0) == 0)
+            return static_cast<pid_t>(std::strtol(line.c_str() + 5, nullptr, 10));
+    return 0;
 }
 
 }  // namespace
@@ -54,8 +66,11 @@ Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
     std::string name = "molt." + std::to_string(pid);
     std::memcpy(address.sun_path + 1, name.data(), name.size());
     socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-    if (connect(fd, reinterpret_cast<sockaddr *>(&address), length) != 0)
+    if (connect(fd, reinterpret_cast<sockaddr *>(&address), length) != 0) {
+        if (pid_t process = thread_group_of(pid); process > 0 && process != pid)
+            return Error{who, "is a thread of process " + std::to_string(process) + ": give that PID"};
         return Error{who, "does not run the Molt runtime (no control socket): link it with -lmolt, or start it with `molt run`"};
+    }
     std::string line = request.dump() + "\n";
     if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
         return Error{who, std::string("cannot send the request: ") + std::strerror(errno)};

@@ -53,6 +53,7 @@ json report_json(const UpdateReport &report)
             {"transform_ms", report.times.transform_ms},
             {"restart_ms", report.times.restart_ms},
             {"commit_ms", report.times.commit_ms},
+            {"verify_ms", report.times.verify_ms},
             {"pause_ms", report.pause_ms},
             {"threads", report.threads},
             {"variables_copied", report.variables_copied},

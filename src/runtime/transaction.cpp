@@ -1090,7 +1090,8 @@ private:
             m_report.warnings.push_back("stale pointer: " + std::to_string(scan.found - scan.examples.size()) + " more");
         if (scan.found)
             m_keep_old_state = true;
-        report_progress("verify", milliseconds(start, Clock::now()),
+        m_report.times.verify_ms = milliseconds(start, Clock::now());
+        report_progress("verify", m_report.times.verify_ms,
                         std::to_string(scan.bytes_scanned / 1024) + " KiB scanned: " + std::to_string(scan.found) +
                             (scan.found ? " words still point into replaced objects (the old objects will be kept)"
                                         : " words point into replaced objects"));

@@ -16,6 +16,7 @@ namespace molt::runtime {
 
 struct PhaseTimes {
     double prepare_ms = 0, quiesce_ms = 0, transform_ms = 0, restart_ms = 0, commit_ms = 0;
+    double verify_ms = 0;  // --verify's scan, in the pause between transform and restart
 };
 
 struct UpdateReport {

@@ -49,6 +49,15 @@ expect 2 "$molt" diff v1
 contains "$err" "molt: error:"
 expect 2 "$molt" schema v1 --bogus
 contains "$err" "molt: error:"
+# update --json: an error before the process answers is JSON too, on stdout
+expect 2 "$molt" update --json 1 does-not-exist.so
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); assert r["ok"] is False and "does-not-exist.so" in r["error"]' "$out" ||
+  fail "update --json error is not JSON: $out"
+# old-types never writes over the file it reads
+cp types types-copy
+expect 2 "$molt" old-types types-copy -o types-copy
+contains "$err" "is FILE itself"
+cmp -s types types-copy || fail "old-types -o FILE overwrote FILE"
 # --timeout: a number of seconds in range (a NaN compares false both ways: it once got through)
 for timeout in nan abc inf 0 -1 3601; do
   expect 2 "$molt" update 1 v1 --timeout "$timeout"

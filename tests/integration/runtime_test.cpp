@@ -1251,6 +1251,7 @@ TEST(Verify, FindsPointersStillLeadingToReplacedObjectsAndKeepsThem)
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("4 words still point into replaced objects (the old objects will be kept)"), std::string::npos)
         << update.out;
+    EXPECT_NE(update.out.find(" + verify "), std::string::npos) << "the pause's parts leave out the scan: " << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: variable hidden (+0) points into the old struct node"),
               std::string::npos) << update.out;
     EXPECT_NE(update.out.find("warning: stale pointer: variable hidden_inside (+0) points into the old struct node"),
