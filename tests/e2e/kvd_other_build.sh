@@ -47,5 +47,7 @@ version 4 kvd-v4.so
 old_types 4
 version 5 kvd-v5.so "$source/examples/kvd/transform_v5.c"
 version 5 kvd-v5-fix.so "$source/examples/kvd/transform_v5.c" -DKVD_CODE_FIX
+# v5 without Molt (and so without its transformer), for what check says of it
+"$compiler" "${flags[@]}" -DKVD_VERSION=5 -DMOLT_DISABLE "${kvd_sources[@]}" -pthread -o "$tree/kvd/kvd-v5-plain"
 echo "kvd_other_build: kvd v1 to v5 built with $("$compiler" --version | head -1) $optimisation"
 "$source/tests/e2e/kvd_test.sh" "$tree" "$case_name"
