@@ -1102,6 +1102,19 @@ TEST_P(Renames, ARenamedTypeMemberAndVariableKeepTheirValues)
     expect_new_version_passes(log, "renamed");
 }
 
+// A variable transformer runs where the type changed, or where a rename marks a change of
+// meaning: `total` becomes `sum`, counted in tenths, a long both times (v2 checks 12340).
+TEST(RenamedVariable, OfTheSameTypeRunsItsTransformer)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/renamed.c", toolchain, "-DV=1");
+    std::string v2 = shared_object("runtime/renamed.c", toolchain, "-DV=2 -DSCALED");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    expect_new_version_passes(fixture.log, "renamed");
+}
+
 INSTANTIATE_TEST_SUITE_P(Toolchains, Renames, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
