@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <string_view>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <string_view>
 
 #include "commands.h"
 #include "control_client.h"

@@ -1329,40 +1329,49 @@ std::string gnu_build_id_hex(Elf *elf)
     return text;
 }
 
-Result<Schema> read_schema(const std::string &path)
+namespace {
+
+struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+};
+
+// `path` opened for reading, or why it cannot be (missing, unreadable, a directory).
+Result<int> open_version_file(const std::string &path)
 {
-    elf_version(EV_CURRENT);
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return Error{path, std::strerror(errno)};
-    struct FdCloser {
-        int fd;
-        ~FdCloser() { close(fd); }
-    } closer{fd};
-    if (struct stat status; fstat(fd, &status) == 0 && S_ISDIR(status.st_mode))
+    if (struct stat status; fstat(fd, &status) == 0 && S_ISDIR(status.st_mode)) {
+        close(fd);
         return Error{path, "a directory, not an ELF file"};
+    }
+    return fd;
+}
+
+}  // namespace
+
+Result<Schema> read_schema(const std::string &path)
+{
+    elf_version(EV_CURRENT);
+    MOLT_TRY(fd, open_version_file(path));
+    FdCloser closer{fd};
     // ELF_C_READ (not MMAP): a file truncated under us then reads short instead of raising SIGBUS.
     return read_from_elf(path, elf_begin(fd, ELF_C_READ, nullptr));
 }
 
-std::optional<std::string> elf_file_problem(const std::string &path)
+Result<std::string> checked_build_id(const std::string &path)
 {
     elf_version(EV_CURRENT);
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return std::strerror(errno);
-    std::optional<std::string> problem;
-    struct stat status;
-    if (fstat(fd, &status) == 0 && S_ISDIR(status.st_mode))
-        problem = "a directory, not an ELF file";
-    else if (Elf *elf = elf_begin(fd, ELF_C_READ, nullptr)) {
-        problem = check_elf(elf, nullptr);
-        elf_end(elf);
-    } else {
-        problem = "cannot read ELF: " + std::string(elf_errmsg(-1));
-    }
-    close(fd);
-    return problem;
+    MOLT_TRY(fd, open_version_file(path));
+    FdCloser closer{fd};
+    ElfHandle handle;
+    handle.elf = elf_begin(fd, ELF_C_READ, nullptr);
+    if (!handle.elf)
+        return Error{path, "cannot read ELF: " + std::string(elf_errmsg(-1))};
+    if (auto problem = check_elf(handle.elf, nullptr))
+        return Error{path, *problem};
+    return gnu_build_id_hex(handle.elf);
 }
 
 Result<Schema> read_schema_from_memory(const std::string &name, const void *data, std::size_t size)

@@ -4,7 +4,6 @@
 #include <libelf.h>
 
 #include <cstddef>
-#include <optional>
 #include <string>
 
 #include "result.h"
@@ -17,9 +16,10 @@ namespace molt::schema {
 // architecture, no DWARF, split DWARF (.dwo), dwz alternate files, corrupt DWARF.
 Result<Schema> read_schema(const std::string &path);
 
-// Why the file cannot be read or loaded (not ELF, truncated, another architecture, no DWARF...),
-// or nullopt: the checks read_schema makes before it reads the DWARF, without reading it.
-std::optional<std::string> elf_file_problem(const std::string &path);
+// The file's GNU build-id ("" when it has none), once it has passed the checks read_schema makes
+// before it reads the DWARF (not ELF, truncated, another architecture, no DWARF...), without
+// reading the DWARF; or why it did not pass.
+Result<std::string> checked_build_id(const std::string &path);
 
 // The GNU build-id of an ELF file in lower-case hex, or "" when it has none.
 std::string gnu_build_id_hex(Elf *elf);

@@ -1,9 +1,6 @@
 // Binary serialisation of schemas and the on-disk cache keyed by build-id.
 #include "schema_cache.h"
 
-#include <elfutils/libdwelf.h>
-#include <fcntl.h>
-#include <libelf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,21 +146,6 @@ bool sorted_and_unique(const std::vector<Item> &items)
         if (!(items[i - 1].qualified_name < items[i].qualified_name))
             return false;
     return true;
-}
-
-std::string build_id_of(const std::string &path)
-{
-    elf_version(EV_CURRENT);
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return {};
-    std::string hex_id;
-    if (Elf *elf = elf_begin(fd, ELF_C_READ, nullptr)) {
-        hex_id = gnu_build_id_hex(elf);
-        elf_end(elf);
-    }
-    close(fd);
-    return hex_id;
 }
 
 std::optional<std::string> read_file(const std::string &path)
@@ -400,13 +382,15 @@ std::optional<std::string> cache_directory()
 Result<Schema> load_schema(const std::string &path, CacheUse use)
 {
     std::optional<std::string> directory = use == CacheUse::Use ? cache_directory() : std::nullopt;
-    std::string build_id = directory ? build_id_of(path) : std::string();
-    std::string entry = build_id.empty() ? std::string() : *directory + "/" + build_id + ".schema";
-    if (!entry.empty()) {
+    std::string build_id;
+    if (directory) {
         // The entry stands for the file's DWARF, found by its build-id; the file itself must
         // still be whole (a copy cut short keeps its build-id, and loading it kills the program).
-        if (auto problem = elf_file_problem(path))
-            return Error{path, *problem};
+        MOLT_TRY(checked, checked_build_id(path));
+        build_id = checked;
+    }
+    std::string entry = build_id.empty() ? std::string() : *directory + "/" + build_id + ".schema";
+    if (!entry.empty()) {
         if (auto bytes = read_file(entry)) {
             std::optional<Schema> cached;
             try {
