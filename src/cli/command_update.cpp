@@ -1,5 +1,6 @@
 // `molt update PID NEW`, `molt status PID`, `molt ps`.
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <string_view>
+#include <thread>
 
 #include "commands.h"
 #include "control_client.h"
@@ -53,6 +55,56 @@ std::optional<pid_t> parse_pid(const std::string &text)
     return static_cast<pid_t>(value);
 }
 
+// Ctrl-C (SIGINT) or SIGTERM while `molt update` waits: the first asks the process to cancel the
+// update, the second leaves it to finish on its own.
+volatile sig_atomic_t g_interrupts = 0;
+volatile sig_atomic_t g_last_signal = 0;
+
+void note_interrupt(int signal_number)
+{
+    g_interrupts = g_interrupts + 1;
+    g_last_signal = signal_number;
+}
+
+// Catches SIGINT and SIGTERM without SA_RESTART, so that they interrupt the wait for the answer.
+// One that is ignored already (nohup, a script's background job) stays ignored.
+void catch_interrupts()
+{
+    struct sigaction action {};
+    action.sa_handler = note_interrupt;
+    sigemptyset(&action.sa_mask);
+    for (int number : {SIGINT, SIGTERM}) {
+        struct sigaction before {};
+        if (sigaction(number, nullptr, &before) == 0 && before.sa_handler == SIG_IGN)
+            continue;
+        sigaction(number, &action, nullptr);
+    }
+}
+
+// Asks process `pid` to cancel its running update: the answer's word (cancelling, too_late,
+// nothing_running) and the phase the update is in.
+Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid)
+{
+    auto answer = control_request(pid, {{"protocol", 1}, {"command", "cancel"}}, {}, std::chrono::seconds(2));
+    if (!answer)
+        return answer.error();
+    if (!answer->value("ok", false))
+        return Error{"process " + std::to_string(pid), answer->value("error", "cancel refused")};
+    return std::pair{answer->value("cancel", ""), answer->value("phase", "")};
+}
+
+// The running update of a status, in words ("" when none runs).
+std::string running_update_line(const json &status)
+{
+    if (!status.contains("update"))
+        return "";
+    const json update = status["update"];
+    return fmt::format("update in progress: to {}, in {} for {:.1f} s (started {:.1f} s ago){}", update.value("to", "?"),
+                       update.value("phase", "?"), number(update, "phase_elapsed_ms") / 1000,
+                       number(update, "elapsed_ms") / 1000,
+                       update.value("cancel_requested", false) ? ", cancelling" : "");
+}
+
 }  // namespace
 
 int run_update(const Options &options)
@@ -88,13 +140,41 @@ int run_update(const Options &options)
                     {"timeout_ms", static_cast<long>(options.timeout_seconds * 1000)},
                     {"keep_old_state", options.keep_old_state},
                     {"verify", options.verify}, {"start_by_ms", start_by}};
+    // Ctrl-C: the cancellation is asked for once the process has accepted the update (before,
+    // there is nothing to cancel yet; the process refuses a request it reads too late anyway).
+    catch_interrupts();
+    bool accepted = false, cancel_asked = false;
+    auto cancel_if_interrupted = [&] {
+        if (g_interrupts >= 2) {
+            std::cerr << "molt: left waiting; the update goes on in process " << *pid << ": `molt status " << *pid
+                      << "` tells how it ends\n";
+            signal(g_last_signal, SIG_DFL);
+            raise(g_last_signal);
+        }
+        if (g_interrupts == 0 || cancel_asked || !accepted)
+            return;
+        cancel_asked = true;
+        auto answer = ask_to_cancel(*pid);
+        if (!answer)
+            std::cerr << "molt: interrupted, but the cancellation could not be asked for: " << answer.error().to_string() << "\n";
+        else if (answer->first == "cancelling")
+            std::cerr << "molt: interrupted: cancelling the update in " << answer->second
+                      << " (nothing has changed yet); Ctrl-C again to stop waiting\n";
+        else if (answer->first == "too_late")
+            std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->second
+                      << " and ends by itself, committed or rolled back, within its --timeout; Ctrl-C again to stop waiting\n";
+    };
     auto result = control_request(*pid, request, [&](const json &line) {
-        if (!options.json && line.value("event", "") == "accepted")
-            std::cout << "molt: updating process " << *pid << " to " << resolved << "\n";
+        if (line.value("event", "") == "accepted") {
+            accepted = true;
+            if (!options.json)
+                std::cout << "molt: updating process " << *pid << " to " << resolved << std::endl;
+            cancel_if_interrupted();
+        }
         if (!options.json && line.value("event", "") == "phase")
             std::cout << fmt::format("  {:<10} {:9.3f} ms  {}\n", line.value("phase", ""), number(line, "ms"),
-                                     line.value("detail", ""));
-    }, first_answer + std::chrono::seconds(1));
+                                     line.value("detail", "")) << std::flush;
+    }, first_answer + std::chrono::seconds(1), cancel_if_interrupted);
     if (!result)
         return fail(result.error().to_string());
     if (options.json) {
@@ -134,6 +214,8 @@ int run_status(const Options &options)
     const json version = status.value("version", json::object());
     std::cout << "process " << *pid << " runs " << version.value("path", "?") << " (build-id "
               << version.value("build_id", "?") << ")\n";
+    if (std::string running = running_update_line(status); !running.empty())
+        std::cout << running << "\n";
     std::cout << "threads:\n";
     for (const auto &thread : status.value("threads", json::array()))
         std::cout << fmt::format("  {:>7}  {:<11} {:<28} last update point: {}\n", thread.value("tid", 0),
@@ -164,6 +246,50 @@ int run_status(const Options &options)
                                      report.value("phase", ""), report.value("error", ""));
     }
     return exit_ok;
+}
+
+int run_cancel(const Options &options)
+{
+    auto pid = parse_pid(options.pid);
+    if (!pid)
+        return report_error("PID must be a process id, got \"" + options.pid + "\"");
+    auto answer = ask_to_cancel(*pid);
+    if (!answer)
+        return report_error(answer.error().to_string());
+    auto [word, phase] = *answer;
+    if (word == "nothing_running") {
+        std::cerr << "molt: process " << *pid << " runs no update: nothing to cancel\n";
+        return exit_check_failed;
+    }
+    if (word == "too_late") {
+        std::cerr << "molt: too late to cancel: the update of process " << *pid << " is in " << phase
+                  << " (its state is being changed) and ends by itself, committed or rolled back, within its --timeout\n";
+        return exit_check_failed;
+    }
+    // It stops at its next check (within a few milliseconds while it waits for the threads, or
+    // at the end of prepare's current step): the outcome is the history's last report.
+    std::cout << "molt: cancelling the update of process " << *pid << " (in " << phase << ")" << std::endl;
+    for (int waited_ms = 0; waited_ms < 60'000; waited_ms += 20) {
+        auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
+        if (!status)
+            return report_error(status.error().to_string());
+        const json state = status->value("status", json::object());
+        if (!state.contains("update")) {
+            const json history = state.value("history", json::array());
+            json last = history.empty() ? json::object() : history.back();
+            if (last.value("ok", false)) {
+                std::cerr << "molt: the update ended before the cancellation reached it: process " << *pid << " runs "
+                          << last.value("to", "?") << "\n";
+                return exit_check_failed;
+            }
+            std::cout << "cancelled in " << last.value("phase", "?") << ": process " << *pid << " runs "
+                      << last.value("from", "?") << " as before\n";
+            return exit_ok;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return report_error("process " + std::to_string(*pid) + " still runs its update a minute after the cancellation: "
+                        "`molt status " + std::to_string(*pid) + "` tells how it ends");
 }
 
 int run_ps(const Options &)

@@ -23,7 +23,7 @@ struct Options {
     bool no_cache = false;
     std::string prefix = "molt_old_";
     std::string output;      // old-types: file to write instead of stdout
-    std::string pid;         // update, status
+    std::string pid;         // update, status, cancel
     double timeout_seconds = 5;  // update: quiescence and restart deadline
     bool keep_old_state = false;  // update: do not free the old copies of converted heap objects
     bool verify = false;          // update: scan for pointers still leading to replaced objects
@@ -36,6 +36,7 @@ int run_check(const Options &options);
 int run_old_types(const Options &options);
 int run_update(const Options &options);
 int run_status(const Options &options);
+int run_cancel(const Options &options);
 int run_ps(const Options &options);
 int run_run(const Options &options, const std::vector<std::string> &arguments);
 

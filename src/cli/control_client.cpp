@@ -49,7 +49,7 @@ bool has_control_socket(pid_t pid)
 
 Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
                                        const std::function<void(const nlohmann::json &)> &on_line,
-                                       std::chrono::milliseconds first_answer)
+                                       std::chrono::milliseconds first_answer, const std::function<void()> &on_wait)
 {
     std::string who = "process " + std::to_string(pid);
     if (kill(pid, 0) != 0 && errno == ESRCH)
@@ -92,15 +92,23 @@ Result<nlohmann::json> control_request(pid_t pid, const nlohmann::json &request,
             if (message.value("event", "") == "result")
                 return last;
         }
-        if (!answered) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - std::chrono::steady_clock::now());
-            pollfd wait{fd, POLLIN, 0};
-            int ready = left.count() > 0 ? poll(&wait, 1, static_cast<int>(left.count())) : 0;
-            if (ready < 0 && errno == EINTR)
-                continue;
-            if (ready == 0)
-                return Error{who, "did not answer within " + seconds_text(first_answer) +
-                                      ": it may be stopped (SIGSTOP, a debugger) or starved of CPU; nothing was done"};
+        // Waits in slices, so that on_wait sees a signal's flag soon even when the signal came
+        // just before the wait began.
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - std::chrono::steady_clock::now());
+        if (!answered && left.count() <= 0)
+            return Error{who, "did not answer within " + seconds_text(first_answer) +
+                                  ": it may be stopped (SIGSTOP, a debugger) or starved of CPU; nothing was done"};
+        pollfd wait{fd, POLLIN, 0};
+        int slice = on_wait ? 200 : -1;
+        if (!answered)
+            slice = static_cast<int>(slice < 0 ? left.count() : std::min<long>(slice, left.count()));
+        int ready = poll(&wait, 1, slice);
+        if (ready <= 0) {
+            if (ready < 0 && errno != EINTR)
+                return Error{who, std::string("cannot wait for the answer: ") + std::strerror(errno)};
+            if (on_wait)
+                on_wait();
+            continue;
         }
         ssize_t got = recv(fd, chunk, sizeof chunk, 0);
         if (got < 0 && errno == EINTR)

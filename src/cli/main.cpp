@@ -12,9 +12,9 @@
 namespace {
 
 constexpr const char *exit_codes =
-    "Exit codes: 0 success; 1 `check` found a change that needs a transformer, or `update` was refused "
-    "or failed (the process keeps running its old version); 2 error (bad arguments, unreadable file, "
-    "no DWARF, no such process): nothing was done.";
+    "Exit codes: 0 success; 1 `check` found a change that needs a transformer, `update` was refused "
+    "or failed (the process keeps running its old version), or `cancel` found no update to cancel or "
+    "came too late; 2 error (bad arguments, unreadable file, no DWARF, no such process): nothing was done.";
 
 }  // namespace
 
@@ -64,9 +64,10 @@ int main(int argc, char **argv)
     old_types->add_option("-o,--output", options.output, "Write the header to this file instead of stdout");
     add_cache_flag(old_types);
 
-    const std::set<std::string> commands = {"schema", "diff", "check", "old-types", "update", "status", "ps", "run"};
+    const std::set<std::string> commands = {"schema", "diff", "check", "old-types", "update", "cancel", "status", "ps", "run"};
     if (argc > 1 && argv[1][0] != '-' && !commands.count(argv[1])) {
-        std::cerr << "molt: error: unknown command '" << argv[1] << "' (commands: schema, diff, check, old-types, update, status, ps, run)\n"
+        std::cerr << "molt: error: unknown command '" << argv[1]
+                  << "' (commands: schema, diff, check, old-types, update, cancel, status, ps, run)\n"
                   << "Run `molt --help` for usage.\n";
         return exit_error;
     }
@@ -97,6 +98,15 @@ int main(int argc, char **argv)
                      "converted objects (pointers Molt could not see): report each, and keep the old "
                      "objects if there is one");
     update->add_flag("--json", options.json, "Print the outcome as JSON");
+    update->footer(std::string("Ctrl-C (or SIGTERM) while it waits cancels the update if nothing has changed yet (in "
+                               "prepare, or while waiting for the threads); a second one leaves the update to end on "
+                               "its own.\n\n") + exit_codes);
+
+    CLI::App *cancel = app.add_subcommand("cancel", "Cancel the update running in process PID, if its state has not "
+                                                    "started to change (it is in prepare, or waiting for its threads "
+                                                    "to reach update points); waits for it to stop. Exit 0 when "
+                                                    "cancelled, 1 when none runs or it is too late");
+    cancel->add_option("PID", options.pid, "The process")->required();
 
     CLI::App *status = app.add_subcommand("status", "Show what process PID runs: its version, its threads and where "
                                                     "they last passed an update point, its resident memory, its "
@@ -148,6 +158,8 @@ int main(int argc, char **argv)
         return run_update(options);
     if (status->parsed())
         return run_status(options);
+    if (cancel->parsed())
+        return run_cancel(options);
     if (app.got_subcommand("ps"))
         return run_ps(options);
     if (run->parsed())

@@ -11,24 +11,31 @@
 //     {"protocol": 1, "command": "status", "heap": false}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
 //      "keep_old_state": false, "verify": false, "start_by_ms": 1795000000000}
+//     {"protocol": 1, "command": "cancel"}
 // ("heap", "timeout_ms", "keep_old_state", "verify" and "start_by_ms" may be left out: false,
 // 5000, false, false and no deadline. "heap": true asks the allocator for its count of the bytes
 // in use, which glibc takes under its arenas' locks, stalling the program's allocations for a
 // while. "start_by_ms", wall-clock milliseconds since the epoch: an update read after it is not
 // started, since its client has given up waiting, as it does when the process is stopped.)
-// The process answers with lines of JSON. For "update", first {"event": "accepted"} as soon as it
-// has read the request, then zero or more progress lines, one per phase that ended:
+// The process answers with lines of JSON. For "update", first {"event": "accepted"} as soon as the
+// update has begun (it holds the process's update lock, and a "cancel" reaches it from then on),
+// then zero or more progress lines, one per phase that ended:
 //     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}
 // and always one last line:
 //     {"event": "result", "ok": true|false, "error": "...", "report": {...}}
 // "status" answers with the last line only, its "status" member holding the version, the update
 // history, the threads, the resident memory ("memory") and, when asked, the heap in use ("heap";
-// a runtime before the tenth session sent "heap" always, and no "memory"). A request that is not
+// a runtime before the tenth session sent "heap" always, and no "memory"), and while an update
+// runs, "update": {"to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
+// "cancel_requested"}. "cancel" asks the running update to stop (running_update.h) and answers
+// {"event": "result", "ok": true, "cancel": "cancelling"|"too_late"|"nothing_running", "phase": ...}:
+// a cancelled update then ends with a failed result, "cancelled in <phase>". A request that is not
 // valid JSON, is too long, names another protocol version or an unknown command gets
 // {"event": "result", "ok": false, "error": "..."}.
 //
-// A client that disconnects in the middle of an update does not stop it: the update runs to
-// its end (committed or not), and its outcome is kept in the history that "status" shows.
+// A client that disconnects in the middle of an update does not stop it (only "cancel" does): the
+// update runs to its end (committed or not), and its outcome is kept in the history that "status"
+// shows.
 #pragma once
 
 #include <cstddef>

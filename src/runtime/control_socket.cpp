@@ -11,6 +11,7 @@
 
 #include "control_protocol.h"
 #include "heap_tracking.h"
+#include "running_update.h"
 #include "stacks.h"
 #include "threads.h"
 #include "transaction.h"
@@ -118,6 +119,13 @@ json status_json(bool heap)
                    {"version", {{"path", version.path}, {"build_id", version.build_id}}},
                    {"threads", threads},
                    {"history", history}};
+    if (auto update = running_update())
+        status["update"] = {{"to", update->to_path},
+                            {"phase", update->phase},
+                            {"started_at_ms", update->started_at_ms},
+                            {"elapsed_ms", update->elapsed_ms},
+                            {"phase_elapsed_ms", update->phase_elapsed_ms},
+                            {"cancel_requested", update->cancel_requested}};
     if (heap) {
         transform::HeapUse use = transform::heap_use();
         status["heap"] = {{"bytes_in_use", use.bytes_in_use}, {"allocator", use.allocator}};
@@ -205,8 +213,8 @@ void handle(int fd)
                 return;
             }
         }
-        send_line(fd, {{"event", "accepted"}});
         UpdateOptions options;
+        options.accepted = [fd] { send_line(fd, {{"event", "accepted"}}); };
         options.timeout = std::chrono::milliseconds(timeout);
         options.keep_old_state = request.value("keep_old_state", false);
         options.verify = request.value("verify", false);
@@ -217,7 +225,16 @@ void handle(int fd)
         send_line(fd, {{"event", "result"}, {"ok", report.ok}, {"error", report.error}, {"report", report_json(report)}});
         return;
     }
-    send_line(fd, failure("unknown command \"" + command + "\" (commands: status, update)"));
+    if (command == "cancel") {
+        std::string phase;
+        CancelAnswer answer = request_cancel(phase);
+        const char *word = answer == CancelAnswer::cancelling ? "cancelling"
+                           : answer == CancelAnswer::too_late ? "too_late"
+                                                              : "nothing_running";
+        send_line(fd, {{"event", "result"}, {"ok", true}, {"cancel", word}, {"phase", phase}});
+        return;
+    }
+    send_line(fd, failure("unknown command \"" + command + "\" (commands: status, update, cancel)"));
 }
 
 void *connection_thread(void *argument)

@@ -27,6 +27,7 @@
 #include "diff.h"
 #include "gate.h"
 #include "molt/molt.h"
+#include "running_update.h"
 #include "schema_cache.h"
 #include "heap_conversion.h"
 #include "heap_tracking.h"
@@ -411,6 +412,7 @@ public:
     }
     Transaction(const Transaction &) = delete;
     Transaction &operator=(const Transaction &) = delete;
+    std::int64_t started_at_ms() const { return m_report.started_at_ms; }
     ~Transaction()
     {
         for (Stack &stack : m_spare_stacks)  // mapped in prepare and not needed (or the update failed)
@@ -447,6 +449,7 @@ public:
             return finish();
         }
         auto commit_start = Clock::now();
+        enter_phase("commit");
         // The new copies and what transformers allocated are the new version's state now: their
         // marks go while every thread still waits (once let go, the new code may free them).
         if (m_heap)
@@ -517,6 +520,7 @@ private:
     bool phase(const char *name, Clock::time_point start, Step &&step)
     {
         Result<bool> result = true;
+        enter_phase(name);
         try {
             result = step();
         } catch (const std::exception &exception) {  // e.g. out of memory: the old version resumes
@@ -598,6 +602,20 @@ private:
 
     // ---- prepare: everything that can be checked or loaded while the old version runs --------
 
+    // An update is cancelled (running_update.h) between prepare's steps and while it waits for
+    // quiescence: then nothing has changed yet.
+    Error cancelled() const
+    {
+        return Error{"", "cancelled in " + running_update().value_or(RunningUpdate{}).phase +
+                             " (molt cancel, or molt update interrupted)"};
+    }
+    Result<bool> not_cancelled() const
+    {
+        if (cancel_requested())
+            return cancelled();
+        return true;
+    }
+
     Result<bool> check_file()
     {
         struct stat status {};
@@ -621,6 +639,8 @@ private:
         (void)file_ok;
         MOLT_TRY(old_schema, m_old->load_schema());
         m_old_schema = old_schema;
+        MOLT_TRY(go_on, not_cancelled());
+        (void)go_on;
         for (const std::string &warning : m_old_schema->warnings)  // e.g. a static the optimizer split
             m_report.warnings.push_back(m_old->path + ": " + warning);
         auto new_schema = schema::load_schema(m_path);
@@ -628,6 +648,8 @@ private:
             return new_schema.error();
         m_loaded_schema = std::make_unique<schema::Schema>(std::move(*new_schema));
         m_new_schema = m_loaded_schema.get();
+        MOLT_TRY(read, not_cancelled());  // reading the DWARF is prepare's longest step
+        (void)read;
         if (!m_new_schema->find_function("main"))
             return Error{m_path, "has no main: a version is a whole program"};
 
@@ -641,6 +663,8 @@ private:
         (void)planned;
         MOLT_TRY(threads_ok, check_start_routines());
         (void)threads_ok;
+        MOLT_TRY(still_wanted, not_cancelled());  // the last moment before new code runs
+        (void)still_wanted;
 
         // Last: loading runs the new version's constructors.
         MOLT_TRY(opened, open_version(m_path));
@@ -698,6 +722,8 @@ private:
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         if (m_report.copy_bytes_prepared)
             m_detail += ", " + std::to_string(m_report.copy_bytes_prepared >> 20) + " MB ready for the new copies";
+        MOLT_TRY(ready, not_cancelled());
+        (void)ready;
         // Discovery will want the helper: made last, so that prepare fails before it or not at
         // all (a thread made and ended would leave a cached stack and an arena behind), and so
         // that its start is done with before the pause. Made as the pause began, its 60-100 µs
@@ -888,7 +914,7 @@ private:
                 next_kick = now + kick_interval;
                 kick_interval = std::min<std::chrono::microseconds>(kick_interval * 2, std::chrono::milliseconds(2));
             }
-            if (waiting.empty())
+            if (waiting.empty() || cancel_requested())
                 break;
             if (now >= deadline) {
                 report_stragglers(waiting);
@@ -902,6 +928,11 @@ private:
             auto until_kick = std::chrono::duration_cast<std::chrono::microseconds>(next_kick - Clock::now());
             futex_wait(thread_changes(), seen,
                        std::clamp(until_kick, std::chrono::microseconds(50), std::chrono::microseconds(1000)));
+        }
+        // Past here the state changes: a cancellation that comes later is answered "too late".
+        if (!close_cancellation()) {
+            resume_old();
+            return cancelled();
         }
         m_report.threads = m_parked.size();
         m_detail = std::to_string(m_parked.size()) + " threads parked";
@@ -1485,6 +1516,9 @@ UpdateReport update_to(const std::string &path, const UpdateOptions &options, co
         return refused;
     }
     Transaction transaction(path, options, progress);
+    RunningUpdateScope running(path, transaction.started_at_ms());
+    if (options.accepted)
+        options.accepted();
     return transaction.run();
 }
 

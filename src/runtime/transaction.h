@@ -57,6 +57,9 @@ struct UpdateOptions {
     // After the conversion, scan memory for words still pointing into replaced objects
     // (stale_pointers.h): each is reported, and if there is one the old state is kept.
     bool verify = false;
+    // Called once the update holds the process's update lock and can be cancelled
+    // (running_update.h): the control socket then tells its client "accepted".
+    std::function<void()> accepted;
 };
 
 // Runs one update to the version in `path`. Only one update runs at a time: a second caller gets

@@ -162,6 +162,61 @@ ToolResult molt_tool(const std::vector<std::string> &arguments)
     return result;
 }
 
+BackgroundTool::BackgroundTool(const std::vector<std::string> &arguments)
+{
+    static int counter = 0;
+    m_base = scratch_directory() + "/background-tool-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
+    std::vector<std::string> argv{MOLT_TOOL};
+    argv.insert(argv.end(), arguments.begin(), arguments.end());
+    std::vector<char *> pointers;
+    for (const std::string &argument : argv)
+        pointers.push_back(const_cast<char *>(argument.c_str()));
+    pointers.push_back(nullptr);
+    std::string out = m_base + ".out", err = m_base + ".err";
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child == 0) {  // only async-signal-safe calls until exec
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (out_fd < 0 || err_fd < 0)
+            _exit(127);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        close(out_fd);
+        close(err_fd);
+        execve(pointers[0], pointers.data(), environ);
+        _exit(127);
+    }
+    m_pid = child > 0 ? child : -1;
+}
+
+BackgroundTool::~BackgroundTool()
+{
+    if (m_pid > 0) {
+        kill(m_pid, SIGKILL);
+        waitpid(m_pid, nullptr, 0);
+    }
+}
+
+ToolResult BackgroundTool::wait(std::chrono::milliseconds timeout)
+{
+    ToolResult result;
+    int status = 0;
+    bool ended = m_pid > 0 && wait_until([&] { return waitpid(m_pid, &status, WNOHANG) == m_pid; }, timeout);
+    if (ended) {
+        result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        m_pid = -1;
+    }
+    result.out = read_text(m_base + ".out");
+    result.err = read_text(m_base + ".err");
+    return result;
+}
+
+std::string BackgroundTool::errors() const { return read_text(m_base + ".err"); }
+
 bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout)
 {
     auto deadline = std::chrono::steady_clock::now() + timeout;

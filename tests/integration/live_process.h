@@ -50,6 +50,26 @@ struct ToolResult {
 // Runs build/bin/molt with `arguments` (each shell-quoted).
 ToolResult molt_tool(const std::vector<std::string> &arguments);
 
+// build/bin/molt with `arguments`, started in the background: it can be signalled while it runs,
+// as a user's Ctrl-C would, and its outcome waited for. Killed at the end if it still runs.
+class BackgroundTool {
+public:
+    explicit BackgroundTool(const std::vector<std::string> &arguments);
+    ~BackgroundTool();
+    BackgroundTool(const BackgroundTool &) = delete;
+    BackgroundTool &operator=(const BackgroundTool &) = delete;
+
+    pid_t pid() const { return m_pid; }
+    // Its exit status and output once it has ended, within `timeout`; status -1 if it still runs,
+    // 128 + N if signal N ended it (as a shell tells it).
+    ToolResult wait(std::chrono::milliseconds timeout);
+    std::string errors() const;  // what it printed on stderr so far
+
+private:
+    pid_t m_pid = -1;
+    std::string m_base;  // its stdout and stderr go to m_base.out and m_base.err
+};
+
 // Polls `condition` every 5 ms until it holds or `timeout` passes.
 bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

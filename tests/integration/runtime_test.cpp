@@ -1797,6 +1797,89 @@ TEST_P(HeapTracking, EveryAllocatorKnowsTheRequestedSize)
 INSTANTIATE_TEST_SUITE_P(Toolchains, HeapTracking, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
+// ---- cancelling a running update ---------------------------------------------------------------
+
+// Whether `molt status` shows an update of process `pid` running, in `phase`.
+bool update_running_in(const std::string &pid, const std::string &phase)
+{
+    return molt_tool({"status", pid}).out.find(", in " + phase + " for ") != std::string::npos;
+}
+
+// An update that waits for a thread that never reaches an update point shows in `molt status`,
+// and stops at once when `molt cancel` asks, or when `molt update` is interrupted (SIGTERM here:
+// a script's background job ignores SIGINT, and molt leaves it so); the old version runs on, and
+// a later correct update works.
+TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DSTUCK");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DSTUCK");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+
+    ToolResult nothing = molt_tool({"cancel", pid});
+    EXPECT_EQ(nothing.status, 1);
+    EXPECT_NE(nothing.err.find("runs no update: nothing to cancel"), std::string::npos) << nothing.err;
+
+    {
+        BackgroundTool update({"update", "--timeout", "120", pid, v2});
+        ASSERT_TRUE(wait_until([&] { return update_running_in(pid, "quiesce"); })) << molt_tool({"status", pid}).out;
+        ToolResult cancel = molt_tool({"cancel", pid});
+        EXPECT_EQ(cancel.status, 0) << cancel.out << cancel.err;
+        EXPECT_NE(cancel.out.find("cancelled in quiesce: process " + pid + " runs " + v1 + " as before"), std::string::npos)
+            << cancel.out << cancel.err;
+        ToolResult ended = update.wait(std::chrono::seconds(20));  // not the 120 s of its timeout
+        EXPECT_EQ(ended.status, 1) << ended.out << ended.err;
+        EXPECT_NE(ended.err.find("update failed in quiesce: cancelled in quiesce"), std::string::npos) << ended.err;
+        EXPECT_NE(ended.err.find("the old version keeps running"), std::string::npos) << ended.err;
+    }
+    EXPECT_EQ(molt_tool({"status", pid}).out.find("update in progress"), std::string::npos);
+    {
+        BackgroundTool update({"update", "--timeout", "120", pid, v2});
+        ASSERT_TRUE(wait_until([&] { return update_running_in(pid, "quiesce"); }));
+        ASSERT_EQ(kill(update.pid(), SIGTERM), 0);
+        ToolResult ended = update.wait(std::chrono::seconds(20));
+        EXPECT_EQ(ended.status, 1) << ended.out << ended.err;
+        EXPECT_NE(ended.err.find("interrupted: cancelling the update in quiesce"), std::string::npos) << ended.err;
+        EXPECT_NE(ended.err.find("update failed in quiesce: cancelled in quiesce"), std::string::npos) << ended.err;
+    }
+    EXPECT_EQ(status_number(pid, "updates_attempted"), 2);
+    long counted = count_matching(read_lines(fixture.log), "^v1 count ");
+    EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v1 count ") > counted; }))
+        << "v1 stopped after the cancellations";
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^v2"), 0);
+}
+
+// Once the threads restart in the new code, a cancellation is too late: `molt cancel` says so and
+// the update ends by itself (here a rollback, its new code hanging past the deadline). A second
+// SIGTERM makes `molt update` stop waiting, and leave as the signal tells, while the update goes on.
+TEST(Cancellation, IsTooLateOnceTheNewCodeRuns)
+{
+    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    std::string hangs = shared_object("runtime/counter.c", toolchain, "-DV=2 -DHANG");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    BackgroundTool update({"update", "--timeout", "3", pid, hangs});
+    ASSERT_TRUE(wait_until([&] { return update_running_in(pid, "restart"); })) << molt_tool({"status", pid}).out;
+    ToolResult cancel = molt_tool({"cancel", pid});
+    EXPECT_EQ(cancel.status, 1) << cancel.out << cancel.err;
+    EXPECT_NE(cancel.err.find("too late to cancel: the update of process " + pid + " is in restart"), std::string::npos)
+        << cancel.err;
+    ASSERT_EQ(kill(update.pid(), SIGTERM), 0);
+    ASSERT_TRUE(wait_until([&] { return update.errors().find("too late to cancel") != std::string::npos; }));
+    ASSERT_EQ(kill(update.pid(), SIGTERM), 0);
+    ToolResult left = update.wait(std::chrono::seconds(10));
+    EXPECT_EQ(left.status, 128 + SIGTERM) << left.out << left.err;
+    EXPECT_NE(left.err.find("too late to cancel: the update is in restart"), std::string::npos) << left.err;
+    EXPECT_NE(left.err.find("left waiting; the update goes on in process " + pid), std::string::npos) << left.err;
+    // The update ends by itself: rolled back at its deadline, v1 running on.
+    ASSERT_TRUE(wait_until([&] { return status_number(pid, "updates_attempted") == 1; }, std::chrono::seconds(20)));
+    EXPECT_EQ(molt_tool({"status", pid}).out.find("update in progress"), std::string::npos);
+    long counted = count_matching(read_lines(fixture.log), "^v1 count ");
+    EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v1 count ") > counted; }));
+}
+
 // ---- a forked child is a process of its own ----------------------------------------------------
 
 TEST(ForkedChild, IsUpdatedOnItsOwnControlSocket)
