@@ -38,19 +38,17 @@ void print_report(const json &report)
                              report.value("variables_converted", 0), report.value("variables_new", 0),
                              report.value("variables_dropped", 0), report.value("locals_carried", 0),
                              report.value("heap_objects_converted", 0), report.value("heap_bytes_converted", 0));
-    if (report.value("old_blocks_freed", 0) > 0 || report.value("old_variable_bytes_released", 0) > 0)
-        std::cout << fmt::format("after the commit: {} old heap blocks freed ({} bytes), {} KiB of old variables released\n",
-                                 report.value("old_blocks_freed", 0), report.value("old_bytes_freed", 0),
-                                 report.value("old_variable_bytes_released", 0) / 1024);
     for (const auto &warning : report.value("warnings", json::array()))
         std::cout << "warning: " << warning.get<std::string>() << "\n";
 }
 
+// Digits only: strtol alone takes " 12" and "+12" too.
 std::optional<pid_t> parse_pid(const std::string &text)
 {
-    char *end = nullptr;
-    long value = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || *end || value <= 0 || value > INT_MAX)
+    if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    long value = std::strtol(text.c_str(), nullptr, 10);
+    if (value <= 0 || value > INT_MAX)
         return std::nullopt;
     return static_cast<pid_t>(value);
 }

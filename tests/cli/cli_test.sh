@@ -64,6 +64,16 @@ for timeout in nan abc inf 0 -1 3601; do
   expect 2 "$molt" update 1 v1 --timeout "$timeout"
   contains "$err" "is not a number of seconds from 0.001 to 3600"
 done
+# A PID is digits only (strtol alone took " 1" and "+1")
+for pid in " 1" "+1" "1x" "" "0" "99999999999"; do
+  for command in status cancel; do
+    expect 2 "$molt" "$command" "$pid"
+    contains "$err" "PID must be a process id"
+  done
+done
+# cancel: a process that does not exist is an error, nothing to cancel
+expect 2 "$molt" cancel 999999999
+contains "$err" "molt: error:"
 
 # Bad input: exit 2, one line `molt: error: FILE: reason`.
 expect 2 "$molt" schema does-not-exist
