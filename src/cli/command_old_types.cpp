@@ -21,6 +21,14 @@ int run_old_types(const Options &options)
     auto schema = load_schema(options, options.file);
     if (!schema)
         return report_error(schema.error().to_string());
+    // A header of another language's types would not compile (templates, namespaces): said here,
+    // not by the C compiler, later, about a file the user did not write.
+    if (!schema->foreign_units.empty())
+        return report_error(options.file + ": old-types writes C, and " + schema->foreign_units.front() +
+                            (schema->foreign_units.size() > 1
+                                 ? " and " + std::to_string(schema->foreign_units.size() - 1) + " more units are"
+                                 : " is") +
+                            " in another language, whose types have no C spelling");
     std::ostringstream header;
     schema::write_c_header(*schema, {options.prefix}, header);
     if (options.output.empty()) {

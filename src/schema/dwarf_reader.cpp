@@ -461,6 +461,12 @@ public:
         make_variable_names_unique(schema.variables);
         std::sort(schema.variables.begin(), schema.variables.end(),
                   [](const Variable &a, const Variable &b) { return a.qualified_name < b.qualified_name; });
+        if (!m_foreign_units.empty()) {
+            schema.foreign_units = m_foreign_units;
+            warn(std::to_string(m_foreign_units.size()) + " compile unit" + (m_foreign_units.size() > 1 ? "s are" : " is") +
+                 " not C (" + m_foreign_units.front() + (m_foreign_units.size() > 1 ? ", ..." : "") +
+                 "): Molt reads the types of such units as C types, and classes, templates, namespaces or references may be misread");
+        }
         schema.warnings.assign(m_warnings.begin(), m_warnings.end());
         schema.transformers = m_facts.transformers;
         return schema;
@@ -520,6 +526,8 @@ private:
         m_unit_file = unit_file_name(unit_die);
         if (m_unit_path_needed.count(base_name(m_unit_file)) == 0)
             m_unit_file = base_name(m_unit_file);
+        if (std::string language = foreign_language(dwarf_srclang(unit_die)); !language.empty())
+            m_foreign_units.push_back(m_unit_file + " (" + language + ")");
         Scope scope;
         for_each_child(unit_die, [&](Dwarf_Die *child) { walk(child, scope, 1); });
     }
@@ -534,6 +542,40 @@ private:
             return m_unit_file;
         const char *declared_in = dwarf_decl_file(die);
         return declared_in ? base_name(declared_in) : m_unit_file;
+    }
+
+    // The name of a unit's language when it is not C (nor assembly, which has no types of its
+    // own, nor unknown): "" for those.
+    static std::string foreign_language(int language)
+    {
+        switch (language) {
+        case -1:  // no DW_AT_language
+        case DW_LANG_C89:
+        case DW_LANG_C:
+        case DW_LANG_C99:
+        case DW_LANG_C11:
+        case 0x2c:  // DW_LANG_C17 (DWARF 6), which elfutils 0.188 does not name
+        case DW_LANG_Mips_Assembler:
+            return "";
+        case DW_LANG_C_plus_plus:
+        case DW_LANG_C_plus_plus_03:
+        case DW_LANG_C_plus_plus_11:
+        case DW_LANG_C_plus_plus_14:
+            return "C++";
+        case DW_LANG_ObjC: return "Objective-C";
+        case DW_LANG_ObjC_plus_plus: return "Objective-C++";
+        case DW_LANG_Rust: return "Rust";
+        case DW_LANG_Go: return "Go";
+        case DW_LANG_D: return "D";
+        case DW_LANG_Fortran77:
+        case DW_LANG_Fortran90:
+        case DW_LANG_Fortran95:
+        case DW_LANG_Fortran03:
+        case DW_LANG_Fortran08: return "Fortran";
+        case DW_LANG_Ada83:
+        case DW_LANG_Ada95: return "Ada";
+        default: return "DWARF language 0x" + to_hex(static_cast<unsigned>(language));
+        }
     }
 
     // A CU's name as the compiler got it, relative to the compilation directory when under it.
@@ -1267,6 +1309,7 @@ private:
     std::set<std::uint64_t> m_static_addresses, m_thread_local_offsets;
     std::map<std::string, Function> m_functions;  // by qualified name, so output is sorted
     std::set<std::string> m_warnings;
+    std::vector<std::string> m_foreign_units;  // "file (language)", in unit order
 };
 
 struct ElfHandle {

@@ -132,6 +132,9 @@ struct Schema {
     std::vector<Function> functions;  // sorted by qualified name
     std::vector<std::string> warnings;  // oddities the reader skipped over, once each
     std::vector<Transformer> transformers;
+    // Compile units in a language other than C ("engine.cpp (C++)"): Molt reads their types as C
+    // types, and classes, templates, namespaces or references have no C spelling.
+    std::vector<std::string> foreign_units;
 
     // Renames declared by this (new) version: the old name of a new variable, type or member, or
     // the name itself when it was not renamed.

@@ -16,7 +16,7 @@ namespace molt::schema {
 namespace {
 
 // Bump when the Schema structures or their meaning change: old entries are then ignored.
-constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-11\n";
+constexpr std::string_view cache_magic = "MOLT-SCHEMA-CACHE-12\n";
 
 // FNV-1a over an entry's body, stored after the magic: a damaged entry is told from a good one
 // (bounds checks alone would let flipped bytes through as a wrong schema).
@@ -242,6 +242,9 @@ std::string serialize_schema(const Schema &schema)
     out.u32(static_cast<std::uint32_t>(schema.warnings.size()));
     for (const std::string &warning : schema.warnings)
         out.text(warning);
+    out.u32(static_cast<std::uint32_t>(schema.foreign_units.size()));
+    for (const std::string &unit : schema.foreign_units)
+        out.text(unit);
     out.u32(static_cast<std::uint32_t>(schema.transformers.size()));
     for (const Transformer &transformer : schema.transformers) {
         out.u8(static_cast<std::uint8_t>(transformer.kind));
@@ -346,6 +349,9 @@ std::optional<Schema> deserialize_schema(const std::string &bytes)
     schema.warnings.resize(in.count(4));
     for (std::string &warning : schema.warnings)
         warning = in.text();
+    schema.foreign_units.resize(in.count(4));
+    for (std::string &unit : schema.foreign_units)
+        unit = in.text();
     schema.transformers.resize(in.count(13));
     for (Transformer &transformer : schema.transformers) {
         std::uint8_t kind = in.u8();

@@ -59,6 +59,13 @@ cp types types-copy
 expect 2 "$molt" old-types types-copy -o types-copy
 contains "$err" "is FILE itself"
 cmp -s types types-copy || fail "old-types -o FILE overwrote FILE"
+# old-types refuses a version with C++ units (its header would not compile); schema warns of them
+gcc -g -O0 "$fixtures/schema/state_main.c" "$fixtures/schema/state_other.c" "$fixtures/schema/engine.cpp" -o mixed
+expect 2 "$molt" old-types mixed
+contains "$err" "molt: error: mixed: old-types writes C, and engine.cpp (C++) is in another language"
+[ -z "$out" ] || fail "old-types wrote a header for a C++ unit"
+expect 0 "$molt" schema mixed
+contains "$err" "molt: warning: mixed: 1 compile unit is not C (engine.cpp (C++))"
 # --timeout: a number of seconds in range (a NaN compares false both ways: it once got through)
 for timeout in nan abc inf 0 -1 3601; do
   expect 2 "$molt" update 1 v1 --timeout "$timeout"

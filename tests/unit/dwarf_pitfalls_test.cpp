@@ -159,6 +159,24 @@ TEST(DwarfPitfalls, StaticsUnderLinkTimeOptimisationKeepTheirFile)
         EXPECT_EQ(variable.qualified_name.find("<artificial>"), std::string::npos) << variable.qualified_name;
 }
 
+// A C++ unit in a C program: named with its language (`molt old-types` refuses it: a header of
+// its types would not compile), warned of once, and kept through the cache. A C-only build has none.
+TEST(DwarfPitfalls, UnitsInOtherLanguagesAreNamedAndWarnedOf)
+{
+    std::vector<std::string> sources = state_sources;
+    sources.push_back("schema/engine.cpp");
+    auto mixed = read(build(sources, {"gcc", "-O0", ""}));
+    EXPECT_EQ(mixed.foreign_units, std::vector<std::string>{"engine.cpp (C++)"});
+    bool warned = false;
+    for (const std::string &warning : mixed.warnings)
+        warned = warned || warning.find("1 compile unit is not C (engine.cpp (C++))") != std::string::npos;
+    EXPECT_TRUE(warned);
+    auto again = schema::deserialize_schema(schema::serialize_schema(mixed));
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->foreign_units, mixed.foreign_units);
+    EXPECT_TRUE(read(build(state_sources, {"clang", "-O2", ""})).foreign_units.empty());
+}
+
 // Typedef and qualifier chains: gcc writes `volatile const`, clang `const volatile`; the schema
 // holds one canonical chain, and gcc's const on both an array and its element is one const.
 TEST(DwarfPitfalls, QualifierChainsAreCanonical)
