@@ -26,6 +26,9 @@ Result<Compared> diff_files(const Options &options)
     auto new_schema = load_schema(options, options.new_file);
     if (!new_schema)
         return new_schema.error();
+    // What the reader left out is not in the verdict either: said before it.
+    print_reader_warnings(options.old_file, *old_schema);
+    print_reader_warnings(options.new_file, *new_schema);
     Compared compared{schema::diff_schemas(*old_schema, *new_schema),
                       transform::Annotations(*old_schema, *new_schema).problems(), {}};
     compared.dropped_members = schema::dropped_member_warnings(compared.diff, *new_schema);

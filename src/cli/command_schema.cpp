@@ -27,9 +27,14 @@ int run_schema(const Options &options)
         schema::write_schema_json(*schema, std::cout);
     else
         schema::write_schema_text(*schema, std::cout, options.stable ? schema::Addresses::Hide : schema::Addresses::Show);
-    for (const std::string &warning : schema->warnings)
-        std::cerr << "molt: warning: " << options.file << ": " << warning << "\n";
+    print_reader_warnings(options.file, *schema);
     return exit_ok;
+}
+
+void print_reader_warnings(const std::string &file, const schema::Schema &schema)
+{
+    for (const std::string &warning : schema.warnings)
+        std::cerr << "molt: warning: " << file << ": " << warning << "\n";
 }
 
 }  // namespace molt::cli

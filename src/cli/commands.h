@@ -46,4 +46,8 @@ int report_error(const std::string &what);
 // The schema of `file`, through the build-id cache unless --no-cache (which `options` carries).
 Result<schema::Schema> load_schema(const Options &options, const std::string &file);
 
+// Prints what the reader skipped or may have misread in `file` (a static the optimizer split, a
+// C++ unit), `molt: warning: FILE: ...` on stderr.
+void print_reader_warnings(const std::string &file, const schema::Schema &schema);
+
 }  // namespace molt::cli
