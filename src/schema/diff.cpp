@@ -133,6 +133,34 @@ private:
             m_findings.push_back({where, std::move(old_type), std::move(new_type), reason, ""});
     }
 
+    // A tagged type's name for a message; an anonymous one is named by the typedef that leads to
+    // it ("an anonymous struct (typedef node_t)"), "struct <anonymous>" told the reader nothing.
+    static std::string words_for(const Schema &schema, TypeId original, TypeId stripped)
+    {
+        const Type &type = schema.type(stripped);
+        if (!type.name.empty())
+            return qualified_type_name(schema, stripped);
+        std::string words = std::string("an anonymous ") +
+                            (type.kind == TypeKind::Union ? "union" : type.kind == TypeKind::Enum ? "enum" : "struct");
+        TypeId id = original;
+        for (int hops = 0; id != stripped && hops < 64; ++hops) {
+            if (schema.type(id).kind == TypeKind::Typedef)
+                return words + " (typedef " + schema.type(id).name + ")";
+            id = schema.type(id).target;
+        }
+        return words;
+    }
+
+    // Why two tagged types do not match: their names differ. A tag that was dropped is the
+    // usual cause, and keeping it the fix.
+    std::string renamed_reason(TypeId original_a, TypeId a, TypeId original_b, TypeId b, const char *lead) const
+    {
+        std::string reason = lead + words_for(m_old, original_a, a) + " became " + words_for(m_new, original_b, b);
+        if (m_new.type(b).name.empty() && !m_old.type(a).name.empty())
+            reason += ": keep its tag (" + qualified_type_name(m_old, a) + ") so that Molt can match the two";
+        return reason;
+    }
+
     Comparison classify(TypeId original_a, TypeId original_b, const std::string &where)
     {
         TypeId a = strip_typedefs_and_qualifiers(m_old, original_a);
@@ -160,8 +188,7 @@ private:
         case TypeKind::Struct: {
             if (x.name != y.name &&
                 m_new.new_name(Transformer::Kind::RenameType, qualified_type_name(m_old, a)) != qualified_type_name(m_new, b))
-                return needs_transformer(original_a, original_b, where,
-                                         qualified_type_name(m_old, a) + " became " + qualified_type_name(m_new, b));
+                return needs_transformer(original_a, original_b, where, renamed_reason(original_a, a, original_b, b, ""));
             if (x.declaration || y.declaration)
                 return needs_transformer(original_a, original_b, where, "the struct's definition is missing in one version");
             std::string inner = x.name.empty() ? where : qualified_type_name(m_old, a);
@@ -251,9 +278,7 @@ private:
             bool renamed = m_new.new_name(Transformer::Kind::RenameType, qualified_type_name(m_old, old_id)) ==
                            qualified_type_name(m_new, new_id);
             if (old_pointee.kind != new_pointee.kind || (old_pointee.name != new_pointee.name && !renamed))
-                return needs_transformer(a, b, where,
-                                         "the pointee " + qualified_type_name(m_old, old_id) + " became " +
-                                             qualified_type_name(m_new, new_id));
+                return needs_transformer(a, b, where, renamed_reason(x.target, old_id, y.target, new_id, "the pointee "));
             auto known = m_compared.find({old_id, new_id});
             if (known != m_compared.end() && known->second.verdict == Verdict::NeedsTransformer)
                 return {Verdict::NeedsTransformer, "the pointee needs a transformer"};

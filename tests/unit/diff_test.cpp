@@ -45,6 +45,10 @@ const Case cases[] = {
      Status::Changed, "pointee needs a transformer"},
     {"struct_became_another", Verdict::NeedsTransformer,
      "variable catalog: struct list -> struct tree: needs a transformer", "catalog", Status::Changed, "became"},
+    {"tag_dropped", Verdict::NeedsTransformer,
+     "variable cursor: needs a transformer (the pointee struct node became an anonymous struct (typedef node_t): "
+     "keep its tag (struct node) so that Molt can match the two)",
+     "cursor", Status::Changed, "keep its tag"},
     {"union_layout", Verdict::NeedsTransformer, "union value: needs a transformer (the union's layout changed)", "cell",
      Status::Changed, "union"},
     {"function_pointer_prototype", Verdict::NeedsTransformer,
