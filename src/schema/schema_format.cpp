@@ -228,7 +228,8 @@ void write_schema_json(const Schema &schema, std::ostream &out)
                              {"variadic", function.variadic}, {"params", locals_json(function.params)},
                              {"locals", locals_json(function.locals)}});
     json document = {{"path", schema.path}, {"build_id", schema.build_id}, {"variables", variables},
-                     {"functions", functions}, {"types", types}, {"warnings", schema.warnings}};
+                     {"functions", functions}, {"types", types}, {"warnings", schema.warnings},
+                     {"foreign_units", schema.foreign_units}};
     out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // names from DWARF may be invalid UTF-8
 }
 
