@@ -16,7 +16,31 @@ struct Compared {
     schema::SchemaDiff diff;
     std::vector<std::string> annotation_problems;
     std::vector<std::string> dropped_members;  // warnings: members whose values nothing keeps
+    std::vector<std::string> removed_start_routines;  // removed functions shaped like void *(void *)
 };
+
+bool is_void_pointer(const schema::Schema &schema, schema::TypeId id)
+{
+    const schema::Type &type = schema::layout(schema, id);
+    return type.kind == schema::TypeKind::Pointer && schema::layout(schema, type.target).kind == schema::TypeKind::Void;
+}
+
+// The removed functions that could be a thread's start routine (pthread_create's prototype). A
+// running process whose thread runs one cannot be updated (the thread would have no code to go
+// on in), which only the process can tell: `check` says where to look.
+std::vector<std::string> removed_start_routines(const schema::SchemaDiff &diff, const schema::Schema &old_schema)
+{
+    std::vector<std::string> names;
+    for (const schema::FunctionChange &change : diff.functions) {
+        if (change.status != schema::Status::Removed)
+            continue;
+        const schema::Function *function = old_schema.find_function(change.name);
+        if (function && function->params.size() == 1 && is_void_pointer(old_schema, function->return_type) &&
+            is_void_pointer(old_schema, function->params[0].type))
+            names.push_back(change.name);
+    }
+    return names;
+}
 
 Result<Compared> diff_files(const Options &options)
 {
@@ -30,8 +54,9 @@ Result<Compared> diff_files(const Options &options)
     print_reader_warnings(options.old_file, *old_schema);
     print_reader_warnings(options.new_file, *new_schema);
     Compared compared{schema::diff_schemas(*old_schema, *new_schema),
-                      transform::Annotations(*old_schema, *new_schema).problems(), {}};
+                      transform::Annotations(*old_schema, *new_schema).problems(), {}, {}};
     compared.dropped_members = schema::dropped_member_warnings(compared.diff, *new_schema);
+    compared.removed_start_routines = removed_start_routines(compared.diff, *old_schema);
     return compared;
 }
 
@@ -83,6 +108,9 @@ int run_check(const Options &options)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
         for (const std::string &warning : diffed->dropped_members)
             std::cout << "warning: " << warning << "\n";
+        for (const std::string &name : diffed->removed_start_routines)
+            std::cout << "warning: function " << name << " is removed and has a thread start routine's prototype "
+                      << "(void *(void *)): the update will be refused while a thread of the process runs it\n";
         return exit_ok;
     }
     for (const schema::Finding &finding : diff.needs_transformer)

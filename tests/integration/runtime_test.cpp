@@ -462,6 +462,12 @@ TEST(UpdateFailure, AMissingStartRoutineIsRefusedBeforeThePause)
     Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
     std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DHELPER");
     std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");  // no helper
+    // molt check cannot see the running threads, but it points at the removed function.
+    ToolResult check = molt_tool({"check", v1, v2});
+    EXPECT_EQ(check.status, 0) << check.out << check.err;
+    EXPECT_NE(check.out.find("warning: function counter.c/helper is removed and has a thread start routine's prototype"),
+              std::string::npos)
+        << check.out;
     Fixture fixture = start_fixture(v1);
     LiveProcess &process = *fixture.process;
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
