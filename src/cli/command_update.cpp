@@ -304,9 +304,14 @@ int run_ps(const Options &)
         if (stat(("/proc/" + std::string(entry->d_name)).c_str(), &owner) != 0 || (owner.st_uid != geteuid() && geteuid() != 0))
             continue;
         auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}}, {}, std::chrono::seconds(2));
-        std::string version = status && status->value("ok", false)
-                                  ? status->value("status", json::object()).value("version", json::object()).value("path", "?")
-                                  : "(not answering)";
+        std::string version = "(not answering)";
+        if (status && status->value("ok", false)) {
+            const json state = status->value("status", json::object());
+            version = state.value("version", json::object()).value("path", "?");
+            if (state.contains("update"))
+                version += fmt::format("  (updating to {}, in {})", state["update"].value("to", "?"),
+                                       state["update"].value("phase", "?"));
+        }
         std::cout << fmt::format("{:>7}  {}\n", *pid, version);
     }
     closedir(processes);

@@ -1830,6 +1830,9 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
     {
         BackgroundTool update({"update", "--timeout", "120", pid, v2});
         ASSERT_TRUE(wait_until([&] { return update_running_in(pid, "quiesce"); })) << molt_tool({"status", pid}).out;
+        ToolResult listing = molt_tool({"ps"});
+        EXPECT_NE(listing.out.find(pid + "  " + v1 + "  (updating to " + v2 + ", in quiesce)"), std::string::npos)
+            << listing.out;
         ToolResult cancel = molt_tool({"cancel", pid});
         EXPECT_EQ(cancel.status, 0) << cancel.out << cancel.err;
         EXPECT_NE(cancel.out.find("cancelled in quiesce: process " + pid + " runs " + v1 + " as before"), std::string::npos)
