@@ -74,34 +74,44 @@ std::vector<char *> process_environment(Program program)
     return environment;
 }
 
-}  // namespace
-
-LiveProcess::LiveProcess(const std::vector<std::string> &argv, Program program)
+// Starts `argv` with `environment`, its stdout appended to `out` and its stderr to `err` (the
+// same file or not); its pid, or -1. fork and exec (not posix_spawn) so that the process dies
+// with the test process, even one killed or interrupted: a leftover fixture would go on using a
+// core for nothing.
+pid_t spawn(const std::vector<std::string> &argv, std::vector<char *> environment, const std::string &out,
+            const std::string &err)
 {
     std::vector<char *> arguments;
     for (const std::string &argument : argv)
         arguments.push_back(const_cast<char *>(argument.c_str()));
     arguments.push_back(nullptr);
-    std::string output = scratch_directory() + "/process-output-" + std::to_string(getpid());
-    std::vector<char *> environment = process_environment(program);
     pid_t parent = getpid();
-    // fork and exec (not posix_spawn) so that the fixture dies with the test process, even one
-    // killed or interrupted: a leftover fixture would go on using a core for nothing.
     pid_t child = fork();
     if (child == 0) {  // only async-signal-safe calls until exec
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);  // the test died before the line above
-        int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
+        int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int err_fd = err == out ? out_fd : open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (out_fd < 0 || err_fd < 0)
+            _exit(127);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        close(out_fd);
+        if (err_fd != out_fd)
+            close(err_fd);
         execve(arguments[0], arguments.data(), environment.data());
         _exit(127);
     }
-    m_pid = child > 0 ? child : -1;
+    return child > 0 ? child : -1;
+}
+
+}  // namespace
+
+LiveProcess::LiveProcess(const std::vector<std::string> &argv, Program program)
+{
+    std::string output = scratch_directory() + "/process-output-" + std::to_string(getpid());
+    m_pid = spawn(argv, process_environment(program), output, output);
 }
 
 LiveProcess::~LiveProcess()
@@ -168,29 +178,7 @@ BackgroundTool::BackgroundTool(const std::vector<std::string> &arguments)
     m_base = scratch_directory() + "/background-tool-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
     std::vector<std::string> argv{MOLT_TOOL};
     argv.insert(argv.end(), arguments.begin(), arguments.end());
-    std::vector<char *> pointers;
-    for (const std::string &argument : argv)
-        pointers.push_back(const_cast<char *>(argument.c_str()));
-    pointers.push_back(nullptr);
-    std::string out = m_base + ".out", err = m_base + ".err";
-    pid_t parent = getpid();
-    pid_t child = fork();
-    if (child == 0) {  // only async-signal-safe calls until exec
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (out_fd < 0 || err_fd < 0)
-            _exit(127);
-        dup2(out_fd, 1);
-        dup2(err_fd, 2);
-        close(out_fd);
-        close(err_fd);
-        execve(pointers[0], pointers.data(), environ);
-        _exit(127);
-    }
-    m_pid = child > 0 ? child : -1;
+    m_pid = spawn(argv, process_environment(Program::plain), m_base + ".out", m_base + ".err");
 }
 
 BackgroundTool::~BackgroundTool()

@@ -1813,8 +1813,7 @@ bool update_running_in(const std::string &pid, const std::string &phase)
 
 // An update that waits for a thread that never reaches an update point shows in `molt status`,
 // and stops at once when `molt cancel` asks, or when `molt update` is interrupted (SIGTERM here:
-// a script's background job ignores SIGINT, and molt leaves it so); the old version runs on, and
-// a later correct update works.
+// a script's background job ignores SIGINT, and molt leaves it so); the old version runs on.
 TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
 {
     Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
