@@ -148,7 +148,9 @@ int molt_local(const char *function, const char *name, void *address, size_t siz
  * versions is copied, not converted, so updating a version to itself (a redeploy) transforms
  * nothing a second time. A change of meaning alone (a count now in microseconds) is marked by
  * a new name: MOLT_RENAME_MEMBER or MOLT_RENAME_VARIABLE (`timeout_ms` -> `timeout_us`), and the
- * transformer then runs. They are registered in the ELF section molt_transformers, so that
+ * transformer then runs. A transformer must return: one call that runs longer than the update's
+ * --timeout (a loop, a blocking read) is abandoned and the update fails, as when one crashes (a
+ * lock it held stays held). They are registered in the ELF section molt_transformers, so that
  * `molt check OLD NEW` sees them without running anything and reports the changes they cover.
  */
 typedef const char *(*molt_transformer_function)(void *to, const void *from);

@@ -160,7 +160,7 @@ int run_update(const Options &options)
                       << " (nothing has changed yet); Ctrl-C again to stop waiting\n";
         else if (answer->first == "too_late")
             std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->second
-                      << " and ends by itself, committed or rolled back, within its --timeout; Ctrl-C again to stop waiting\n";
+                      << " and ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up); Ctrl-C again to stop waiting\n";
     };
     auto result = control_request(*pid, request, [&](const json &line) {
         if (line.value("event", "") == "accepted") {
@@ -261,7 +261,7 @@ int run_cancel(const Options &options)
     }
     if (word == "too_late") {
         std::cerr << "molt: too late to cancel: the update of process " << *pid << " is in " << phase
-                  << " (its state is being changed) and ends by itself, committed or rolled back, within its --timeout\n";
+                  << " (its state is being changed) and ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up)\n";
         return exit_check_failed;
     }
     // It stops at its next check (within a few milliseconds while it waits for the threads, or

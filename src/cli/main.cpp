@@ -81,7 +81,8 @@ int main(int argc, char **argv)
     update->add_option("PID", options.pid, "The process (it must run the Molt runtime)")->required();
     update->add_option("NEW", options.new_file, "The new version: a shared object built with -g -fPIC -shared")->required();
     update->add_option("--timeout", options.timeout_seconds,
-                       "Seconds to wait for every thread to reach an update point, and again for the restart")
+                       "Seconds to wait for every thread to reach an update point, again for the restart, and "
+                       "at most for any one transformer call")
         ->capture_default_str()
         ->check(CLI::Validator(
             [](const std::string &text) -> std::string {

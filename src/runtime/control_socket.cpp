@@ -108,6 +108,9 @@ json status_json(bool heap)
                            {"state", state_word(thread.current_state())},
                            {"last_update_point", last ? last : ""}});
     });
+    // The running update before the history: one that ends in between is then in the history
+    // (it is added before the update stops running), never in neither.
+    std::optional<RunningUpdate> update = running_update();
     json history = json::array();
     for (const UpdateReport &report : update_history())
         history.push_back(report_json(report));
@@ -119,7 +122,7 @@ json status_json(bool heap)
                    {"version", {{"path", version.path}, {"build_id", version.build_id}}},
                    {"threads", threads},
                    {"history", history}};
-    if (auto update = running_update())
+    if (update)
         status["update"] = {{"to", update->to_path},
                             {"phase", update->phase},
                             {"started_at_ms", update->started_at_ms},

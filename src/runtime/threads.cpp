@@ -118,8 +118,9 @@ void *thread_entry(void *argument)
     return result;
 }
 
-void wake_handler(int, siginfo_t *, void *)
+void wake_handler(int number, siginfo_t *, void *)
 {
+    transform::escape_hung_transformer(number);  // returns unless a transformer call was given up on
     int saved_errno = errno;
     ThreadRecord *record = t_current;
     // A rollback of a restart that outlived its deadline: leave the new code where it is.

@@ -33,6 +33,7 @@
 #include "heap_tracking.h"
 #include "stale_pointers.h"
 #include "transformer_guard.h"
+#include "transformer_watchdog.h"
 #include "value_conversion.h"
 #include "versions.h"
 
@@ -433,7 +434,11 @@ public:
         // Transformers run in the transform: a crash in one fails the update (transformer_guard.h).
         ensure_alternate_signal_stack();
         install_crash_handlers();
+        if (m_watchdog)
+            m_watchdog->arm();  // a transformer that never returns fails the update instead
         bool transformed = phase("transform", Clock::now(), [&] { return transform(); });
+        if (m_watchdog)
+            m_watchdog->disarm();
         remove_crash_handlers();
         if (!transformed) {
             m_second.reset();  // its work is done
@@ -690,6 +695,8 @@ private:
             });
         MOLT_TRY(registered, register_transformers());
         (void)registered;
+        if (m_converter->has_type_transformers() || !m_variable_transformers.empty())
+            m_watchdog = std::make_unique<TransformerWatchdog>(m_timeout);
         bool converts = false;
         std::size_t root_pointers = 0;
         for (const Migration &migration : m_migrations)  // the conversion's programs, outside the pause
@@ -1481,6 +1488,7 @@ private:
     std::unique_ptr<transform::ValueConverter> m_converter;
     std::unique_ptr<HelperThread> m_second;  // for the transform's second halves, when it uses two
     transform::ValueConverter::Parallel m_halves;  // runs them there (while it is there)
+    std::unique_ptr<TransformerWatchdog> m_watchdog;  // when the new version has transformers
     bool m_many_roots = false;  // the roots hold thousands of pointers whose pointees changed
     std::vector<Stack> m_spare_stacks;  // for the restart, mapped in prepare (prepare_stacks)
     struct HeldProgress {

@@ -49,7 +49,7 @@ struct UpdateReport {
 using ProgressCallback = std::function<void(const std::string &phase, double ms, const std::string &detail)>;
 
 struct UpdateOptions {
-    std::chrono::milliseconds timeout{5000};  // bounds quiescence, and again the restart
+    std::chrono::milliseconds timeout{5000};  // bounds quiescence, again the restart, and each transformer call
     // Keep the old version's converted heap blocks and its variables' pages after the commit,
     // instead of giving them back: for a program that may still reach them through pointers Molt
     // cannot see (void *, integers).

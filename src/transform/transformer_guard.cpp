@@ -1,6 +1,10 @@
 // Transformer calls that a crash does not escape (transformer_guard.h).
 #include "transformer_guard.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <csetjmp>
 #include <csignal>
 #include <pthread.h>
@@ -16,6 +20,7 @@ namespace {
 // read a call to __tls_get_addr).
 __attribute__((tls_model("initial-exec"))) thread_local sigjmp_buf *t_guard = nullptr;  // set while this thread runs a transformer
 __attribute__((tls_model("initial-exec"))) thread_local int t_crash_signal = 0;
+__attribute__((tls_model("initial-exec"))) thread_local int t_escape_signal = 0;  // the handler's, blocked in it
 
 void unblock_crash_signals()
 {
@@ -23,7 +28,49 @@ void unblock_crash_signals()
     sigemptyset(&crash);
     for (int number : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT})
         sigaddset(&crash, number);
+    if (t_escape_signal > 0)
+        sigaddset(&crash, t_escape_signal);
+    t_escape_signal = 0;
     pthread_sigmask(SIG_UNBLOCK, &crash, nullptr);
+}
+
+// One per thread that runs transformers (the update's, its helper; a restarting thread's
+// MOLT_LOCAL): what the watchdog samples. Only its thread writes `call` and `inside`.
+struct CallSlot {
+    std::atomic<pid_t> tid{0};               // 0: free
+    std::atomic<std::uint64_t> call{0};      // calls begun
+    std::atomic<bool> inside{false};
+    std::atomic<std::uint64_t> expired{0};   // the call the watchdog gave up on
+};
+constexpr int call_slots = 32;
+CallSlot g_slots[call_slots];
+CallSlot g_unwatched;  // for a thread that found every slot taken: counted, never sampled
+std::atomic<long> g_hang_limit_ms{0};
+__attribute__((tls_model("initial-exec"))) thread_local CallSlot *t_slot = nullptr;
+
+// Gives the slot back when its thread ends (a helper thread per update would use them all up).
+struct SlotRelease {
+    CallSlot *slot = nullptr;
+    ~SlotRelease()
+    {
+        if (slot)
+            slot->tid.store(0, std::memory_order_release);
+    }
+};
+thread_local SlotRelease t_slot_release;
+
+[[gnu::noinline, gnu::cold]] CallSlot *claim_slot()
+{
+    auto self = static_cast<pid_t>(syscall(SYS_gettid));
+    for (CallSlot &slot : g_slots) {
+        pid_t free = 0;
+        if (slot.tid.compare_exchange_strong(free, self)) {
+            slot.inside.store(false, std::memory_order_relaxed);
+            t_slot_release.slot = &slot;
+            return t_slot = &slot;
+        }
+    }
+    return t_slot = &g_unwatched;
 }
 
 }  // namespace
@@ -36,20 +83,28 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
     // The signal mask is not saved (that is a system call, a million of them for a million
     // objects): a thread comes back from a crash with the crash signals unblocked instead, as
     // they were (Molt's handler is SA_NODEFER, and abort() unblocks SIGABRT itself).
+    CallSlot *slot = t_slot ? t_slot : claim_slot();
     if (sigsetjmp(here, 0)) {
         unblock_crash_signals();
         if (in_allocator_for_transformer())
             mark_allocator_possibly_locked();
         record_transformer_allocations(false);
+        slot->inside.store(outer != nullptr, std::memory_order_release);
         t_guard = outer;
         crash_signal = t_crash_signal;
         return nullptr;
     }
+    // Only this thread writes its slot: plain stores, no locked instruction per call. (A call
+    // inside a call, when a transformer converts through Molt, leaves the outer one inside.)
+    bool was_inside = slot->inside.load(std::memory_order_relaxed);
+    slot->call.store(slot->call.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    slot->inside.store(true, std::memory_order_release);
     t_guard = &here;
     record_transformer_allocations(true);  // what it allocates, a rollback frees
     const char *answer = function(to, from);
     record_transformer_allocations(false);
     t_guard = outer;
+    slot->inside.store(was_inside, std::memory_order_release);
     return answer;
 }
 
@@ -64,6 +119,10 @@ std::optional<std::string> transformer_failure(TransformerFunction function, voi
 
 std::string describe_transformer_failure(const char *message, int crash)
 {
+    if (crash == transformer_hung)
+        return "transformer did not return within " + std::to_string(g_hang_limit_ms.load()) +
+               " ms (the update's --timeout) and was abandoned (a lock it held may stay held)" +
+               (allocator_may_be_locked() ? "; it was inside malloc or free, so later updates are refused" : "");
     if (crash && allocator_may_be_locked())
         return "transformer crashed with " + std::string(sigabbrev_np(crash) ? sigabbrev_np(crash) : "a signal") +
                " inside malloc or free: the heap may be corrupt, so what the update allocated is left allocated and "
@@ -77,7 +136,40 @@ std::string describe_transformer_failure(const char *message, int crash)
 void abandon_transformer_calls()
 {
     t_guard = nullptr;
+    if (t_slot)
+        t_slot->inside.store(false, std::memory_order_release);
     record_transformer_allocations(false);
+}
+
+std::vector<TransformerCall> transformer_calls_in_progress()
+{
+    std::vector<TransformerCall> calls;
+    for (CallSlot &slot : g_slots) {
+        pid_t tid = slot.tid.load(std::memory_order_acquire);
+        if (tid != 0 && slot.inside.load(std::memory_order_acquire))
+            calls.push_back({tid, slot.call.load(std::memory_order_relaxed)});
+    }
+    return calls;
+}
+
+void expire_transformer_call(const TransformerCall &call, long limit_ms)
+{
+    g_hang_limit_ms.store(limit_ms);
+    for (CallSlot &slot : g_slots)
+        if (slot.tid.load() == call.tid)
+            slot.expired.store(call.call, std::memory_order_release);
+}
+
+void escape_hung_transformer(int signal)
+{
+    CallSlot *slot = t_slot;
+    sigjmp_buf *guard = t_guard;
+    if (!slot || !guard || !slot->inside.load(std::memory_order_acquire) ||
+        slot->expired.load(std::memory_order_acquire) != slot->call.load(std::memory_order_relaxed))
+        return;
+    t_crash_signal = transformer_hung;
+    t_escape_signal = signal;
+    siglongjmp(*guard, 1);
 }
 
 void escape_transformer_crash(int signal)

@@ -6,8 +6,12 @@
 // report says.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace molt::transform {
 
@@ -31,5 +35,31 @@ void escape_transformer_crash(int signal);
 // For a thread the rollback takes back to its old frames from wherever it was, a transformer
 // perhaps (a MOLT_LOCAL's, in the restart): it is in none any more. Async-signal-safe.
 void abandon_transformer_calls();
+
+// ---- a transformer that does not return --------------------------------------------------
+// A transformer that loops or blocks would hold every thread of the program parked for ever. The
+// runtime's watchdog samples the calls in progress (each thread that runs transformers counts its
+// calls), and a call that stays in progress longer than the limit is expired: its thread is then
+// signalled, and the signal's handler jumps back out of it (escape_hung_transformer), as from a
+// crash. The call fails ("did not return within ..."), and with it the update.
+
+// The crash_signal call_transformer reports for a call abandoned this way.
+inline constexpr int transformer_hung = -1;
+
+struct TransformerCall {
+    pid_t tid = 0;
+    std::uint64_t call = 0;  // which of that thread's calls
+};
+
+// The transformer calls in progress now, one per thread inside one.
+std::vector<TransformerCall> transformer_calls_in_progress();
+
+// Marks `call` as expired after `limit_ms`: if it is still in progress, the next
+// escape_hung_transformer on its thread leaves it.
+void expire_transformer_call(const TransformerCall &call, long limit_ms);
+
+// From a signal handler (the runtime's wake signal): when this thread is inside an expired
+// transformer call, jumps back out of it (does not return). Async-signal-safe.
+void escape_hung_transformer(int signal);
 
 }  // namespace molt::transform

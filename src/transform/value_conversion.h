@@ -121,6 +121,7 @@ public:
     // identical object, as when a version is updated to itself, it would convert the
     // already-converted, as heap objects of an unchanged type never are).
     Transformer type_transformer(schema::TypeId old_type, schema::TypeId new_type) const;
+    bool has_type_transformers() const { return !m_transformers.empty(); }
 
     // Writes the converted value into `to` (new_size bytes, zero-filled first unless `zeroed`
     // says they are zero already). Fails, naming the place, when a value does not fit

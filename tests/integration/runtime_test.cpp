@@ -1011,6 +1011,33 @@ TEST_P(Transformers, ACrashingTransformerFailsTheUpdateAndV1GoesOn)
     EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
 }
 
+// A transformer that never returns (a busy loop, a pause() for ever; a type's or a variable's)
+// would keep every thread parked: the watchdog abandons it at the update's --timeout, the update
+// fails saying so, v1 goes on with its state, and a correct update works.
+TEST_P(Transformers, AHungTransformerIsAbandonedAtTheTimeout)
+{
+    std::string v1 = executable("runtime/transformed.c", GetParam(), "-DV=1");
+    std::string v2 = v2_with_old_types(v1, "");
+    Fixture fixture = start_fixture(v1);
+    std::string pid = std::to_string(fixture.process->pid());
+    for (const char *define : {"-DHANG_SPIN", "-DHANG_BLOCKED", "-DHANG_VARIABLE"}) {
+        std::string hanging = v2_with_old_types(v1, define);
+        ToolResult refused = molt_tool({"update", "--timeout", "0.4", pid, hanging});
+        EXPECT_EQ(refused.status, 1) << define << refused.out;
+        EXPECT_NE(refused.err.find("update failed in transform"), std::string::npos) << define << ": " << refused.err;
+        EXPECT_NE(refused.err.find("transformer did not return within 400 ms (the update's --timeout) and was abandoned"),
+                  std::string::npos)
+            << define << ": " << refused.err;
+        EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos) << refused.err;
+        ASSERT_TRUE(fixture.process->alive()) << define;
+    }
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2"), 0);
+    ToolResult update = molt_tool({"update", pid, v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 transformed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 // A transformer that crashes inside free() (a pointer into a block's middle: glibc aborts there,
 // before it takes its lock) has shown the heap may be corrupt: the rollback frees nothing more,
 // the report says so, and later updates are refused until the process is restarted. v1 goes on.
