@@ -95,6 +95,8 @@ bool close_cancellation()
     Board &b = board();
     std::lock_guard lock(b.mutex);
     b.cancellable = false;
+    if (!g_cancel.load())
+        b.update.phase = "transform";  // every thread is parked: a cancel now is told where it came
     return !g_cancel.load();
 }
 

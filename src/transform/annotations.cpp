@@ -3,6 +3,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <set>
+#include <utility>
 
 namespace molt::transform {
 namespace {
@@ -36,6 +38,13 @@ std::string spelled(const Transformer &record)
     case Transformer::Kind::LengthIn: return "MOLT_LENGTH_IN(" + record.name + ", " + record.member + ")";
     case Transformer::Kind::UnionCase: return "MOLT_UNION_CASE(" + record.name + ", " + record.member + ")";
     case Transformer::Kind::Opaque: return "MOLT_OPAQUE(" + record.name + ")";
+    case Transformer::Kind::Type: return "MOLT_TYPE_TRANSFORMER(" + record.name + ")";
+    case Transformer::Kind::Variable: return "MOLT_VARIABLE_TRANSFORMER(" + record.name + ")";
+    case Transformer::Kind::RenameVariable:
+        return "MOLT_RENAME_VARIABLE(" + record.renamed_from + ", " + record.renamed_to + ")";
+    case Transformer::Kind::RenameType: return "MOLT_RENAME_TYPE(" + record.renamed_from + ", " + record.renamed_to + ")";
+    case Transformer::Kind::RenameMember:
+        return "MOLT_RENAME_MEMBER(" + record.name + ", " + record.renamed_from + ", " + record.renamed_to + ")";
     default: return record.name;
     }
 }
@@ -60,7 +69,7 @@ Annotations::Annotations(const Schema &old_schema, const Schema &new_schema) : m
         if (record.kind == Transformer::Kind::PointsTo || record.kind == Transformer::Kind::LengthIn ||
             record.kind == Transformer::Kind::UnionCase || record.kind == Transformer::Kind::Opaque)
             m_empty = false;
-    if (m_empty)
+    if (m_new.transformers.empty())
         return;
     // Types by the name `molt schema` prints; a complete struct before a mere declaration.
     auto index = [](const Schema &schema, std::unordered_map<std::string, TypeId> &names) {
@@ -163,7 +172,8 @@ Result<Annotations::Cases> Annotations::union_cases(const Type &x, const Type &y
         const Member *case_member = member_named(new_union, record.case_member);
         const Member *old_case = case_member ? schema::corresponding_member(old_union_type, *case_member, new_union, m_new) : nullptr;
         if (!case_member || !old_case)
-            return failure(annotation + ": the union has no member " + record.case_member + " in both versions");
+            return failure(annotation + ": the union's member " + record.case_member +
+                           (case_member ? " is not in the old version" : " is not in the new version"));
         // The value, as the old version's objects hold it: a number, or an enumerator of the old
         // version (by name: an enum may be renumbered between versions), of the discriminant's
         // enum when it is one, else of any enum (an int discriminant holding enumerators).
@@ -181,17 +191,97 @@ Result<Annotations::Cases> Annotations::union_cases(const Type &x, const Type &y
                 enumerator_in(type);
         if (!value)
             return failure(annotation + ": " + record.case_value + " is neither a number nor an enumerator of the old version");
+        for (const UnionCase &earlier : cases.cases)
+            if (earlier.value == *value && earlier.new_member != case_member)
+                return failure(annotation + ": case " + record.case_value + " is given to " + earlier.new_member->name +
+                               " already: one member per value");
         cases.discriminant = old_discriminant;
         cases.cases.push_back({*value, old_case, case_member});
     }
     return cases;
 }
 
+// Transformers and renames that name nothing, or two things at once: each would be ignored, or
+// would lose a value, without a word (a misspelt type name leaves its objects to the default
+// conversion; a rename onto a variable of the old version drops that variable's value).
+void Annotations::declaration_problems(std::vector<std::string> &problems) const
+{
+    std::set<std::pair<Transformer::Kind, std::string>> declared;
+    for (const Transformer &record : m_new.transformers) {
+        std::string written = spelled(record);
+        switch (record.kind) {
+        case Transformer::Kind::Type:
+            if (!find_type(m_new, record.name))
+                problems.push_back(written + ": the new version has no type " + record.name + " (names as molt schema prints them)");
+            else if (!declared.insert({record.kind, record.name}).second)
+                problems.push_back(written + ": declared twice (one transformer per type)");
+            break;
+        case Transformer::Kind::Variable:
+            if (!m_new.find_variable(record.name))
+                problems.push_back(written + ": the new version has no variable " + record.name +
+                                   " (names as molt schema prints them, kvd.c/store for a static)");
+            else if (!declared.insert({record.kind, record.name}).second)
+                problems.push_back(written + ": declared twice (one transformer per variable)");
+            break;
+        case Transformer::Kind::RenameVariable:
+            if (!m_old.find_variable(record.renamed_from))
+                problems.push_back(written + ": the old version has no variable " + record.renamed_from);
+            else if (!m_new.find_variable(record.renamed_to))
+                problems.push_back(written + ": the new version has no variable " + record.renamed_to);
+            else if (m_old.find_variable(record.renamed_to))
+                problems.push_back(written + ": the old version has a variable " + record.renamed_to +
+                                   " too, whose value the rename would drop");
+            else if (!declared.insert({record.kind, record.renamed_from}).second)
+                problems.push_back(written + ": " + record.renamed_from + " is renamed twice");
+            break;
+        case Transformer::Kind::RenameType:
+            if (!find_type(m_old, record.renamed_from))
+                problems.push_back(written + ": the old version has no type " + record.renamed_from);
+            else if (!find_type(m_new, record.renamed_to))
+                problems.push_back(written + ": the new version has no type " + record.renamed_to);
+            else if (find_type(m_old, record.renamed_to))
+                problems.push_back(written + ": the old version has a type " + record.renamed_to +
+                                   " too, whose objects would be converted from the wrong type");
+            else if (!declared.insert({record.kind, record.renamed_from}).second)
+                problems.push_back(written + ": " + record.renamed_from + " is renamed twice");
+            break;
+        case Transformer::Kind::RenameMember: {
+            auto y = find_type(m_new, record.name);
+            auto x = find_type(m_old, m_new.old_name(Transformer::Kind::RenameType, record.name));
+            if (!y || (layout(m_new, *y).kind != TypeKind::Struct && layout(m_new, *y).kind != TypeKind::Union)) {
+                problems.push_back(written + ": the new version has no struct or union " + record.name);
+                break;
+            }
+            if (!x)
+                break;  // a type new in this version: no old member to carry
+            const Type &old_type = layout(m_old, *x), &new_type = layout(m_new, *y);
+            if (!member_named(old_type, record.renamed_from))
+                problems.push_back(written + ": the old version's " + record.name + " has no member " + record.renamed_from);
+            else if (!member_named(new_type, record.renamed_to))
+                problems.push_back(written + ": the new version's " + record.name + " has no member " + record.renamed_to);
+            else if (member_named(old_type, record.renamed_to))
+                problems.push_back(written + ": the old version's " + record.name + " has a member " + record.renamed_to +
+                                   " too, whose values the rename would drop");
+            else if (!declared.insert({record.kind, record.name + "." + record.renamed_from}).second)
+                problems.push_back(written + ": " + record.name + "." + record.renamed_from + " is renamed twice");
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
 std::vector<std::string> Annotations::problems() const
 {
     std::vector<std::string> problems;
+    declaration_problems(problems);
     auto report = [&](const Error &error) { problems.push_back(error.message); };
+    // A union member's cases are judged together (a value given twice is a conflict), once.
+    std::set<std::pair<std::string, std::string>> union_members_judged;
     for (const Transformer &record : m_new.transformers) {
+        if (record.kind == Transformer::Kind::UnionCase && !union_members_judged.insert({record.name, record.member}).second)
+            continue;
         std::string written = spelled(record);
         switch (record.kind) {
         case Transformer::Kind::PointsTo:

@@ -63,6 +63,7 @@ public:
     std::vector<schema::TypeId> annotated_types(const std::function<bool(const PointeePair &)> &pointee_changed) const;
 
 private:
+    void declaration_problems(std::vector<std::string> &problems) const;
     std::optional<schema::TypeId> find_type(const schema::Schema &schema, const std::string &name) const;
     Result<PointeePair> pointee_pair(const std::string &type_name, const std::string &annotation) const;
 
