@@ -241,6 +241,11 @@ private:
             if (x.counts[i] == unknown_count || y.counts[i] == unknown_count) {
                 if (x.counts[i] != y.counts[i])
                     return needs_transformer(a, b, where, "a flexible array became a fixed one, or the reverse");
+                // The update cannot tell how many elements an object holds: it converts none.
+                if (element.verdict != Verdict::Identical)
+                    return needs_transformer(a, b, where,
+                                             "the elements of an array of unknown length changed: Molt cannot tell how "
+                                             "many there are");
                 continue;
             }
             grown |= y.counts[i] > x.counts[i];

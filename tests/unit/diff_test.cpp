@@ -45,6 +45,9 @@ const Case cases[] = {
      Status::Changed, "pointee needs a transformer"},
     {"struct_became_another", Verdict::NeedsTransformer,
      "variable catalog: struct list -> struct tree: needs a transformer", "catalog", Status::Changed, "became"},
+    {"flexible_elements_changed", Verdict::NeedsTransformer,
+     "struct blob.data: int [] -> long []: needs a transformer (the elements of an array of unknown length changed",
+     "blob", Status::Changed, "needs a transformer"},
     {"tag_dropped", Verdict::NeedsTransformer,
      "variable cursor: needs a transformer (the pointee struct node became an anonymous struct (typedef node_t): "
      "keep its tag (struct node) so that Molt can match the two)",
