@@ -194,7 +194,8 @@ private:
             std::string inner = x.name.empty() ? where : qualified_type_name(m_old, a);
             Comparison result{Verdict::Convertible, "members converted by name"};
             for (const MemberChange &change : member_changes(a, b, inner))
-                result.verdict = std::max(result.verdict, change.verdict);
+                if (change.verdict > result.verdict)
+                    result = {change.verdict, "member " + change.name + " needs a transformer"};
             return result;
         }
         case TypeKind::Union:
