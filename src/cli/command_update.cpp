@@ -64,11 +64,14 @@ void note_interrupt(int signal_number)
     g_last_signal = signal_number;
 }
 
-// Catches SIGINT and SIGTERM without SA_RESTART, so that they interrupt the wait for the answer.
-// One that is ignored already (nohup, a script's background job) stays ignored.
+// Catches SIGINT and SIGTERM. SA_RESTART keeps connect, send and the writes to stdout from
+// failing with EINTR; poll, which the wait for the answer uses, is never restarted, so the
+// signal still cuts the wait short. One that is ignored already (nohup, a script's background
+// job) stays ignored.
 void catch_interrupts()
 {
     struct sigaction action {};
+    action.sa_flags = SA_RESTART;
     action.sa_handler = note_interrupt;
     sigemptyset(&action.sa_mask);
     for (int number : {SIGINT, SIGTERM}) {
@@ -278,6 +281,11 @@ int run_cancel(const Options &options)
             if (last.value("ok", false)) {
                 std::cerr << "molt: the update ended before the cancellation reached it: process " << *pid << " runs "
                           << last.value("to", "?") << "\n";
+                return exit_check_failed;
+            }
+            if (last.value("error", "").rfind("cancelled", 0) != 0) {
+                std::cerr << "molt: the update failed before the cancellation reached it (in " << last.value("phase", "?")
+                          << ": " << last.value("error", "") << ")\n";
                 return exit_check_failed;
             }
             std::cout << "cancelled in " << last.value("phase", "?") << ": process " << *pid << " runs "

@@ -384,11 +384,11 @@ void register_main_thread()
     registry().add(record);
 }
 
-int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg)
+int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg, bool joinable)
 {
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);
-    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setdetachstate(&attributes, joinable ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
     int result = real_create()(thread, &attributes, start, arg);
     pthread_attr_destroy(&attributes);
     return result;

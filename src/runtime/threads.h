@@ -142,8 +142,9 @@ void install_wake_signal();
 // Registers the main thread (from the runtime's constructor).
 void register_main_thread();
 
-// The real pthread_create, for the runtime's own threads (never registered).
-int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg);
+// The real pthread_create, for the runtime's own threads (never registered): detached, unless
+// `joinable` (a thread that must be gone when the update answers its client).
+int create_internal_thread(pthread_t *thread, void *(*start)(void *), void *arg, bool joinable = false);
 
 // Gives the calling thread an alternate signal stack unless it has one (see threads.cpp).
 void ensure_alternate_signal_stack();

@@ -8,9 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <map>
 #include <mutex>
-#include <utility>
 
 #include "threads.h"
 #include "transformer_guard.h"
@@ -30,27 +28,36 @@ namespace {
 
 // Samples the calls in progress a few times per limit (at least every 250 ms): a call seen in
 // progress for the limit is expired, and its thread signalled at each sample until it leaves.
+// Nothing here allocates: it runs in the pause, perhaps after an abandoned transformer left the
+// allocator locked (the escape avoids that, but a transformer's own locks are its own).
 void watch(TransformerWatchdog::Shared &shared, std::unique_lock<std::mutex> &lock)
 {
+    constexpr int most = transform::max_watched_calls;
     auto period = std::clamp(shared.limit / 8, std::chrono::milliseconds(1), std::chrono::milliseconds(250));
-    std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> first_seen;
+    transform::TransformerCall seen[most], now_in[most];
+    Clock::time_point seen_since[most], now_since[most];
+    int seen_count = 0;
     while (shared.armed && !shared.stopping) {
         shared.changed.wait_for(lock, period);
         if (!shared.armed || shared.stopping)
             return;
         auto now = Clock::now();
-        std::map<std::pair<pid_t, std::uint64_t>, Clock::time_point> seen;
-        for (const transform::TransformerCall &call : transform::transformer_calls_in_progress()) {
-            auto key = std::pair{call.tid, call.call};
-            auto earlier = first_seen.find(key);
-            Clock::time_point since = earlier == first_seen.end() ? now : earlier->second;
-            seen.emplace(key, since);
-            if (now - since >= shared.limit) {
-                transform::expire_transformer_call(call, static_cast<long>(shared.limit.count()));
-                syscall(SYS_tgkill, getpid(), call.tid, wake_signal());
+        int count = transform::transformer_calls_in_progress(now_in);
+        for (int i = 0; i < count; ++i) {
+            now_since[i] = now;
+            for (int j = 0; j < seen_count; ++j)
+                if (seen[j].tid == now_in[i].tid && seen[j].call == now_in[i].call)
+                    now_since[i] = seen_since[j];
+            if (now - now_since[i] >= shared.limit) {
+                transform::expire_transformer_call(now_in[i], static_cast<long>(shared.limit.count()));
+                syscall(SYS_tgkill, getpid(), now_in[i].tid, wake_signal());
             }
         }
-        first_seen = std::move(seen);
+        for (int i = 0; i < count; ++i) {
+            seen[i] = now_in[i];
+            seen_since[i] = now_since[i];
+        }
+        seen_count = count;
     }
 }
 
@@ -75,8 +82,7 @@ TransformerWatchdog::TransformerWatchdog(std::chrono::milliseconds limit) : m_sh
 {
     m_shared->limit = limit;
     auto *held = new std::shared_ptr<Shared>(m_shared);
-    pthread_t thread;
-    if (create_internal_thread(&thread, watchdog_thread, held) != 0) {
+    if (create_internal_thread(&m_thread, watchdog_thread, held, true) != 0) {
         delete held;
         m_shared.reset();  // no watchdog: a hung transformer then holds the pause, as before
     }
@@ -86,9 +92,14 @@ TransformerWatchdog::~TransformerWatchdog()
 {
     if (!m_shared)
         return;
-    std::lock_guard lock(m_shared->mutex);
-    m_shared->stopping = true;
-    m_shared->changed.notify_all();
+    {
+        std::lock_guard lock(m_shared->mutex);
+        m_shared->stopping = true;
+        m_shared->changed.notify_all();
+    }
+    // A thread that outlived the update would be counted as the update's by whoever compares
+    // the process's threads before and after (molt status, a leak check): it wakes at once.
+    pthread_join(m_thread, nullptr);
 }
 
 bool TransformerWatchdog::started() const { return m_shared != nullptr; }
@@ -97,6 +108,7 @@ void TransformerWatchdog::arm()
 {
     if (!m_shared)
         return;
+    transform::watch_transformer_calls(true);
     std::lock_guard lock(m_shared->mutex);
     m_shared->armed = true;
     m_shared->changed.notify_all();
@@ -106,6 +118,7 @@ void TransformerWatchdog::disarm()
 {
     if (!m_shared)
         return;
+    transform::watch_transformer_calls(false);
     std::lock_guard lock(m_shared->mutex);
     m_shared->armed = false;
     m_shared->changed.notify_all();

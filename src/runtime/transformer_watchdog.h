@@ -3,6 +3,8 @@
 // instead of every thread of the program staying parked behind it for ever.
 #pragma once
 
+#include <pthread.h>
+
 #include <chrono>
 #include <memory>
 
@@ -12,7 +14,7 @@ class TransformerWatchdog {
 public:
     // Starts its thread, idle (in prepare: a thread made in the pause would lengthen it).
     explicit TransformerWatchdog(std::chrono::milliseconds limit);
-    ~TransformerWatchdog();  // the thread ends by itself
+    ~TransformerWatchdog();  // stops and joins the thread: gone before the update answers
     TransformerWatchdog(const TransformerWatchdog &) = delete;
     TransformerWatchdog &operator=(const TransformerWatchdog &) = delete;
 
@@ -26,6 +28,7 @@ public:
 
 private:
     std::shared_ptr<Shared> m_shared;
+    pthread_t m_thread{};
 };
 
 }  // namespace molt::runtime

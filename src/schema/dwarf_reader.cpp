@@ -555,6 +555,8 @@ private:
         case DW_LANG_C99:
         case DW_LANG_C11:
         case 0x2c:  // DW_LANG_C17 (DWARF 6), which elfutils 0.188 does not name
+        case 0x3e:  // DW_LANG_C23 (DWARF 6)
+        case 0x31:  // DW_LANG_Assembly (DWARF 6)
         case DW_LANG_Mips_Assembler:
             return "";
         case DW_LANG_C_plus_plus:

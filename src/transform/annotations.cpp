@@ -207,28 +207,46 @@ Result<Annotations::Cases> Annotations::union_cases(const Type &x, const Type &y
 void Annotations::declaration_problems(std::vector<std::string> &problems) const
 {
     std::set<std::pair<Transformer::Kind, std::string>> declared;
+    // A rename in a header comes once per file that includes it: the same record, said once.
+    std::set<std::string> renames_seen;
+    // The old version's `name` lives on under that name: not renamed away by another rename (a
+    // swap, a chain), and, for a type, defined (a declaration alone has no objects).
+    auto stays = [&](Transformer::Kind kind, const std::string &name, const std::string &type = {}) {
+        return m_new.new_name(kind, name, type) == name;
+    };
+    auto defined_old_type = [&](const std::string &name) {
+        auto id = find_type(m_old, name);
+        return id && !m_old.type(*id).declaration;
+    };
     for (const Transformer &record : m_new.transformers) {
         std::string written = spelled(record);
+        if (record.kind == Transformer::Kind::RenameVariable || record.kind == Transformer::Kind::RenameType ||
+            record.kind == Transformer::Kind::RenameMember) {
+            if (!renames_seen.insert(written).second)
+                continue;
+        }
         switch (record.kind) {
         case Transformer::Kind::Type:
             if (!find_type(m_new, record.name))
                 problems.push_back(written + ": the new version has no type " + record.name + " (names as molt schema prints them)");
             else if (!declared.insert({record.kind, record.name}).second)
-                problems.push_back(written + ": declared twice (one transformer per type)");
+                problems.push_back(written + ": declared twice (one transformer per type; one in a header is declared "
+                                             "once per file that includes it: put it in one .c file)");
             break;
         case Transformer::Kind::Variable:
             if (!m_new.find_variable(record.name))
                 problems.push_back(written + ": the new version has no variable " + record.name +
                                    " (names as molt schema prints them, kvd.c/store for a static)");
             else if (!declared.insert({record.kind, record.name}).second)
-                problems.push_back(written + ": declared twice (one transformer per variable)");
+                problems.push_back(written + ": declared twice (one transformer per variable; one in a header is "
+                                             "declared once per file that includes it: put it in one .c file)");
             break;
         case Transformer::Kind::RenameVariable:
             if (!m_old.find_variable(record.renamed_from))
                 problems.push_back(written + ": the old version has no variable " + record.renamed_from);
             else if (!m_new.find_variable(record.renamed_to))
                 problems.push_back(written + ": the new version has no variable " + record.renamed_to);
-            else if (m_old.find_variable(record.renamed_to))
+            else if (m_old.find_variable(record.renamed_to) && stays(record.kind, record.renamed_to))
                 problems.push_back(written + ": the old version has a variable " + record.renamed_to +
                                    " too, whose value the rename would drop");
             else if (!declared.insert({record.kind, record.renamed_from}).second)
@@ -239,7 +257,7 @@ void Annotations::declaration_problems(std::vector<std::string> &problems) const
                 problems.push_back(written + ": the old version has no type " + record.renamed_from);
             else if (!find_type(m_new, record.renamed_to))
                 problems.push_back(written + ": the new version has no type " + record.renamed_to);
-            else if (find_type(m_old, record.renamed_to))
+            else if (defined_old_type(record.renamed_to) && stays(record.kind, record.renamed_to))
                 problems.push_back(written + ": the old version has a type " + record.renamed_to +
                                    " too, whose objects would be converted from the wrong type");
             else if (!declared.insert({record.kind, record.renamed_from}).second)
@@ -252,6 +270,13 @@ void Annotations::declaration_problems(std::vector<std::string> &problems) const
                 problems.push_back(written + ": the new version has no struct or union " + record.name);
                 break;
             }
+            if (m_new.type(*y).kind != TypeKind::Struct && m_new.type(*y).kind != TypeKind::Union) {
+                // Members are matched under the struct's own name: under a typedef's, the rename
+                // would be ignored and the member's values dropped.
+                problems.push_back(written + ": " + record.name + " is a typedef: name the struct itself (" +
+                                   schema::qualified_type_name(m_new, schema::strip_typedefs_and_qualifiers(m_new, *y)) + ")");
+                break;
+            }
             if (!x)
                 break;  // a type new in this version: no old member to carry
             const Type &old_type = layout(m_old, *x), &new_type = layout(m_new, *y);
@@ -259,7 +284,7 @@ void Annotations::declaration_problems(std::vector<std::string> &problems) const
                 problems.push_back(written + ": the old version's " + record.name + " has no member " + record.renamed_from);
             else if (!member_named(new_type, record.renamed_to))
                 problems.push_back(written + ": the new version's " + record.name + " has no member " + record.renamed_to);
-            else if (member_named(old_type, record.renamed_to))
+            else if (member_named(old_type, record.renamed_to) && stays(record.kind, record.renamed_to, record.name))
                 problems.push_back(written + ": the old version's " + record.name + " has a member " + record.renamed_to +
                                    " too, whose values the rename would drop");
             else if (!declared.insert({record.kind, record.name + "." + record.renamed_from}).second)

@@ -42,8 +42,9 @@ struct CallSlot {
     std::atomic<bool> inside{false};
     std::atomic<std::uint64_t> expired{0};   // the call the watchdog gave up on
 };
-constexpr int call_slots = 32;
+constexpr int call_slots = max_watched_calls;
 CallSlot g_slots[call_slots];
+std::atomic<bool> g_watching{false};
 CallSlot g_unwatched;  // for a thread that found every slot taken: counted, never sampled
 std::atomic<long> g_hang_limit_ms{0};
 __attribute__((tls_model("initial-exec"))) thread_local CallSlot *t_slot = nullptr;
@@ -61,6 +62,8 @@ thread_local SlotRelease t_slot_release;
 
 [[gnu::noinline, gnu::cold]] CallSlot *claim_slot()
 {
+    if (!g_watching.load(std::memory_order_acquire))
+        return &g_unwatched;  // not kept: the thread takes a slot when a watched call comes
     auto self = static_cast<pid_t>(syscall(SYS_gettid));
     for (CallSlot &slot : g_slots) {
         pid_t free = 0;
@@ -141,15 +144,17 @@ void abandon_transformer_calls()
     record_transformer_allocations(false);
 }
 
-std::vector<TransformerCall> transformer_calls_in_progress()
+void watch_transformer_calls(bool on) { g_watching.store(on, std::memory_order_release); }
+
+int transformer_calls_in_progress(TransformerCall (&calls)[max_watched_calls])
 {
-    std::vector<TransformerCall> calls;
+    int count = 0;
     for (CallSlot &slot : g_slots) {
         pid_t tid = slot.tid.load(std::memory_order_acquire);
         if (tid != 0 && slot.inside.load(std::memory_order_acquire))
-            calls.push_back({tid, slot.call.load(std::memory_order_relaxed)});
+            calls[count++] = {tid, slot.call.load(std::memory_order_relaxed)};
     }
-    return calls;
+    return count;
 }
 
 void expire_transformer_call(const TransformerCall &call, long limit_ms)
@@ -165,7 +170,8 @@ void escape_hung_transformer(int signal)
     CallSlot *slot = t_slot;
     sigjmp_buf *guard = t_guard;
     if (!slot || !guard || !slot->inside.load(std::memory_order_acquire) ||
-        slot->expired.load(std::memory_order_acquire) != slot->call.load(std::memory_order_relaxed))
+        slot->expired.load(std::memory_order_acquire) != slot->call.load(std::memory_order_relaxed) ||
+        in_allocator_for_transformer())
         return;
     t_crash_signal = transformer_hung;
     t_escape_signal = signal;

@@ -51,15 +51,26 @@ struct TransformerCall {
     std::uint64_t call = 0;  // which of that thread's calls
 };
 
-// The transformer calls in progress now, one per thread inside one.
-std::vector<TransformerCall> transformer_calls_in_progress();
+// Whether the watchdog watches now (the transform phase): only then does a thread take a slot.
+// A program thread that runs a MOLT_LOCAL's transformer in the restart (which has its own
+// deadline) takes none, so that the slots stay free for the update's own threads.
+void watch_transformer_calls(bool on);
+
+constexpr int max_watched_calls = 32;
+
+// The transformer calls in progress now, one per thread inside one, into `calls`; how many.
+// Allocates nothing: the watchdog samples in the pause, perhaps while a transformer it gave up
+// on left the allocator locked.
+int transformer_calls_in_progress(TransformerCall (&calls)[max_watched_calls]);
 
 // Marks `call` as expired after `limit_ms`: if it is still in progress, the next
 // escape_hung_transformer on its thread leaves it.
 void expire_transformer_call(const TransformerCall &call, long limit_ms);
 
 // From a signal handler (the runtime's wake signal): when this thread is inside an expired
-// transformer call, jumps back out of it (does not return). Async-signal-safe.
+// transformer call, jumps back out of it (does not return). Not from inside malloc or free (the
+// allocator's lock would stay held, and the update's next allocation wait for ever): it returns,
+// and the watchdog's next signal lands elsewhere. Async-signal-safe.
 void escape_hung_transformer(int signal);
 
 }  // namespace molt::transform

@@ -280,6 +280,8 @@ faults)
         grep -q '^kvd_version:1' <<< "$(cli INFO server)" || fail "$point: v1 is not running"
         [ "$(checksum)" = "$before" ] || fail "$point: data changed by the failed update"
         [ "$(ask GET k:2)" = "14" ] || fail "$point: the open connection lost its answers"
+        # A control connection's thread and socket last a moment after its answer: a leak stays.
+        for _ in $(seq 40); do [ "$(snapshot)" = "$resources" ] && break; sleep 0.05; done
         [ "$(snapshot)" = "$resources" ] || fail "$point: $resources before the failed update, $(snapshot) after"
         update "$kvd/kvd-v2.so" > /dev/null
         [ "$(checksum)" = "$before" ] || fail "$point: data changed by the correct update after the failure"

@@ -19,13 +19,14 @@ struct Mistake {
 
 const Mistake mistakes[] = {
     {1, "MOLT_TYPE_TRANSFORMER(struct itme): the new version has no type struct itme"},
-    {2, "MOLT_TYPE_TRANSFORMER(struct item): declared twice (one transformer per type)"},
+    {2, "MOLT_TYPE_TRANSFORMER(struct item): declared twice (one transformer per type;"},
     {3, "MOLT_VARIABLE_TRANSFORMER(countr): the new version has no variable countr"},
     {4, "MOLT_RENAME_VARIABLE(counter, other): the old version has a variable other too, whose value the rename would drop"},
     {5, "MOLT_RENAME_TYPE(struct plain, struct item): the old version has a type struct item too"},
     {6, "MOLT_RENAME_MEMBER(struct item, cnt, count): the old version's struct item has no member cnt"},
     {7, "MOLT_RENAME_MEMBER(struct item, count, id): the old version's struct item has a member id too"},
     {8, "MOLT_UNION_CASE(struct shape, u, kind, 1, width): case 1 is given to radius already: one member per value"},
+    {9, "MOLT_RENAME_MEMBER(item_t, count, id): item_t is a typedef: name the struct itself (struct item)"},
 };
 
 std::vector<std::string> problems_of(const std::string &flags)
@@ -42,6 +43,18 @@ TEST(Declarations, RightOnesHaveNoProblem)
 {
     std::vector<std::string> problems = problems_of("");
     EXPECT_TRUE(problems.empty()) << problems.front();
+    // Two variables and two members swapped: each old name is renamed away, nothing is dropped.
+    problems = problems_of("-DSWAP");
+    EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+// The same rename twice, as a header included by two files declares it: said once.
+TEST(Declarations, OneRenameSaidTwiceIsOne)
+{
+    std::vector<std::string> problems = problems_of("-DSAID_TWICE");
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0], "MOLT_RENAME_MEMBER(struct item, count, hits_unused): the new version's struct item has no "
+                           "member hits_unused");
 }
 
 class DeclarationMistake : public ::testing::TestWithParam<Mistake> {};
