@@ -986,6 +986,17 @@ TEST_P(Transformers, AFailingTransformerLeavesV1IntactAndALaterUpdateWorks)
     EXPECT_EQ(count_matching(read_lines(log), "FAIL"), 0) << read_text(log);
 }
 
+// After failed updates of transformed.c: v2 never ran, a correct v2 then goes through and finds
+// v1's whole state converted.
+void v2_runs_after_the_failures(const Fixture &fixture, const std::string &v2)
+{
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2"), 0);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 transformed") == 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 // A transformer that crashes (a null write, a division by zero, abort(); a type's or a variable's)
 // fails the update, naming the signal; v1 goes on with its state, and a correct update works.
 TEST_P(Transformers, ACrashingTransformerFailsTheUpdateAndV1GoesOn)
@@ -1004,11 +1015,7 @@ TEST_P(Transformers, ACrashingTransformerFailsTheUpdateAndV1GoesOn)
         EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos) << refused.err;
         ASSERT_TRUE(fixture.process->alive()) << define;
     }
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2"), 0);
-    ToolResult update = molt_tool({"update", pid, v2});
-    ASSERT_EQ(update.status, 0) << update.out << update.err;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 transformed") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+    v2_runs_after_the_failures(fixture, v2);
 }
 
 // A transformer that never returns (a busy loop, a pause() for ever; a type's or a variable's)
@@ -1031,11 +1038,7 @@ TEST_P(Transformers, AHungTransformerIsAbandonedAtTheTimeout)
         EXPECT_NE(refused.err.find("the old version keeps running"), std::string::npos) << refused.err;
         ASSERT_TRUE(fixture.process->alive()) << define;
     }
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "^V2"), 0);
-    ToolResult update = molt_tool({"update", pid, v2});
-    ASSERT_EQ(update.status, 0) << update.out << update.err;
-    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 transformed") == 1; }));
-    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+    v2_runs_after_the_failures(fixture, v2);
 }
 
 // A transformer that crashes inside free() (a pointer into a block's middle: glibc aborts there,
