@@ -82,6 +82,10 @@ void catch_interrupts()
     }
 }
 
+// What becomes of an update that is past cancelling, for the "too late" messages.
+constexpr const char *ends_by_itself =
+    "ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up)";
+
 // Asks process `pid` to cancel its running update: the answer's word (cancelling, too_late,
 // nothing_running) and the phase the update is in.
 Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid)
@@ -162,8 +166,8 @@ int run_update(const Options &options)
             std::cerr << "molt: interrupted: cancelling the update in " << answer->second
                       << " (nothing has changed yet); Ctrl-C again to stop waiting\n";
         else if (answer->first == "too_late")
-            std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->second
-                      << " and ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up); Ctrl-C again to stop waiting\n";
+            std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->second << " and "
+                      << ends_by_itself << "; Ctrl-C again to stop waiting\n";
     };
     auto result = control_request(*pid, request, [&](const json &line) {
         if (line.value("event", "") == "accepted") {
@@ -264,7 +268,7 @@ int run_cancel(const Options &options)
     }
     if (word == "too_late") {
         std::cerr << "molt: too late to cancel: the update of process " << *pid << " is in " << phase
-                  << " (its state is being changed) and ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up)\n";
+                  << " (its state is being changed) and " << ends_by_itself << "\n";
         return exit_check_failed;
     }
     // It stops at its next check (within a few milliseconds while it waits for the threads, or

@@ -102,25 +102,17 @@ TransformerWatchdog::~TransformerWatchdog()
     pthread_join(m_thread, nullptr);
 }
 
-bool TransformerWatchdog::started() const { return m_shared != nullptr; }
+void TransformerWatchdog::arm() { set_armed(true); }
 
-void TransformerWatchdog::arm()
+void TransformerWatchdog::disarm() { set_armed(false); }
+
+void TransformerWatchdog::set_armed(bool armed)
 {
     if (!m_shared)
         return;
-    transform::watch_transformer_calls(true);
+    transform::watch_transformer_calls(armed);
     std::lock_guard lock(m_shared->mutex);
-    m_shared->armed = true;
-    m_shared->changed.notify_all();
-}
-
-void TransformerWatchdog::disarm()
-{
-    if (!m_shared)
-        return;
-    transform::watch_transformer_calls(false);
-    std::lock_guard lock(m_shared->mutex);
-    m_shared->armed = false;
+    m_shared->armed = armed;
     m_shared->changed.notify_all();
 }
 

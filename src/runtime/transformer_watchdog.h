@@ -18,7 +18,6 @@ public:
     TransformerWatchdog(const TransformerWatchdog &) = delete;
     TransformerWatchdog &operator=(const TransformerWatchdog &) = delete;
 
-    bool started() const;
     // Watches the transformer calls from now until disarm(): one in progress for longer than the
     // limit has its thread signalled (the wake signal) until it leaves the call.
     void arm();
@@ -27,6 +26,8 @@ public:
     struct Shared;
 
 private:
+    void set_armed(bool armed);
+
     std::shared_ptr<Shared> m_shared;
     pthread_t m_thread{};
 };

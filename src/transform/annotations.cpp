@@ -218,6 +218,24 @@ void Annotations::declaration_problems(std::vector<std::string> &problems) const
         auto id = find_type(m_old, name);
         return id && !m_old.type(*id).declaration;
     };
+    // A variable's or a type's rename: its old name in the old version, its new one in the new,
+    // and no old one of the new name that lives on (`noun`: "variable", "type").
+    auto rename_problem = [&](const Transformer &record, const std::string &written, const char *noun,
+                              const std::function<bool(const Schema &, const std::string &)> &has,
+                              const std::function<bool(const std::string &)> &old_has_kept,
+                              const char *dropped) -> std::optional<std::string> {
+        if (!has(m_old, record.renamed_from))
+            return written + ": the old version has no " + noun + " " + record.renamed_from;
+        if (!has(m_new, record.renamed_to))
+            return written + ": the new version has no " + noun + " " + record.renamed_to;
+        if (old_has_kept(record.renamed_to) && stays(record.kind, record.renamed_to))
+            return written + ": the old version has a " + noun + " " + record.renamed_to + " too, " + dropped;
+        if (!declared.insert({record.kind, record.renamed_from}).second)
+            return written + ": " + record.renamed_from + " is renamed twice";
+        return std::nullopt;
+    };
+    auto has_variable = [](const Schema &schema, const std::string &name) { return schema.find_variable(name) != nullptr; };
+    auto has_type = [&](const Schema &schema, const std::string &name) { return find_type(schema, name).has_value(); };
     for (const Transformer &record : m_new.transformers) {
         std::string written = spelled(record);
         if (record.kind == Transformer::Kind::RenameVariable || record.kind == Transformer::Kind::RenameType ||
@@ -242,26 +260,15 @@ void Annotations::declaration_problems(std::vector<std::string> &problems) const
                                              "declared once per file that includes it: put it in one .c file)");
             break;
         case Transformer::Kind::RenameVariable:
-            if (!m_old.find_variable(record.renamed_from))
-                problems.push_back(written + ": the old version has no variable " + record.renamed_from);
-            else if (!m_new.find_variable(record.renamed_to))
-                problems.push_back(written + ": the new version has no variable " + record.renamed_to);
-            else if (m_old.find_variable(record.renamed_to) && stays(record.kind, record.renamed_to))
-                problems.push_back(written + ": the old version has a variable " + record.renamed_to +
-                                   " too, whose value the rename would drop");
-            else if (!declared.insert({record.kind, record.renamed_from}).second)
-                problems.push_back(written + ": " + record.renamed_from + " is renamed twice");
+            if (auto problem = rename_problem(record, written, "variable", has_variable,
+                                              [&](const std::string &name) { return has_variable(m_old, name); },
+                                              "whose value the rename would drop"))
+                problems.push_back(*problem);
             break;
         case Transformer::Kind::RenameType:
-            if (!find_type(m_old, record.renamed_from))
-                problems.push_back(written + ": the old version has no type " + record.renamed_from);
-            else if (!find_type(m_new, record.renamed_to))
-                problems.push_back(written + ": the new version has no type " + record.renamed_to);
-            else if (defined_old_type(record.renamed_to) && stays(record.kind, record.renamed_to))
-                problems.push_back(written + ": the old version has a type " + record.renamed_to +
-                                   " too, whose objects would be converted from the wrong type");
-            else if (!declared.insert({record.kind, record.renamed_from}).second)
-                problems.push_back(written + ": " + record.renamed_from + " is renamed twice");
+            if (auto problem = rename_problem(record, written, "type", has_type, defined_old_type,
+                                              "whose objects would be converted from the wrong type"))
+                problems.push_back(*problem);
             break;
         case Transformer::Kind::RenameMember: {
             auto y = find_type(m_new, record.name);
