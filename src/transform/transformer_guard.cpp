@@ -35,8 +35,9 @@ void unblock_crash_signals()
 }
 
 // One per thread that runs transformers (the update's, its helper; a restarting thread's
-// MOLT_LOCAL): what the watchdog samples. Only its thread writes `call` and `inside`.
-struct CallSlot {
+// MOLT_LOCAL): what the watchdog samples. Only its thread writes `call` and `inside`, at every
+// call: a cache line of its own, or two threads converting at once would pass it back and forth.
+struct alignas(64) CallSlot {
     std::atomic<pid_t> tid{0};               // 0: free
     std::atomic<std::uint64_t> call{0};      // calls begun
     std::atomic<bool> inside{false};
