@@ -64,18 +64,16 @@ static_assert((seed & 15) != 0, "the seed's low bits tell a check word from glib
 constexpr std::uint32_t transformer_mark = 1;
 constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
 
-// The low half of the block's address, its size hashed (a multiply) and its offset (so the check
-// word of a block tells its offset too: free's short path compares the check word alone): memory
-// that is not a header matches by chance once in 2^32. Every instruction here runs in each malloc
-// and free: the high half of the address is left out (its fold cost three; the low half already
-// differs per block), and the multiplier fits in an instruction's 32-bit immediate. The product's
-// low half depends on the size's low half only: a header whose size's high half was overwritten
-// still passes (Molt trusts its headers as glibc trusts its chunks').
-std::uint32_t check_word(const void *user, std::uint64_t size, std::uint32_t offset)
+// The low half of the block's address and its offset (so that the check word of a block tells its
+// offset too: free's short path compares the check word alone): memory that is not a header
+// matches by chance once in 2^32. Every instruction here runs in each malloc and free, so the word
+// is what a load and a compare can test: the high half of the address is left out (the low half
+// already differs per block), and so is the size (hashing it cost a multiply and a load in each
+// call; Molt trusts its headers' sizes as glibc trusts its chunks').
+std::uint32_t check_word(const void *user, std::uint32_t offset)
 {
     offset &= ~transformer_mark;  // marking or unmarking a block leaves its check word valid
-    auto value = reinterpret_cast<std::uintptr_t>(user) ^ (size * 0x5bd1e995u) ^ offset;
-    return static_cast<std::uint32_t>(value) ^ seed;
+    return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(user)) ^ offset ^ seed;
 }
 
 std::uint32_t distance(const Header *header) { return header->offset & ~(transformer_mark | arena_mark); }
@@ -160,7 +158,7 @@ inline Header *write_header(void *user, std::size_t size, std::uint32_t offset)
     Header *header = header_of(user);
     header->size = size;
     header->offset = offset;
-    header->check = check_word(user, size, offset);
+    header->check = check_word(user, offset);
     return header;
 }
 
@@ -183,20 +181,28 @@ bool page_is_mapped(std::uintptr_t address)
     return mincore(reinterpret_cast<void *>(page), 4096, &resident) == 0;
 }
 
-// The header of a tracked block, or null for a block that did not come through here.
+// The header of a block the malloc family handed out (free's, realloc's argument), or null for one
+// that did not come through here. The 16 bytes below such a block are always mapped: a block of
+// ours holds its header, and below one glibc allocated before the runtime was loaded lies glibc's
+// own chunk header.
+Header *allocated_header(const void *user)
+{
+    if (reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
+        return nullptr;
+    Header *header = header_of(user);
+    return header->check == check_word(user, header->offset) ? header : nullptr;
+}
+
+// The same for any pointer (molt_block_size's): one at the start of a page may be the start of a
+// mapping, and is not read below blindly.
 Header *tracked_header(const void *user)
 {
-    if (!user || reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
+    if (!user)
         return nullptr;
-    // A pointer at the start of a page may be the start of a mapping (not a block of ours: ours
-    // always have their header in the same allocation): do not read below it blindly.
     if ((reinterpret_cast<std::uintptr_t>(user) & 4095) < sizeof(Header) &&
         !page_is_mapped(reinterpret_cast<std::uintptr_t>(user) - sizeof(Header)))
         return nullptr;
-    Header *header = header_of(user);
-    if (header->check != check_word(user, header->size, header->offset))
-        return nullptr;
-    return header;
+    return allocated_header(user);
 }
 
 // The header of a block allocated outside a transformer, 16 bytes below what the program gets:
@@ -308,7 +314,7 @@ void release(void *user)
 {
     if (!user)
         return;
-    if (Header *header = tracked_header(user)) {
+    if (Header *header = allocated_header(user)) {
         std::uint32_t offset = distance(header);
         bool arena = in_arena(header);
         header->check = 0;  // a second free of this pointer is no longer taken for ours
@@ -438,7 +444,7 @@ std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer)
     if (!pointer || reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0)
         return std::nullopt;
     Header *header = header_of(pointer);
-    if (header->check != check_word(pointer, header->size, header->offset))
+    if (header->check != check_word(pointer, header->offset))
         return std::nullopt;
     return HeapBlock{const_cast<void *>(pointer), header->size};
 }
@@ -471,7 +477,7 @@ Header *probed_header(const void *pointer)
     auto address = reinterpret_cast<std::uintptr_t>(pointer);
     if (address < 16 || !readable(reinterpret_cast<const void *>(address - 16), 16))
         return nullptr;
-    return tracked_header(pointer);
+    return allocated_header(pointer);
 }
 
 bool still_allocated(const void *block)
@@ -558,15 +564,14 @@ MOLT_EXPORT void free(void *pointer)
 {
     // The common path: an ordinary tracked block, freed outside a transformer; its check word,
     // computed with the ordinary offset, tells it (a transformer's mark is left out of the word, and
-    // glibc frees its block all the same). A pointer at the start of a page (its header would lie in
-    // the page before, maybe unmapped), an aligned block, a CopyArena's, or any other: release() tells.
-    // free(NULL) is common (kvd: one free in three), and costs two instructions.
-    auto address = reinterpret_cast<std::uintptr_t>(pointer);
-    if (!address)
+    // glibc frees its block all the same). An aligned block, a CopyArena's, or any other: release()
+    // tells. The header's place is mapped below any block the malloc family handed out (see
+    // allocated_header). free(NULL) is common (kvd: one free in three), and costs two instructions.
+    if (!pointer)
         return;
-    if (__builtin_expect((address & 4095) >= sizeof(Header) && !recording(), 1)) {
+    if (__builtin_expect(!recording(), 1)) {
         Header *header = header_of(pointer);
-        if (header->check == check_word(pointer, header->size, sizeof(Header))) {
+        if (header->check == check_word(pointer, sizeof(Header))) {
             header->check = 0;  // a second free of this pointer is no longer taken for ours
             MOLT_NEXT(free)(static_cast<char *>(pointer) - sizeof(Header));
             return;
@@ -596,13 +601,12 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    if (Header *header = tracked_header(pointer)) {
+    if (Header *header = allocated_header(pointer)) {
         if (distance(header) == 16 && !in_arena(header)) {  // an ordinary block: glibc can grow it in place
-            std::uint64_t old_size = header->size;
             header->check = 0;
             void *moved = next_realloc(static_cast<char *>(pointer) - 16, size + 16);
             if (!moved) {
-                header->check = check_word(pointer, old_size, 16);  // the old block stays valid
+                header->check = check_word(pointer, 16);  // the old block stays valid
                 return nullptr;
             }
             return finish(moved, size, 16);
@@ -664,7 +668,7 @@ MOLT_EXPORT size_t malloc_usable_size(void *pointer)
 {
     if (!pointer)
         return 0;
-    if (Header *header = tracked_header(pointer))
+    if (Header *header = allocated_header(pointer))
         return header->size;  // the bytes the program may use: exactly what it asked for
     return usable_size_of_untracked(pointer);
 }
