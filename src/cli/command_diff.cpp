@@ -15,7 +15,7 @@ namespace {
 struct Compared {
     schema::SchemaDiff diff;
     std::vector<std::string> annotation_problems;
-    std::vector<std::string> dropped_members;  // warnings: members whose values nothing keeps
+    std::vector<std::string> value_losses;  // warnings: values the update drops or misplaces
     std::vector<std::string> removed_start_routines;  // removed functions shaped like void *(void *)
 };
 
@@ -55,7 +55,7 @@ Result<Compared> diff_files(const Options &options)
     print_reader_warnings(options.new_file, *new_schema);
     Compared compared{schema::diff_schemas(*old_schema, *new_schema),
                       transform::Annotations(*old_schema, *new_schema).problems(), {}, {}};
-    compared.dropped_members = schema::dropped_member_warnings(compared.diff, *new_schema);
+    compared.value_losses = schema::value_loss_warnings(compared.diff, *new_schema);
     compared.removed_start_routines = removed_start_routines(compared.diff, *old_schema);
     return compared;
 }
@@ -106,7 +106,7 @@ int run_check(const Options &options)
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
-        for (const std::string &warning : diffed->dropped_members)
+        for (const std::string &warning : diffed->value_losses)
             std::cout << "warning: " << warning << "\n";
         for (const std::string &name : diffed->removed_start_routines)
             std::cout << "warning: function " << name << " is removed and has a thread start routine's prototype "

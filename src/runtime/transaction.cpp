@@ -768,7 +768,7 @@ private:
         for (const schema::Transformer &transformer : m_new_schema->transformers)
             if (transformer.kind == schema::Transformer::Kind::Type)
                 planner.add_type_transformer(transformer.name, planned_transformer);
-        for (std::string &warning : schema::dropped_member_warnings(diff, *m_new_schema))
+        for (std::string &warning : schema::value_loss_warnings(diff, *m_new_schema))
             m_report.warnings.push_back(std::move(warning));
         for (const schema::VariableChange &change : diff.variables) {
             if (change.read_only)

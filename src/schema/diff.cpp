@@ -679,13 +679,57 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     return diff;
 }
 
-std::vector<std::string> dropped_member_warnings(const SchemaDiff &diff, const Schema &new_schema)
+namespace {
+
+// A member of a type copied as bytes (MOLT_OPAQUE) that kept its name but not its place or its
+// type: its bytes are copied where they lay, so the new member is read from someone else's bytes
+// or gets the old representation. Members renamed or replaced (sixteen bytes for four words) are
+// what MOLT_OPAQUE is for, and are not warned of.
+std::string misplaced_member(const MemberChange &member)
+{
+    if (member.status != Status::Changed)
+        return "";
+    if (member.moved)
+        return member.name + " moved (offset " + std::to_string(member.old_offset) + " -> " +
+               std::to_string(member.new_offset) + ")";
+    if (member.retyped || member.resized)
+        return member.name + " changed type (" + member.old_type + " -> " + member.new_type + ")";
+    return "";
+}
+
+std::vector<std::string> opaque_copy_warnings(const TypeChange &type)
+{
+    std::vector<std::string> warnings;
+    std::string misplaced;
+    for (const MemberChange &member : type.members)
+        if (std::string what = misplaced_member(member); !what.empty())
+            misplaced += (misplaced.empty() ? "" : ", ") + what;
+    if (!misplaced.empty())
+        warnings.push_back("MOLT_OPAQUE(\"" + type.name + "\") copies each object's bytes as they lie, but members kept "
+                           "their names and not their layout: " + misplaced +
+                           "; each is filled from the old bytes at its new place, not converted (a type transformer "
+                           "converts them)");
+    if (type.new_size < type.old_size)
+        warnings.push_back("MOLT_OPAQUE(\"" + type.name + "\") copies each object's first " + std::to_string(type.new_size) +
+                           " bytes: the type shrank from " + std::to_string(type.old_size) + ", so the last " +
+                           std::to_string(type.old_size - type.new_size) + " bytes of each object are dropped");
+    return warnings;
+}
+
+}  // namespace
+
+std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema)
 {
     std::vector<std::string> warnings;
     for (const TypeChange &type : diff.types) {
-        if (type.status != Status::Changed || new_schema.find_transformer(Transformer::Kind::Type, type.name) ||
-            new_schema.find_transformer(Transformer::Kind::Opaque, type.name) ||
-            std::any_of(diff.covered.begin(), diff.covered.end(),
+        if (type.status != Status::Changed || new_schema.find_transformer(Transformer::Kind::Type, type.name))
+            continue;
+        if (new_schema.find_transformer(Transformer::Kind::Opaque, type.name)) {
+            for (std::string &warning : opaque_copy_warnings(type))
+                warnings.push_back(std::move(warning));
+            continue;
+        }
+        if (std::any_of(diff.covered.begin(), diff.covered.end(),
                         [&](const Finding &finding) { return finding.where.rfind(type.name, 0) == 0; }))
             continue;
         for (const MemberChange &member : type.members)

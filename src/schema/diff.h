@@ -83,11 +83,14 @@ struct SchemaDiff {
 
 SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema);
 
-// The members an update drops with their values, one warning each (`struct entry.value is
-// removed: its values are dropped ...`): a removed member counts as "convertible" (the rest
-// converts), but what it held is lost, unless a transformer of its type (which reads the old
-// object), a finding it covers, or MOLT_OPAQUE (bytes copied whole) keeps it. Said by
-// `molt check` and by the update's report alike.
-std::vector<std::string> dropped_member_warnings(const SchemaDiff &diff, const Schema &new_schema);
+// What an update loses of the values it carries, one warning each, said by `molt check` and by the
+// update's report alike:
+// - members dropped with their values (`struct entry.value is removed: its values are dropped
+//   ...`): a removed member counts as "convertible" (the rest converts), but what it held is lost,
+//   unless a transformer of its type (which reads the old object) or a finding it covers keeps it;
+// - a type copied as bytes (MOLT_OPAQUE) whose layout changed under it: a member that kept its
+//   name but moved or changed type is filled from the wrong bytes, and a type that shrank loses
+//   its last bytes.
+std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema);
 
 }  // namespace molt::schema

@@ -3,6 +3,8 @@
 // `molt check` would list the wrong line, or when the member-level report is wrong.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "diff.h"
 #include "dwarf_reader.h"
 #include "fixture_build.h"
@@ -166,6 +168,28 @@ TEST(DiffMembers, BitFieldWidthChangeIsConvertible)
     ASSERT_NE(mode, nullptr);
     EXPECT_TRUE(mode->resized);
     EXPECT_NE(mode->reason.find("bit-field widened"), std::string::npos);
+}
+
+// MOLT_OPAQUE copies bytes: a member that kept its name but moved, or a type that shrank, loses
+// values without an error, so check and the update warn of it; bytes that only changed their
+// members' names (four words read as sixteen bytes) are what it is for.
+TEST(DiffOpaque, ALayoutChangedUnderBytesCopiedIsWarnedOf)
+{
+    std::string include = std::string("-I") + MOLT_SOURCE_DIR + "/include";
+    auto old_schema = schema::read_schema(build({"diff/cases.c"}, toolchains[0], include + " -DCASE_opaque -DV=1"));
+    auto new_schema = schema::read_schema(build({"diff/cases.c"}, toolchains[0], include + " -DCASE_opaque -DV=2"));
+    ASSERT_TRUE(old_schema.ok() && new_schema.ok());
+    std::vector<std::string> warnings = schema::value_loss_warnings(schema::diff_schemas(*old_schema, *new_schema), *new_schema);
+    auto said = [&](const std::string &start, const std::string &part) {
+        return std::count_if(warnings.begin(), warnings.end(), [&](const std::string &warning) {
+            return warning.rfind(start, 0) == 0 && warning.find(part) != std::string::npos;
+        });
+    };
+    EXPECT_EQ(said("MOLT_OPAQUE(\"struct state\") copies each object's bytes as they lie, but members", "count moved (offset 0 -> 8)"), 1);
+    EXPECT_EQ(said("MOLT_OPAQUE(\"struct state\")", "total moved (offset 8 -> 0)"), 1);
+    EXPECT_EQ(said("MOLT_OPAQUE(\"struct window\") copies each object's first 16 bytes", "the last 16 bytes of each object are dropped"), 1);
+    EXPECT_EQ(said("MOLT_OPAQUE(\"struct digest\")", ""), 0);
+    EXPECT_EQ(warnings.size(), 3u);  // state's members, window's bytes (char[32] -> char[16]), window's size
 }
 
 TEST(DiffVariables, RemovedAndAddedOfOneTypeAreRenameCandidates)
