@@ -331,9 +331,49 @@ void remove_crash_handlers()
         sigaction(crash_signals[i], &g_previous_crash_actions[i], nullptr);
 }
 
+namespace {
+
+// Blocks the wake signal on this thread for its lifetime.
+class WakeSignalWaits {
+public:
+    WakeSignalWaits()
+    {
+        sigset_t wake;
+        sigemptyset(&wake);
+        sigaddset(&wake, wake_signal());
+        pthread_sigmask(SIG_BLOCK, &wake, &m_was);
+    }
+    ~WakeSignalWaits() { pthread_sigmask(SIG_SETMASK, &m_was, nullptr); }
+    WakeSignalWaits(const WakeSignalWaits &) = delete;
+    WakeSignalWaits &operator=(const WakeSignalWaits &) = delete;
+
+private:
+    sigset_t m_was;
+};
+
+}  // namespace
+
+void take_molt_lock(ThreadRecord &record, std::mutex &lock)
+{
+    WakeSignalWaits waits;  // a return between the two would keep the lock for good
+    lock.lock();
+    record.molt_lock_held.store(&lock);
+}
+
+void let_go_of_molt_lock(ThreadRecord &record, std::mutex &lock)
+{
+    WakeSignalWaits waits;  // a return between the two, or inside unlock(), would unlock it twice
+    record.molt_lock_held.store(nullptr);
+    lock.unlock();
+}
+
 void return_to_old_frames(ThreadRecord &record)
 {
     transform::abandon_transformer_calls();
+    // This thread holds it, and is not inside its lock or unlock (the wake signal waits there; a
+    // crash cannot come from them): letting go of it here is as safe as anywhere on the thread.
+    if (std::mutex *lock = record.molt_lock_held.exchange(nullptr))
+        lock->unlock();
     // The signal masks saved in the old context come back with it (the crash signal unblocked).
     setcontext(&record.parked_context);
     std::abort();  // setcontext does not return

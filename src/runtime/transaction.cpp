@@ -515,8 +515,7 @@ public:
             if (!converted)
                 return warn_local(converted.error().message + ": not carried over");
         }
-        std::lock_guard lock(m_report_mutex);
-        ++m_report.locals_carried;
+        ++m_report.locals_carried;  // one thread at a time: under carry_local's lock
         return true;
     }
 
@@ -586,9 +585,8 @@ private:
         return m_report;
     }
 
-    bool warn_local(const std::string &message)
+    bool warn_local(const std::string &message)  // under carry_local's lock
     {
-        std::lock_guard lock(m_report_mutex);
         m_report.warnings.push_back("MOLT_LOCAL " + message);
         return false;
     }
@@ -1476,7 +1474,6 @@ private:
     bool m_verify;
     const ProgressCallback &m_progress;
     UpdateReport m_report;
-    std::mutex m_report_mutex;
     std::string m_detail;
     Clock::time_point m_pause_start;
 
@@ -1554,7 +1551,13 @@ std::size_t updates_attempted()
 
 bool carry_local(ThreadRecord &thread, const char *function, const char *name, void *address, std::size_t size)
 {
-    std::lock_guard lock(g_active_mutex);
+    // The conversion may run a transformer (the new version's code): a restart that outlives its
+    // deadline takes the thread back from inside it, and the lock with it (threads.h).
+    struct Held {
+        explicit Held(ThreadRecord &thread) : thread(thread) { take_molt_lock(thread, g_active_mutex); }
+        ~Held() { let_go_of_molt_lock(thread, g_active_mutex); }
+        ThreadRecord &thread;
+    } held(thread);
     return g_active && g_active->carry_local(thread, function, name, address, size);
 }
 

@@ -1418,9 +1418,12 @@ class RestartRollback : public ::testing::TestWithParam<Toolchain> {};
 TEST_P(RestartRollback, ACrashOrAHangInTheNewCodeLeavesV1RunningAndALaterUpdateWorks)
 {
     const Toolchain &toolchain = GetParam();
-    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1");
+    // v1 has HANG_LOCAL's second MOLT_LOCAL (of a struct the hanging v2 changes); the other v2s
+    // have no such local, and it is dropped.
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DHANG_LOCAL");
     std::string crashing = shared_object("runtime/counter.c", toolchain, "-DV=2 -DCRASH");
     std::string hanging = shared_object("runtime/counter.c", toolchain, "-DV=2 -DHANG");
+    std::string hanging_local = shared_object("runtime/counter.c", toolchain, "-DV=2 -DHANG_LOCAL");
     std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2");
     Fixture fixture = start_fixture(v1);
     const std::string &log = fixture.log;
@@ -1442,15 +1445,22 @@ TEST_P(RestartRollback, ACrashOrAHangInTheNewCodeLeavesV1RunningAndALaterUpdateW
     EXPECT_NE(hang.err.find("did not reach an update point of the new version"), std::string::npos) << hang.err;
     EXPECT_NE(hang.err.find("rolled back"), std::string::npos) << hang.err;
     EXPECT_TRUE(v1_goes_on());
+    // Taken back from inside a MOLT_LOCAL's transformer, which holds a lock of Molt's meanwhile:
+    // the update ends (it waited for that lock for good before), and later ones can run.
+    ToolResult hang_in_local = molt_tool({"update", "--timeout", "0.3", std::to_string(process.pid()), hanging_local});
+    EXPECT_EQ(hang_in_local.status, 1);
+    EXPECT_NE(hang_in_local.err.find("did not reach an update point of the new version"), std::string::npos)
+        << hang_in_local.err;
+    EXPECT_TRUE(v1_goes_on());
     ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(log), "^v2: count=") >= 5; }));
     // One count, never reset and never repeated, through the failed attempts and the update.
     expect_count_unbroken(log);
     ToolResult status = molt_tool({"status", std::to_string(process.pid())});
-    // The history: the crash and the hang failed in the restart, then the update went through.
-    EXPECT_NE(status.out.find("updates: 3\n"), std::string::npos) << status.out;
-    EXPECT_EQ(count_matching(split_lines(status.out), "^  failed .* in restart: "), 2) << status.out;
+    // The history: the crash and the hangs failed in the restart, then the update went through.
+    EXPECT_NE(status.out.find("updates: 4\n"), std::string::npos) << status.out;
+    EXPECT_EQ(count_matching(split_lines(status.out), "^  failed .* in restart: "), 3) << status.out;
     EXPECT_EQ(count_matching(split_lines(status.out), "^  ok "), 1) << status.out;
 }
 
