@@ -86,11 +86,14 @@ void catch_interrupts()
 constexpr const char *ends_by_itself =
     "ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up)";
 
-// Asks process `pid` to cancel its running update: the answer's word (cancelling, too_late,
-// nothing_running) and the phase the update is in.
-Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid)
+// Asks process `pid` to cancel its running update, or only the one numbered `id`: the answer's
+// word (cancelling, too_late, nothing_running) and the phase the update is in.
+Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid, std::optional<std::uint64_t> id = std::nullopt)
 {
-    auto answer = control_request(pid, {{"protocol", 1}, {"command", "cancel"}}, {}, std::chrono::seconds(2));
+    json request = {{"protocol", 1}, {"command", "cancel"}};
+    if (id)
+        request["update"] = *id;
+    auto answer = control_request(pid, request, {}, std::chrono::seconds(2));
     if (!answer)
         return answer.error();
     if (!answer->value("ok", false))
@@ -149,6 +152,7 @@ int run_update(const Options &options)
     // there is nothing to cancel yet; the process refuses a request it reads too late anyway).
     catch_interrupts();
     bool accepted = false, cancel_asked = false;
+    std::optional<std::uint64_t> update_id;  // from "accepted": a Ctrl-C cancels this update, no later one
     auto cancel_if_interrupted = [&] {
         if (g_interrupts >= 2) {
             std::cerr << "molt: left waiting; the update goes on in process " << *pid << ": `molt status " << *pid
@@ -159,7 +163,7 @@ int run_update(const Options &options)
         if (g_interrupts == 0 || cancel_asked || !accepted)
             return;
         cancel_asked = true;
-        auto answer = ask_to_cancel(*pid);
+        auto answer = ask_to_cancel(*pid, update_id);
         if (!answer)
             std::cerr << "molt: interrupted, but the cancellation could not be asked for: " << answer.error().to_string() << "\n";
         else if (answer->first == "cancelling")
@@ -172,6 +176,8 @@ int run_update(const Options &options)
     auto result = control_request(*pid, request, [&](const json &line) {
         if (line.value("event", "") == "accepted") {
             accepted = true;
+            if (line.contains("update") && line["update"].is_number_unsigned())  // runtimes before cancel ids send none
+                update_id = line["update"].get<std::uint64_t>();
             if (!options.json)
                 std::cout << "molt: updating process " << *pid << " to " << resolved << std::endl;
             cancel_if_interrupted();

@@ -11,14 +11,15 @@
 //     {"protocol": 1, "command": "status", "heap": false}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
 //      "keep_old_state": false, "verify": false, "start_by_ms": 1795000000000}
-//     {"protocol": 1, "command": "cancel"}
-// ("heap", "timeout_ms", "keep_old_state", "verify" and "start_by_ms" may be left out: false,
-// 5000, false, false and no deadline. "heap": true asks the allocator for its count of the bytes
+//     {"protocol": 1, "command": "cancel", "update": 3}
+// ("heap", "timeout_ms", "keep_old_state", "verify", "start_by_ms" and "update" may be left out:
+// false, 5000, false, false, no deadline and whichever update runs. "heap": true asks the allocator for its count of the bytes
 // in use, which glibc takes under its arenas' locks, stalling the program's allocations for a
 // while. "start_by_ms", wall-clock milliseconds since the epoch: an update read after it is not
 // started, since its client has given up waiting, as it does when the process is stopped.)
-// The process answers with lines of JSON. For "update", first {"event": "accepted"} as soon as the
-// update has begun (it holds the process's update lock, and a "cancel" reaches it from then on),
+// The process answers with lines of JSON. For "update", first {"event": "accepted", "update": 3}
+// as soon as the update has begun (it holds the process's update lock, and a "cancel" reaches it
+// from then on; 3: its number, the process's updates counted from 1),
 // then zero or more progress lines, one per phase that ended:
 //     {"event": "phase", "phase": "quiesce", "ms": 0.41, "detail": "5 threads parked"}
 // and always one last line:
@@ -26,8 +27,9 @@
 // "status" answers with the last line only, its "status" member holding the version, the update
 // history, the threads, the resident memory ("memory") and, when asked, the heap in use ("heap";
 // a runtime before the tenth session sent "heap" always, and no "memory"), and while an update
-// runs, "update": {"to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
-// "cancel_requested"}. "cancel" asks the running update to stop (running_update.h) and answers
+// runs, "update": {"id", "to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
+// "cancel_requested"}. "cancel" asks the running update to stop (running_update.h), or only the
+// one numbered "update" (a client cancelling its own must not stop another client's), and answers
 // {"event": "result", "ok": true, "cancel": "cancelling"|"too_late"|"nothing_running", "phase": ...}:
 // a cancelled update then ends with a failed result, "cancelled in <phase>". A request that is not
 // valid JSON, is too long, names another protocol version or an unknown command gets

@@ -123,7 +123,8 @@ json status_json(bool heap)
                    {"threads", threads},
                    {"history", history}};
     if (update)
-        status["update"] = {{"to", update->to_path},
+        status["update"] = {{"id", update->id},
+                            {"to", update->to_path},
                             {"phase", update->phase},
                             {"started_at_ms", update->started_at_ms},
                             {"elapsed_ms", update->elapsed_ms},
@@ -217,7 +218,7 @@ void handle(int fd)
             }
         }
         UpdateOptions options;
-        options.accepted = [fd] { send_line(fd, {{"event", "accepted"}}); };
+        options.accepted = [fd](std::uint64_t id) { send_line(fd, {{"event", "accepted"}, {"update", id}}); };
         options.timeout = std::chrono::milliseconds(timeout);
         options.keep_old_state = request.value("keep_old_state", false);
         options.verify = request.value("verify", false);
@@ -229,8 +230,16 @@ void handle(int fd)
         return;
     }
     if (command == "cancel") {
+        std::optional<std::uint64_t> id;
+        if (request.contains("update")) {
+            if (!request["update"].is_number_unsigned()) {
+                send_line(fd, failure("\"update\" must be an update's number (the \"update\" of its \"accepted\")"));
+                return;
+            }
+            id = request["update"].get<std::uint64_t>();
+        }
         std::string phase;
-        CancelAnswer answer = request_cancel(phase);
+        CancelAnswer answer = request_cancel(phase, id);
         const char *word = answer == CancelAnswer::cancelling ? "cancelling"
                            : answer == CancelAnswer::too_late ? "too_late"
                                                               : "nothing_running";

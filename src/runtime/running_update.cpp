@@ -15,6 +15,7 @@ struct Board {
     bool running = false;
     bool cancellable = false;
     RunningUpdate update;
+    std::uint64_t numbered = 0;  // updates registered so far
     Clock::time_point started, phase_started;
 };
 
@@ -47,11 +48,11 @@ std::optional<RunningUpdate> running_update()
     return update;
 }
 
-CancelAnswer request_cancel(std::string &phase)
+CancelAnswer request_cancel(std::string &phase, std::optional<std::uint64_t> id)
 {
     Board &b = board();
     std::lock_guard lock(b.mutex);
-    if (!b.running)
+    if (!b.running || (id && *id != b.update.id))
         return CancelAnswer::nothing_running;
     phase = b.update.phase;
     if (!b.cancellable)
@@ -66,7 +67,8 @@ RunningUpdateScope::RunningUpdateScope(const std::string &to_path, std::int64_t 
     std::lock_guard lock(b.mutex);
     b.running = true;
     b.cancellable = true;
-    b.update = RunningUpdate{.to_path = to_path, .phase = "prepare", .started_at_ms = started_at_ms};
+    m_id = ++b.numbered;
+    b.update = RunningUpdate{.id = m_id, .to_path = to_path, .phase = "prepare", .started_at_ms = started_at_ms};
     b.started = b.phase_started = Clock::now();
     g_cancel.store(false);
 }

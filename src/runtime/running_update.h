@@ -16,6 +16,7 @@
 namespace molt::runtime {
 
 struct RunningUpdate {
+    std::uint64_t id = 0;  // this process's updates are numbered from 1 (a cancellation may name one)
     std::string to_path;
     std::string phase;              // prepare, quiesce, transform, restart, commit
     std::int64_t started_at_ms = 0;  // wall clock
@@ -32,18 +33,25 @@ enum class CancelAnswer {
     too_late,    // the state is being transformed or the new code runs: it finishes
 };
 
-// Asks the running update to stop; `phase` receives the phase it is in.
-CancelAnswer request_cancel(std::string &phase);
+// Asks the running update to stop, or only the update numbered `id` (a client cancelling the
+// update it asked for must not stop another client's later one); `phase` receives the phase it
+// is in.
+CancelAnswer request_cancel(std::string &phase, std::optional<std::uint64_t> id = std::nullopt);
 
 // ---- the transaction's side ---------------------------------------------------------------
 
-// Registers the update to `to_path` as running (in prepare), and unregisters it when destroyed.
+// Registers the update to `to_path` as running (in prepare), under the next number, and
+// unregisters it when destroyed.
 class RunningUpdateScope {
 public:
     RunningUpdateScope(const std::string &to_path, std::int64_t started_at_ms);
     ~RunningUpdateScope();
+    std::uint64_t id() const { return m_id; }
     RunningUpdateScope(const RunningUpdateScope &) = delete;
     RunningUpdateScope &operator=(const RunningUpdateScope &) = delete;
+
+private:
+    std::uint64_t m_id;
 };
 
 // The running update enters `phase` (shown by status).

@@ -1523,7 +1523,7 @@ UpdateReport update_to(const std::string &path, const UpdateOptions &options, co
     Transaction transaction(path, options, progress);
     RunningUpdateScope running(path, transaction.started_at_ms());
     if (options.accepted)
-        options.accepted();
+        options.accepted(running.id());
     return transaction.run();
 }
 

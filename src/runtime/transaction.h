@@ -58,8 +58,8 @@ struct UpdateOptions {
     // (stale_pointers.h): each is reported, and if there is one the old state is kept.
     bool verify = false;
     // Called once the update holds the process's update lock and can be cancelled
-    // (running_update.h): the control socket then tells its client "accepted".
-    std::function<void()> accepted;
+    // (running_update.h), with its number: the control socket then tells its client "accepted".
+    std::function<void(std::uint64_t id)> accepted;
 };
 
 // Runs one update to the version in `path`. Only one update runs at a time: a second caller gets

@@ -1872,6 +1872,15 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
         ToolResult listing = molt_tool({"ps"});
         EXPECT_NE(listing.out.find(pid + "  " + v1 + "  (updating to " + v2 + ", in quiesce)"), std::string::npos)
             << listing.out;
+        // The process's first update: number 1. A cancellation of another (a client whose own
+        // update has ended) leaves it be.
+        EXPECT_NE(molt_tool({"status", "--json", pid}).out.find("\"id\": 1,"), std::string::npos);
+        std::string other = raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"update\": 2}\n");
+        EXPECT_NE(other.find("\"cancel\":\"nothing_running\""), std::string::npos) << other;
+        EXPECT_NE(raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"update\": \"all\"}\n")
+                      .find("must be an update's number"),
+                  std::string::npos);
+        EXPECT_TRUE(update_running_in(pid, "quiesce"));
         ToolResult cancel = molt_tool({"cancel", pid});
         EXPECT_EQ(cancel.status, 0) << cancel.out << cancel.err;
         EXPECT_NE(cancel.out.find("cancelled in quiesce: process " + pid + " runs " + v1 + " as before"), std::string::npos)
