@@ -681,38 +681,43 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
 
 namespace {
 
-// A member of a type copied as bytes (MOLT_OPAQUE) that kept its name but not its place or its
-// type: its bytes are copied where they lay, so the new member is read from someone else's bytes
-// or gets the old representation. Members renamed or replaced (sixteen bytes for four words) are
-// what MOLT_OPAQUE is for, and are not warned of.
-std::string misplaced_member(const MemberChange &member)
+// The types copied as bytes (MOLT_OPAQUE) in the new version, by the names the diff gives them: a
+// typedef's name stands for the struct it names too, which the diff lists by its tag.
+std::set<std::string> opaque_type_names(const Schema &schema)
 {
-    if (member.status != Status::Changed)
-        return "";
-    if (member.moved)
-        return member.name + " moved (offset " + std::to_string(member.old_offset) + " -> " +
-               std::to_string(member.new_offset) + ")";
-    if (member.retyped || member.resized)
-        return member.name + " changed type (" + member.old_type + " -> " + member.new_type + ")";
-    return "";
+    std::set<std::string> names;
+    for (const Transformer &transformer : schema.transformers)
+        if (transformer.kind == Transformer::Kind::Opaque)
+            names.insert(transformer.name);
+    if (names.empty())
+        return names;
+    for (TypeId id = 0; id < schema.types.size(); ++id)
+        if (schema.types[id].kind == TypeKind::Typedef && names.count(qualified_type_name(schema, id)))
+            names.insert(qualified_type_name(schema, strip_typedefs_and_qualifiers(schema, id)));
+    return names;
 }
 
+// Bytes copied as they lie lose what moved under them: a member that kept its name but not its
+// offset is filled from the old bytes at its new place, and a type that shrank loses its last
+// bytes. (Members renamed or replaced, sixteen bytes for four words, are what MOLT_OPAQUE is for;
+// a member that changed type in place takes its old bytes, which may be what was meant.)
 std::vector<std::string> opaque_copy_warnings(const TypeChange &type)
 {
     std::vector<std::string> warnings;
-    std::string misplaced;
+    std::string moved;
     for (const MemberChange &member : type.members)
-        if (std::string what = misplaced_member(member); !what.empty())
-            misplaced += (misplaced.empty() ? "" : ", ") + what;
-    if (!misplaced.empty())
-        warnings.push_back("MOLT_OPAQUE(\"" + type.name + "\") copies each object's bytes as they lie, but members kept "
-                           "their names and not their layout: " + misplaced +
+        if (member.status == Status::Changed && member.moved)
+            moved += (moved.empty() ? "" : ", ") + member.name + " (offset " + std::to_string(member.old_offset) + " -> " +
+                     std::to_string(member.new_offset) + ")";
+    std::string copied = "MOLT_OPAQUE(\"" + type.name + "\") copies each object's bytes as they lie";
+    if (!moved.empty())
+        warnings.push_back(copied + ", but members kept their names and moved: " + moved +
                            "; each is filled from the old bytes at its new place, not converted (a type transformer "
                            "converts them)");
     if (type.new_size < type.old_size)
-        warnings.push_back("MOLT_OPAQUE(\"" + type.name + "\") copies each object's first " + std::to_string(type.new_size) +
-                           " bytes: the type shrank from " + std::to_string(type.old_size) + ", so the last " +
-                           std::to_string(type.old_size - type.new_size) + " bytes of each object are dropped");
+        warnings.push_back(copied + ", the first " + std::to_string(type.new_size) + " of them: the type shrank from " +
+                           std::to_string(type.old_size) + " bytes, so the last " +
+                           std::to_string(type.old_size - type.new_size) + " of each object are dropped");
     return warnings;
 }
 
@@ -721,10 +726,11 @@ std::vector<std::string> opaque_copy_warnings(const TypeChange &type)
 std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema)
 {
     std::vector<std::string> warnings;
+    std::set<std::string> opaque = opaque_type_names(new_schema);
     for (const TypeChange &type : diff.types) {
         if (type.status != Status::Changed || new_schema.find_transformer(Transformer::Kind::Type, type.name))
             continue;
-        if (new_schema.find_transformer(Transformer::Kind::Opaque, type.name)) {
+        if (opaque.count(type.name)) {
             for (std::string &warning : opaque_copy_warnings(type))
                 warnings.push_back(std::move(warning));
             continue;

@@ -89,8 +89,7 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema);
 //   ...`): a removed member counts as "convertible" (the rest converts), but what it held is lost,
 //   unless a transformer of its type (which reads the old object) or a finding it covers keeps it;
 // - a type copied as bytes (MOLT_OPAQUE) whose layout changed under it: a member that kept its
-//   name but moved or changed type is filled from the wrong bytes, and a type that shrank loses
-//   its last bytes.
+//   name but moved is filled from the wrong bytes, and a type that shrank loses its last bytes.
 std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema);
 
 }  // namespace molt::schema

@@ -58,8 +58,10 @@ constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
 // check word's place holds the high half of its size (0), and the size's place, when the chunk
 // below is free, that chunk's size, a multiple of 16. The word free's short path computes for it
 // (its size a multiple of 16, the offset 16, the address 16-byte aligned) has the seed's low four
-// bits: with those not 0, such a block never passes for one of ours. (When the chunk below is in
-// use, its last bytes stand there: a chance match, once in 2^32, as anywhere else.)
+// bits: with those not 0, such a block never passes for one of ours, when free's short path reads
+// it. (When the chunk below is in use, its last bytes stand there: a chance match, once in 2^32,
+// as anywhere else. A general path reads the offset from memory too, where a chunk of another
+// arena than the main one has its flag 4, the seed's low bits: once in 2^28.)
 static_assert((seed & 15) != 0, "the seed's low bits tell a check word from glibc's header");
 constexpr std::uint32_t transformer_mark = 1;
 constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
