@@ -1249,6 +1249,13 @@ TEST(HeapConversionFailure, APointerIntoAnUnreadableMappingFailsTheUpdateInstead
     expect_heap_update_refused("-DGUARDED", "points to unmapped or unreadable memory");
 }
 
+// A stray write below a block overwrote the size in its header (which Molt trusts, as glibc
+// trusts its chunks'): the array it claims leads out of mapped memory, and the update stops there.
+TEST(HeapConversionFailure, ABlockWhoseHeaderWasOverwrittenFailsTheUpdateInsteadOfCrashingTheProcess)
+{
+    expect_heap_update_refused("-DOVERWRITTEN", "whose header says 17179869184 bytes, which are not all mapped");
+}
+
 TEST(HeapConversionFailure, APointerIntoAMemberWhereNoMemberOfItsTypeStartsFailsTheUpdate)
 {
     expect_heap_update_refused("-DBYTE", "where the new version has no member of that type to point to");
