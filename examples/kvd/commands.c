@@ -1,4 +1,5 @@
 /* commands.c: the Redis commands kvd answers, each a small function over the store. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +19,17 @@ struct command {
 };
 
 #define ARG(i) request->argv[i], request->lengths[i]
+
+/* As Redis says it: the command's name in lower case, whichever case the client sent. */
+static void reply_arity_error(struct conn *conn, const char *name)
+{
+    char lower[32];
+    size_t i = 0;
+    for (; name[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[i] = '\0';
+    reply_error(&conn->out, "ERR wrong number of arguments for '%s' command", lower);
+}
 
 static int equals(const struct request *request, int i, const char *word)
 {
@@ -54,7 +66,7 @@ static void reply_value(struct conn *conn, const struct entry *entry)
 static void ping(struct conn *conn, const struct request *request)
 {
     if (request->argc > 2)
-        reply_error(&conn->out, "ERR wrong number of arguments for 'ping' command");
+        reply_arity_error(conn, "PING");
     else if (request->argc == 2)
         reply_bulk(&conn->out, ARG(1));
     else
@@ -156,10 +168,12 @@ static void add_to(struct conn *conn, const struct request *request, long long d
     struct shard *shard = store_lock(hash);
     struct entry *entry = store_find_or_add(shard, hash, ARG(1));
     int64_t result = 0;
-    int status = entry ? entry_add(entry, delta, &result) : -1;
+    int status = entry ? entry_add(entry, delta, &result) : add_not_integer;
     store_unlock(shard);
     if (status == 0)
         reply_integer(&conn->out, result);
+    else if (status == add_overflows)
+        reply_error(&conn->out, "ERR increment or decrement would overflow");   /* Redis's words */
     else
         reply_error(&conn->out, "ERR value is not an integer or out of range");
 }
@@ -188,7 +202,7 @@ static void decrby(struct conn *conn, const struct request *request)
 static void mset(struct conn *conn, const struct request *request)
 {
     if (request->argc % 2 == 0) {
-        reply_error(&conn->out, "ERR wrong number of arguments for 'mset' command");
+        reply_arity_error(conn, "MSET");
         return;
     }
     for (int i = 1; i < request->argc; i += 2) {
@@ -229,7 +243,10 @@ static void dbsize(struct conn *conn, const struct request *request)
 
 static void flushall(struct conn *conn, const struct request *request)
 {
-    (void)request;
+    if (request->argc > 2 || (request->argc == 2 && !equals(request, 1, "SYNC") && !equals(request, 1, "ASYNC"))) {
+        reply_error(&conn->out, "ERR syntax error");
+        return;
+    }
     store_clear();
     reply_simple(&conn->out, "OK");
 }
@@ -426,7 +443,7 @@ void execute(struct conn *conn, const struct request *request)
             continue;
         if ((command->arity > 0 && request->argc != command->arity) ||
             (command->arity < 0 && request->argc < -command->arity)) {
-            reply_error(&conn->out, "ERR wrong number of arguments for '%s' command", command->name);
+            reply_arity_error(conn, command->name);
             return;
         }
         command->run(conn, request);

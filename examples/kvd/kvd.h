@@ -164,7 +164,8 @@ void store_clear(void);
 /* The value of `entry`: its bytes, in `scratch` when it has to be formatted (a v5 number). */
 const char *entry_value(const struct entry *entry, char scratch[32], size_t *length);
 void entry_set_value(struct entry *entry, const char *bytes, size_t length);
-/* Adds `delta` to an integer value; 0, or -1 when the value is no integer or would overflow. */
+/* Adds `delta` to an integer value: 0, add_not_integer, or add_overflows (the value stays). */
+enum { add_not_integer = -1, add_overflows = -2 };
 int entry_add(struct entry *entry, int64_t delta, int64_t *result);
 #if KVD_VERSION >= 5
 /* The value for `bytes`: a number or inline string where it fits; a heap string otherwise, a

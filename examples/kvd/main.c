@@ -56,7 +56,8 @@ static void connection_close(struct conn *conn)
     __atomic_sub_fetch(&connected_clients, 1, __ATOMIC_RELAXED);
 }
 
-/* Reads what the socket has. 0, or -1 when the client has gone. */
+/* Reads what the socket has: 0, 1 when the client has sent all it will (it closed its end, or
+ * only its sending half), -1 when it has gone or sent more than a request may hold. */
 static int read_input(struct conn *conn)
 {
     for (;;) {
@@ -76,7 +77,7 @@ static int read_input(struct conn *conn)
             continue;
         }
         if (got == 0)
-            return -1;
+            return 1;
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
     }
 }
@@ -105,9 +106,11 @@ static void execute_input(struct conn *conn, struct request *request)
     conn->in_parsed = 0;
 }
 
+/* Input is watched until the connection is closing: a client that has sent all it will is always
+ * "readable" (its end of input), and would wake the worker for nothing until its replies are out. */
 static void watch_output(struct conn *conn, int on)
 {
-    struct epoll_event event = {.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN, .data.fd = conn->fd};
+    struct epoll_event event = {.events = (on ? EPOLLOUT : 0) | (conn->closing ? 0 : EPOLLIN), .data.fd = conn->fd};
     epoll_ctl(workers[conn->worker].epoll_fd, EPOLL_CTL_MOD, conn->fd, &event);
     conn->watching_output = on;
 }
@@ -125,7 +128,7 @@ static int flush_output(struct conn *conn)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
-        if (!conn->watching_output)
+        if (!conn->watching_output || conn->closing)   /* closing: input no longer watched */
             watch_output(conn, 1);
         return 0;
     }
@@ -140,9 +143,15 @@ static int flush_output(struct conn *conn)
 
 static void serve(struct conn *conn, struct request *request)
 {
-    int gone = read_input(conn) != 0;
+    int input = conn->closing ? 0 : read_input(conn);
+    if (input < 0) {
+        connection_close(conn);
+        return;
+    }
     execute_input(conn, request);
-    if (flush_output(conn) != 0 || gone || (conn->closing && conn->out_sent == conn->out.length))
+    if (input > 0)
+        connection_close_later(conn);   /* it sent all it will: it gets every reply, then we hang up */
+    if (flush_output(conn) != 0 || (conn->closing && conn->out_sent == conn->out.length))
         connection_close(conn);
 }
 

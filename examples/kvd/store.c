@@ -291,7 +291,7 @@ static int parse_int64(const char *bytes, size_t length, int64_t *result)
 
 static int add_checked(int64_t value, int64_t delta, int64_t *result)
 {
-    return __builtin_add_overflow(value, delta, result) ? -1 : 0;
+    return __builtin_add_overflow(value, delta, result) ? add_overflows : 0;
 }
 
 #if KVD_VERSION >= 5
@@ -354,10 +354,10 @@ int entry_add(struct entry *entry, int64_t delta, int64_t *result)
         size_t length;
         const char *bytes = entry_value(entry, scratch, &length);
         if (parse_int64(bytes, length, &value) != 0)
-            return -1;
+            return add_not_integer;
     }
     if (add_checked(value, delta, result) != 0)
-        return -1;
+        return add_overflows;
     if (entry->val.kind == value_heap)
         free(entry->val.as.heap.bytes);
     entry->val = (struct value){.kind = value_number, .as.number = *result};
@@ -387,9 +387,9 @@ int entry_add(struct entry *entry, int64_t delta, int64_t *result)
 {
     int64_t value = 0;
     if (entry->value && parse_int64(entry->value, entry->value_length, &value) != 0)
-        return -1;
+        return add_not_integer;
     if (add_checked(value, delta, result) != 0)
-        return -1;
+        return add_overflows;
     char text[32];
     int length = snprintf(text, sizeof text, "%" PRId64, *result);
     entry_set_value(entry, text, (size_t)length);

@@ -180,6 +180,10 @@ streak)
     expect 15 INCRBY k:2 1      # 14 inherited as a number
     expect 14 DECR k:2
     expect "ERR value is not an integer or out of range" INCR k:3
+    expect OK SET limit 9223372036854775807   # a number at the limit: no wrap, Redis's words
+    expect "ERR increment or decrement would overflow" INCR limit
+    expect 9223372036854775807 GET limit
+    cli DEL limit > /dev/null
     [ "$(checksum)" = "$before" ] || fail "data changed after v5 arithmetic"
 
     grep -q 'kvd_version:5' <<< "$(ask INFO server)" || fail "the open connection is not served by v5"
@@ -235,11 +239,25 @@ protocol)
     start_kvd "$kvd/kvd-v1"
     expect PONG PING
     expect "ERR unknown command 'NOSUCH'" NOSUCH
-    expect "ERR wrong number of arguments for 'GET' command" GET
+    expect "ERR wrong number of arguments for 'get' command" get   # as Redis says it, whatever the case sent
+    expect "ERR wrong number of arguments for 'mset' command" MSET a
+    expect "ERR wrong number of arguments for 'ping' command" PING a b
+    expect OK SET limit -9223372036854775808
+    expect "ERR increment or decrement would overflow" DECR limit
+    expect "ERR syntax error" FLUSHALL now
+    expect -9223372036854775808 GET limit
     # a value of 8 MiB (6 MiB in base64), both ways
     head -c $((6 * 1024 * 1024)) /dev/urandom | base64 -w0 > big
     cli -x SET big < big > /dev/null
     cmp -s <(cli GET big) <(cat big; echo) || fail "a big value came back different"
+    # a client that sends four requests for it and closes its sending half at once (nc -N) gets
+    # the four replies whole (32 MiB: more than the socket holds), then the server hangs up
+    size=$(( $(wc -c < big) ))
+    printf '*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n%.0s' 1 2 3 4 |
+        timeout 30 nc -N 127.0.0.1 "$port" > half-closed || fail "a half-closed client was not hung up on after its replies"
+    expected=$(( 4 * (size + ${#size} + 5) ))   # each reply: "$<size>\r\n<bytes>\r\n"
+    [ "$(wc -c < half-closed)" -eq "$expected" ] ||
+        fail "a half-closed client got $(wc -c < half-closed) bytes of its replies' $expected"
     # 2000 pipelined requests in one write
     awk 'BEGIN { for (i = 0; i < 2000; i++) printf "INCR pipelined\r\n" }' > pipeline
     exec 4<>"/dev/tcp/127.0.0.1/$port"
