@@ -331,6 +331,10 @@ private:
     MemberChange describe(const Member *old_member, const Member *new_member) const
     {
         MemberChange change;
+        auto first_bit = [](const Member &member) { return member.is_bit_field() ? member.bit_offset : member.offset * 8; };
+        change.bit_field = (old_member && old_member->is_bit_field()) || (new_member && new_member->is_bit_field());
+        change.old_bit_offset = old_member ? first_bit(*old_member) : 0;
+        change.new_bit_offset = new_member ? first_bit(*new_member) : 0;
         change.name = (new_member ? new_member : old_member)->name;
         if (change.name.empty())
             change.name = "<anonymous>";
@@ -364,7 +368,7 @@ private:
         change.reason = comparison.reason;
         if (change.moved && change.verdict == Verdict::Identical) {
             change.verdict = Verdict::Convertible;
-            change.reason = "moved: copied to its new offset";
+            change.reason = change.bit_field ? "moved: copied to its new bits" : "moved: copied to its new offset";
         }
         if (change.moved || change.retyped || change.resized || change.verdict != Verdict::Identical)
             change.status = Status::Changed;
@@ -648,6 +652,13 @@ Verdict SchemaDiff::verdict() const
     return result;
 }
 
+std::string MemberChange::move() const
+{
+    if (bit_field)
+        return "bit " + std::to_string(old_bit_offset) + " -> " + std::to_string(new_bit_offset);
+    return "offset " + std::to_string(old_offset) + " -> " + std::to_string(new_offset);
+}
+
 SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
 {
     SchemaDiff diff;
@@ -707,8 +718,7 @@ std::vector<std::string> opaque_copy_warnings(const TypeChange &type)
     std::string moved;
     for (const MemberChange &member : type.members)
         if (member.status == Status::Changed && member.moved)
-            moved += (moved.empty() ? "" : ", ") + member.name + " (offset " + std::to_string(member.old_offset) + " -> " +
-                     std::to_string(member.new_offset) + ")";
+            moved += (moved.empty() ? "" : ", ") + member.name + " (" + member.move() + ")";
     std::string copied = "MOLT_OPAQUE(\"" + type.name + "\") copies each object's bytes as they lie";
     if (!moved.empty())
         warnings.push_back(copied + ", but members kept their names and moved: " + moved +

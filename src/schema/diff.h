@@ -26,9 +26,15 @@ struct MemberChange {
     std::string old_type, new_type;  // C spelling in each version
     std::uint64_t old_offset = 0, new_offset = 0;
     std::uint64_t old_size = 0, new_size = 0;
+    // A bit-field (in either version) moves by bits: its first bit, from the struct's start (a
+    // member that is not one counts its offset's bits).
+    bool bit_field = false;
+    std::uint64_t old_bit_offset = 0, new_bit_offset = 0;
     bool moved = false, retyped = false, resized = false;
     Verdict verdict = Verdict::Identical;
     std::string reason;
+    // Where it moved, in words: "offset 0 -> 8", or "bit 1 -> 2" for a bit-field.
+    std::string move() const;
 };
 
 struct TypeChange {

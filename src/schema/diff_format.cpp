@@ -45,7 +45,7 @@ void write_member(const MemberChange &member, std::ostream &out)
 {
     std::string details = type_transition(member.old_type, member.new_type);
     if (member.status == Status::Changed && member.moved)
-        details += fmt::format(", offset {} -> {}", member.old_offset, member.new_offset);
+        details += ", " + member.move();
     else if (member.status == Status::Added)
         details += fmt::format(", offset {}", member.new_offset);
     fmt::print(out, "    {} member {}: {}: {}", status_mark(member.status), member.name, details, verdict_word(member.verdict));
@@ -133,6 +133,8 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
             members.push_back({{"name", member.name}, {"status", status_word(member.status)},
                                {"old_type", member.old_type}, {"new_type", member.new_type},
                                {"old_offset", member.old_offset}, {"new_offset", member.new_offset},
+                               {"bit_field", member.bit_field},
+                               {"old_bit_offset", member.old_bit_offset}, {"new_bit_offset", member.new_bit_offset},
                                {"old_size", member.old_size}, {"new_size", member.new_size},
                                {"moved", member.moved}, {"retyped", member.retyped}, {"resized", member.resized},
                                {"verdict", verdict_word(member.verdict)}, {"reason", member.reason}});

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <sstream>
 
 #include "diff.h"
+#include "diff_format.h"
 #include "dwarf_reader.h"
 #include "fixture_build.h"
 
@@ -197,6 +199,20 @@ TEST(DiffOpaque, ALayoutChangedUnderBytesCopiedIsWarnedOf)
     EXPECT_EQ(said("MOLT_OPAQUE(\"struct digest\")", ""), 0);
     EXPECT_EQ(said("MOLT_OPAQUE(\"struct label\")", ""), 0);
     EXPECT_EQ(warnings.size(), 3u) << ::testing::PrintToString(warnings);
+}
+
+// A bit-field that moves within its byte is told by its bits (its byte offset did not change).
+TEST(DiffMembers, ABitFieldMovedWithinItsByteIsToldByItsBits)
+{
+    auto diff = diff_case("bit_field_moved", toolchains[1]);
+    const auto *mode = member(type_change(diff, "struct flags"), "mode");
+    ASSERT_NE(mode, nullptr);
+    EXPECT_TRUE(mode->moved && mode->bit_field);
+    EXPECT_EQ(mode->move(), "bit 1 -> 2");
+    EXPECT_EQ(mode->reason, "moved: copied to its new bits");
+    std::ostringstream text;
+    schema::write_diff_text(diff, text);
+    EXPECT_NE(text.str().find("member mode: unsigned int, bit 1 -> 2: convertible"), std::string::npos) << text.str();
 }
 
 TEST(DiffVariables, RemovedAndAddedOfOneTypeAreRenameCandidates)
