@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <iostream>
 
+#include <fmt/format.h>
+
 #include "annotations.h"
 #include "commands.h"
 #include "diff.h"
@@ -60,6 +62,31 @@ Result<Compared> diff_files(const Options &options)
     return compared;
 }
 
+// A warning when NEW looks like another program rather than a version of OLD: none of OLD's state
+// variables is kept. Every change is then "convertible" (each variable removed or added), which
+// would read as a safe update.
+std::string unrelated_warning(const schema::SchemaDiff &diff)
+{
+    std::size_t variables = 0, variables_kept = 0, functions = 0, functions_kept = 0;
+    for (const schema::VariableChange &change : diff.variables) {
+        if (change.read_only || change.status == schema::Status::Added)
+            continue;
+        ++variables;
+        variables_kept += change.status != schema::Status::Removed;
+    }
+    for (const schema::FunctionChange &change : diff.functions) {
+        if (change.status == schema::Status::Added)
+            continue;
+        ++functions;
+        functions_kept += change.status != schema::Status::Removed;
+    }
+    if (variables == 0 || variables_kept > 0)
+        return "";
+    return fmt::format("the new version keeps none of the old one's {} variables (and {} of its {} functions): is it a "
+                       "version of the same program? Every variable's value would be dropped",
+                       variables, functions_kept, functions);
+}
+
 }  // namespace
 
 int run_diff(const Options &options)
@@ -100,6 +127,8 @@ int run_check(const Options &options)
         std::cout << "ok: " << options.old_file << " -> " << options.new_file
                   << ": every change is identical or convertible by default (" << variables
                   << " variables and " << types << " types converted, " << added << " variables new)\n";
+        if (std::string unrelated = unrelated_warning(diff); !unrelated.empty())
+            std::cout << "warning: " << unrelated << "\n";
         for (const schema::Finding &finding : diff.covered)
             std::cout << "covered by " << finding.covered_by << ": " << finding.where << ": " << finding.old_type << " -> "
                       << finding.new_type << " (" << finding.reason << ")\n";

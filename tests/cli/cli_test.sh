@@ -127,6 +127,13 @@ contains "$out" "ok: a1 -> a2"
 expect 1 "$molt" check v1 v2
 contains "$out" "struct entry.value: int -> char *: needs a transformer (a scalar became a pointer)"
 contains "$out" "1 change needs a transformer"
+# another program altogether: every variable removed is "convertible", but check says what it looks like
+gcc -g -O0 -DCASE_identical -DV=1 "$fixtures/diff/cases.c" -o other1
+gcc -g -O0 -DCASE_flexible_elements_changed -DV=1 "$fixtures/diff/cases.c" -o other2
+expect 0 "$molt" check other1 other2
+contains "$out" "warning: the new version keeps none of the old one's 2 variables (and 1 of its 1 functions): is it a version of the same program?"
+expect 0 "$molt" check a1 a2
+case "$out" in *"same program"*) fail "check took a version for another program: $out";; esac
 
 # old-types: to stdout or a file, prefix checked, header compiles.
 expect 0 "$molt" old-types types -o types_old.h
