@@ -337,6 +337,17 @@ Result<bool> ValueConverter::convert_value(TypeId old_type, const unsigned char 
                               schema::type_to_c(m_new, new_type));
 }
 
+namespace {
+
+// `char` itself, the type of strings (not signed or unsigned char, which hold bytes as often).
+bool is_plain_char(const Schema &schema, TypeId id)
+{
+    const Type &type = layout(schema, id);
+    return type.kind == TypeKind::Base && type.size == 1 && type.name == "char";
+}
+
+}  // namespace
+
 Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, const unsigned char *from,
                                            const Type &y, std::size_t new_dim, unsigned char *to,
                                            const Place &where) const
@@ -368,6 +379,14 @@ Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, c
             return failure(Place(where, i).text(),
                            "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +
                                " elements and this dropped element is not zero");
+    // A string in a char array that shrank to its length exactly kept every character and lost
+    // its terminating NUL (the one dropped element, zero): read as a string, it runs on into
+    // whatever follows.
+    if (new_count < old_count && new_count > 0 && old_dim + 1 == x.counts.size() && is_plain_char(m_old, x.target) &&
+        !std::memchr(from, 0, new_count))
+        return failure(where.text(), "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +
+                                         " characters, and its string of " + std::to_string(new_count) +
+                                         " fills it without its terminating NUL");
     return true;
 }
 

@@ -1256,6 +1256,13 @@ TEST(HeapConversionFailure, ABlockWhoseHeaderWasOverwrittenFailsTheUpdateInstead
     expect_heap_update_refused("-DOVERWRITTEN", "whose header says 17179869184 bytes, which are not all mapped");
 }
 
+// A char array that shrank to its string's length exactly: every dropped element is zero (the
+// NUL among them), but the string would lose its end.
+TEST(HeapConversionFailure, AStringThatWouldLoseItsTerminatingNulFailsTheUpdate)
+{
+    expect_heap_update_refused("-DSHORT_MOTTO", "variable motto: the array shrank from 16 to 8 characters, and its string of 8 fills it without its terminating NUL");
+}
+
 TEST(HeapConversionFailure, APointerIntoAMemberWhereNoMemberOfItsTypeStartsFailsTheUpdate)
 {
     expect_heap_update_refused("-DBYTE", "where the new version has no member of that type to point to");
