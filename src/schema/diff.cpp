@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 namespace molt::schema {
@@ -528,6 +529,19 @@ std::map<std::string, TypeId> named_types(const Schema &schema)
     return names;
 }
 
+// A type of the header `molt old-types` writes (its default prefix): the old version's types, read
+// by the new version's transformers. Not a type of the new version's state.
+bool from_old_types_header(const std::string &name)
+{
+    std::string_view bare = name;
+    if (auto slash = bare.rfind('/'); slash != std::string_view::npos)
+        bare.remove_prefix(slash + 1);  // `file.c/struct x`
+    for (std::string_view keyword : {"struct ", "union ", "enum "})
+        if (bare.substr(0, keyword.size()) == keyword)
+            bare.remove_prefix(keyword.size());
+    return bare.substr(0, 9) == "molt_old_";
+}
+
 void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
                 const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
 {
@@ -568,8 +582,9 @@ void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &co
         diff.types.push_back(std::move(change));
     }
     for (const auto &[name, new_id] : new_types) {
-        if (matched_new.count(name) || name == "struct molt_transformer_record" || name == "molt_transformer_function")
-            continue;  // matched, or Molt's own registration records (molt/molt.h)
+        if (matched_new.count(name) || name == "struct molt_transformer_record" || name == "molt_transformer_function" ||
+            (from_old_types_header(name) && !old_types.count(name)))
+            continue;  // matched, Molt's own registration records (molt/molt.h), or the old version's types
         TypeChange change;
         change.status = Status::Added;
         change.name = name;

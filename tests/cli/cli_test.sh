@@ -140,6 +140,14 @@ expect 0 "$molt" old-types types -o types_old.h
 [ -z "$out" ] || fail "old-types -o also wrote to stdout"
 printf '#include "types_old.h"\nint main(void) { return 0; }\n' > use.c
 gcc -std=c11 -c use.c -o /dev/null || fail "old-types header does not compile"
+# a new version whose transformer reads old objects through the header: diff does not list the
+# header's types as new types of the new version
+expect 0 "$molt" old-types a1 -o a1_old.h
+printf '#include "a1_old.h"\nstruct molt_old_entry *last_seen;\n' > reader.c
+gcc -g -O0 -DCASE_member_added -DV=2 "$fixtures/diff/cases.c" reader.c -o a2_reader
+expect 0 "$molt" diff a1 a2_reader
+case "$out" in *"+ struct molt_old_"*) fail "diff lists the old-types header's types: $out";; esac
+contains "$out" "+ member hits: unsigned long, offset 16"
 expect 0 "$molt" old-types --prefix v1_ types
 contains "$out" "struct v1_everything {"
 expect 2 "$molt" old-types --prefix '1bad' types
