@@ -635,6 +635,22 @@ void diff_functions(const Schema &old_schema, const Schema &new_schema, Comparer
     }
 }
 
+// The types copied as bytes (MOLT_OPAQUE) in the new version, by the names the diff gives them: a
+// typedef's name stands for the struct it names too, which the diff lists by its tag.
+std::set<std::string> opaque_type_names(const Schema &schema)
+{
+    std::set<std::string> names;
+    for (const Transformer &transformer : schema.transformers)
+        if (transformer.kind == Transformer::Kind::Opaque)
+            names.insert(transformer.name);
+    if (names.empty())
+        return names;
+    for (TypeId id = 0; id < schema.types.size(); ++id)
+        if (schema.types[id].kind == TypeKind::Typedef && names.count(qualified_type_name(schema, id)))
+            names.insert(qualified_type_name(schema, strip_typedefs_and_qualifiers(schema, id)));
+    return names;
+}
+
 }  // namespace
 
 const char *verdict_word(Verdict verdict)
@@ -663,8 +679,8 @@ Verdict SchemaDiff::verdict() const
     for (const TypeChange &change : types)
         result = std::max(result, change.verdict);
     if (!needs_transformer.empty())
-        result = Verdict::NeedsTransformer;
-    return result;
+        return Verdict::NeedsTransformer;
+    return std::min(result, Verdict::Convertible);  // what needed one is covered
 }
 
 std::string MemberChange::move() const
@@ -702,26 +718,16 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
         }
         (finding.covered_by.empty() ? diff.needs_transformer : diff.covered).push_back(std::move(finding));
     }
+    std::set<std::string> opaque = opaque_type_names(new_schema);
+    for (TypeChange &change : diff.types)
+        if (change.status == Status::Changed)
+            change.carried_by = new_schema.find_transformer(Transformer::Kind::Type, change.name) ? "a transformer"
+                                : opaque.count(change.name)                                    ? "MOLT_OPAQUE"
+                                                                                               : "";
     return diff;
 }
 
 namespace {
-
-// The types copied as bytes (MOLT_OPAQUE) in the new version, by the names the diff gives them: a
-// typedef's name stands for the struct it names too, which the diff lists by its tag.
-std::set<std::string> opaque_type_names(const Schema &schema)
-{
-    std::set<std::string> names;
-    for (const Transformer &transformer : schema.transformers)
-        if (transformer.kind == Transformer::Kind::Opaque)
-            names.insert(transformer.name);
-    if (names.empty())
-        return names;
-    for (TypeId id = 0; id < schema.types.size(); ++id)
-        if (schema.types[id].kind == TypeKind::Typedef && names.count(qualified_type_name(schema, id)))
-            names.insert(qualified_type_name(schema, strip_typedefs_and_qualifiers(schema, id)));
-    return names;
-}
 
 // Bytes copied as they lie lose what moved under them: a member that kept its name but not its
 // offset is filled from the old bytes at its new place, and a type that shrank loses its last

@@ -44,6 +44,9 @@ struct TypeChange {
     Verdict verdict = Verdict::Identical;
     std::string reason;
     std::vector<MemberChange> members;  // only the members that changed
+    // What of the new version carries its objects instead of the default rules: "a transformer",
+    // "MOLT_OPAQUE" (copied as bytes), or nothing.
+    std::string carried_by;
 };
 
 struct VariableChange {
@@ -84,6 +87,8 @@ struct SchemaDiff {
     std::vector<Finding> needs_transformer; // what `molt check` lists
     std::vector<Finding> covered;           // changes a transformer of the new version takes care of
     std::vector<std::string> unit_renames;  // `kvd.c -> kvd2.c` when statics were matched across a file rename
+    // The update's verdict: "needs a transformer" while a finding is left that nothing of the new
+    // version covers; once its transformers and annotations cover them all, "convertible".
     Verdict verdict() const;
 };
 

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 namespace molt::schema {
 namespace {
 
@@ -41,7 +43,7 @@ std::string type_transition(const std::string &old_type, const std::string &new_
     return old_type + " -> " + new_type;
 }
 
-void write_member(const MemberChange &member, std::ostream &out)
+void write_member(const MemberChange &member, const std::string &covered_by, std::ostream &out)
 {
     std::string details = type_transition(member.old_type, member.new_type);
     if (member.status == Status::Changed && member.moved)
@@ -51,6 +53,8 @@ void write_member(const MemberChange &member, std::ostream &out)
     fmt::print(out, "    {} member {}: {}: {}", status_mark(member.status), member.name, details, verdict_word(member.verdict));
     if (!member.reason.empty())
         fmt::print(out, " ({})", member.reason);
+    if (!covered_by.empty())
+        fmt::print(out, ", covered by {}", covered_by);
     fmt::print(out, "\n");
 }
 
@@ -58,6 +62,24 @@ void write_member(const MemberChange &member, std::ostream &out)
 
 void write_diff_text(const SchemaDiff &diff, std::ostream &out)
 {
+    // What the new version's transformers and annotations cover (a union's cases), by place: a
+    // member ("struct shape.u"), and a type or variable that needs a transformer only there.
+    std::map<std::string, std::string> covered;
+    for (const Finding &finding : diff.covered)
+        covered.emplace(finding.where, finding.covered_by);
+    auto covered_by = [&](const std::string &where) {
+        auto found = covered.find(where);
+        return found == covered.end() ? std::string() : found->second;
+    };
+    // With no finding left uncovered, whatever "needs a transformer" has one: its line says so.
+    auto needs = [&](Verdict verdict, const std::string &place) {
+        std::string word = verdict_word(verdict);
+        if (verdict != Verdict::NeedsTransformer || !diff.needs_transformer.empty())
+            return word;
+        auto found = covered.lower_bound(place);
+        return word + (found != covered.end() && found->first.rfind(place, 0) == 0 ? ", covered by " + found->second
+                                                                                  : ", covered");
+    };
     for (const std::string &rename : diff.unit_renames)
         fmt::print(out, "statics matched across a renamed file: {}\n", rename);
 
@@ -71,7 +93,7 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         std::string name = change.new_name.empty() ? change.name : change.name + " (now " + change.new_name + ")";
         fmt::print(out, "  {} {}: {}: {}", status_mark(change.status), name,
                    type_transition(change.old_type, change.new_type),
-                   change.read_only ? "not state" : verdict_word(change.verdict));
+                   change.read_only ? "not state" : needs(change.verdict, "variable " + change.name));
         if (!change.reason.empty())
             fmt::print(out, " ({})", change.reason);
         fmt::print(out, "\n");
@@ -87,15 +109,21 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         if (change.status == Status::Changed) {
             if (change.old_size != change.new_size)
                 fmt::print(out, " (size {} -> {})", change.old_size, change.new_size);
-            fmt::print(out, ": {}", verdict_word(change.verdict));
-            if (!change.reason.empty() && change.members.empty())
+            if (change.carried_by == "MOLT_OPAQUE")
+                fmt::print(out, ": copied as bytes (MOLT_OPAQUE)");
+            else if (!change.carried_by.empty())
+                fmt::print(out, ": converted by {} of the new version", change.carried_by);
+            else
+                fmt::print(out, ": {}", needs(change.verdict, change.name));
+            if (!change.reason.empty() && change.members.empty() && change.carried_by.empty())
                 fmt::print(out, " ({})", change.reason);
         } else {
             fmt::print(out, ": {}", change.reason);
         }
         fmt::print(out, "\n");
-        for (const MemberChange &member : change.members)
-            write_member(member, out);
+        if (change.carried_by.empty())  // by a transformer or as bytes, members are not matched by name
+            for (const MemberChange &member : change.members)
+                write_member(member, covered_by(change.name + "." + member.name), out);
     }
     if (diff.types.empty())
         fmt::print(out, "  no named type changed\n");
@@ -112,7 +140,11 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
     }
     fmt::print(out, "  {} unchanged\n", unchanged);
 
-    fmt::print(out, "verdict: {}\n", verdict_word(diff.verdict()));
+    fmt::print(out, "verdict: {}", verdict_word(diff.verdict()));
+    if (diff.needs_transformer.empty() && !diff.covered.empty())
+        fmt::print(out, " (with the new version's transformers and annotations, which {} {})", diff.covered.size(),
+                   diff.covered.size() == 1 ? "change needs" : "changes need");
+    fmt::print(out, "\n");
     for (const Finding &finding : diff.needs_transformer)
         fmt::print(out, "  {}\n", finding.to_string());
 }
@@ -140,7 +172,8 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
                                {"verdict", verdict_word(member.verdict)}, {"reason", member.reason}});
         types.push_back({{"name", change.name}, {"status", status_word(change.status)},
                          {"old_size", change.old_size}, {"new_size", change.new_size},
-                         {"verdict", verdict_word(change.verdict)}, {"reason", change.reason}, {"members", members}});
+                         {"verdict", verdict_word(change.verdict)}, {"reason", change.reason},
+                         {"carried_by", change.carried_by}, {"members", members}});
     }
     json functions = json::array();
     for (const FunctionChange &change : diff.functions)

@@ -1364,6 +1364,17 @@ TEST_P(Annotations, SayWhatTheTypesCannotAndTheWholeStateIsConverted)
     EXPECT_EQ(check.status, 0) << check.out << check.err;
     EXPECT_NE(check.out.find("covered by MOLT_UNION_CASE: struct shape.u"), std::string::npos) << check.out;
     EXPECT_EQ(check.out.find("struct digest.words is removed"), std::string::npos) << check.out;  // MOLT_OPAQUE
+    // diff agrees: what the annotations cover is marked, and the verdict counts them in.
+    ToolResult diff = molt_tool({"diff", v1, v2});
+    EXPECT_NE(diff.out.find("member u: union <anonymous>: needs a transformer (the union's layout changed), covered by "
+                            "MOLT_UNION_CASE"),
+              std::string::npos)
+        << diff.out;
+    EXPECT_NE(diff.out.find("~ struct digest: copied as bytes (MOLT_OPAQUE)\n"), std::string::npos) << diff.out;
+    EXPECT_EQ(diff.out.find("member words"), std::string::npos) << diff.out;
+    EXPECT_NE(diff.out.find("verdict: convertible (with the new version's transformers and annotations, which 1 change needs)"),
+              std::string::npos)
+        << diff.out;
     Fixture fixture = start_fixture(v1);
     ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
     ASSERT_EQ(update.status, 0) << update.out << update.err;
