@@ -43,7 +43,7 @@ std::string type_transition(const std::string &old_type, const std::string &new_
     return old_type + " -> " + new_type;
 }
 
-void write_member(const MemberChange &member, const std::string &covered_by, std::ostream &out)
+void write_member(const MemberChange &member, const std::string &covered_by, bool transformed, std::ostream &out)
 {
     std::string details = type_transition(member.old_type, member.new_type);
     if (member.status == Status::Changed && member.moved)
@@ -51,7 +51,9 @@ void write_member(const MemberChange &member, const std::string &covered_by, std
     else if (member.status == Status::Added)
         details += fmt::format(", offset {}", member.new_offset);
     fmt::print(out, "    {} member {}: {}: {}", status_mark(member.status), member.name, details, verdict_word(member.verdict));
-    if (!member.reason.empty())
+    if (member.status == Status::Removed && transformed)
+        fmt::print(out, " (member removed: the transformer reads it from the old object)");
+    else if (!member.reason.empty())
         fmt::print(out, " ({})", member.reason);
     if (!covered_by.empty())
         fmt::print(out, ", covered by {}", covered_by);
@@ -109,21 +111,22 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         if (change.status == Status::Changed) {
             if (change.old_size != change.new_size)
                 fmt::print(out, " (size {} -> {})", change.old_size, change.new_size);
-            if (change.carried_by == "MOLT_OPAQUE")
+            bool bytes = change.carried_by == "MOLT_OPAQUE";
+            if (bytes)
                 fmt::print(out, ": copied as bytes (MOLT_OPAQUE)");
-            else if (!change.carried_by.empty())
-                fmt::print(out, ": converted by {} of the new version", change.carried_by);
             else
                 fmt::print(out, ": {}", needs(change.verdict, change.name));
-            if (!change.reason.empty() && change.members.empty() && change.carried_by.empty())
+            if (!bytes && !change.carried_by.empty())  // the defaults first: it gets the new object so far
+                fmt::print(out, " (members by default, then {} of the new version)", change.carried_by);
+            else if (!change.reason.empty() && change.members.empty() && !bytes)
                 fmt::print(out, " ({})", change.reason);
         } else {
             fmt::print(out, ": {}", change.reason);
         }
         fmt::print(out, "\n");
-        if (change.carried_by.empty())  // by a transformer or as bytes, members are not matched by name
+        if (change.carried_by != "MOLT_OPAQUE")  // as bytes, members are not matched by name
             for (const MemberChange &member : change.members)
-                write_member(member, covered_by(change.name + "." + member.name), out);
+                write_member(member, covered_by(change.name + "." + member.name), !change.carried_by.empty(), out);
     }
     if (diff.types.empty())
         fmt::print(out, "  no named type changed\n");
