@@ -61,6 +61,19 @@ struct SlotRelease {
 };
 thread_local SlotRelease t_slot_release;
 
+// In a child of fork(), only the forking thread goes on: the slots of its parent's threads are
+// free, and its own (its parent's tid in it) is claimed again at its next call.
+void forget_slots_after_fork()
+{
+    for (CallSlot &slot : g_slots) {
+        slot.tid.store(0, std::memory_order_relaxed);
+        slot.inside.store(false, std::memory_order_relaxed);
+    }
+    t_slot = nullptr;
+    t_slot_release.slot = nullptr;
+}
+[[maybe_unused]] const int g_fork_handler = pthread_atfork(nullptr, nullptr, forget_slots_after_fork);
+
 [[gnu::noinline, gnu::cold]] CallSlot *claim_slot()
 {
     if (!g_watching.load(std::memory_order_acquire))
@@ -99,9 +112,12 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
         return nullptr;
     }
     // Only this thread writes its slot: plain stores, no locked instruction per call. (A call
-    // inside a call, when a transformer converts through Molt, leaves the outer one inside.)
+    // inside a call, when a transformer converts through Molt, leaves the outer one inside, and
+    // counts as the outer one: the watchdog times the outermost call, which a loop of inner calls
+    // would otherwise keep young for ever.)
     bool was_inside = slot->inside.load(std::memory_order_relaxed);
-    slot->call.store(slot->call.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (!was_inside)
+        slot->call.store(slot->call.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     slot->inside.store(true, std::memory_order_release);
     t_guard = &here;
     record_transformer_allocations(true);  // what it allocates, a rollback frees
