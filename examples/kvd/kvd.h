@@ -107,7 +107,8 @@ struct conn {
     size_t in_parsed;        /* bytes of `in` already executed */
     struct buffer out;
     size_t out_sent;
-    int closing;             /* close once `out` is flushed */
+    int closing;             /* close once `out` is flushed (what it sends meanwhile is read, not run) */
+    int input_ended;         /* the client sent all it will: input is no longer watched */
     int watching_output;     /* EPOLLOUT asked for: `out` did not fit in the socket */
     uint64_t commands;
 };

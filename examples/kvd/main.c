@@ -106,11 +106,11 @@ static void execute_input(struct conn *conn, struct request *request)
     conn->in_parsed = 0;
 }
 
-/* Input is watched until the connection is closing: a client that has sent all it will is always
- * "readable" (its end of input), and would wake the worker for nothing until its replies are out. */
+/* Input is watched until the client has sent all it will: at its end, input is always "readable",
+ * and would wake the worker for nothing until the replies are out. */
 static void watch_output(struct conn *conn, int on)
 {
-    struct epoll_event event = {.events = (on ? EPOLLOUT : 0) | (conn->closing ? 0 : EPOLLIN), .data.fd = conn->fd};
+    struct epoll_event event = {.events = (on ? EPOLLOUT : 0) | (conn->input_ended ? 0 : EPOLLIN), .data.fd = conn->fd};
     epoll_ctl(workers[conn->worker].epoll_fd, EPOLL_CTL_MOD, conn->fd, &event);
     conn->watching_output = on;
 }
@@ -128,7 +128,7 @@ static int flush_output(struct conn *conn)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
-        if (!conn->watching_output || conn->closing)   /* closing: input no longer watched */
+        if (!conn->watching_output)
             watch_output(conn, 1);
         return 0;
     }
@@ -143,16 +143,26 @@ static int flush_output(struct conn *conn)
 
 static void serve(struct conn *conn, struct request *request)
 {
-    int input = conn->closing ? 0 : read_input(conn);
+    int input = conn->input_ended ? 0 : read_input(conn);
     if (input < 0) {
         connection_close(conn);
         return;
     }
-    execute_input(conn, request);
-    if (input > 0)
-        connection_close_later(conn);   /* it sent all it will: it gets every reply, then we hang up */
-    if (flush_output(conn) != 0 || (conn->closing && conn->out_sent == conn->out.length))
+    if (!conn->closing)
+        execute_input(conn, request);
+    else   /* after QUIT or a protocol error: read (closing on unread input would reset the
+              connection, and the client might lose its last replies), not run */
+        conn->in.length = conn->in_parsed = 0;
+    if (input > 0) {   /* it sent all it will: it gets every reply, then we hang up */
+        conn->input_ended = 1;
+        connection_close_later(conn);
+    }
+    if (flush_output(conn) != 0 || (conn->closing && conn->out_sent == conn->out.length)) {
         connection_close(conn);
+        return;
+    }
+    if (input > 0)
+        watch_output(conn, 1);   /* replies left: wait for room, and no longer for input */
 }
 
 static void *worker_main(void *argument)

@@ -15,8 +15,7 @@ namespace {
 
 // The diff, and (for `check`) the mistakes in NEW's annotations.
 struct Compared {
-    schema::SchemaDiff diff;
-    std::vector<std::string> annotation_problems;
+    schema::SchemaDiff diff;  // with the mistakes in NEW's declarations
     std::vector<std::string> value_losses;  // warnings: values the update drops or misplaces
     std::vector<std::string> removed_start_routines;  // removed functions shaped like void *(void *)
 };
@@ -55,8 +54,8 @@ Result<Compared> diff_files(const Options &options)
     // What the reader left out is not in the verdict either: said before it.
     print_reader_warnings(options.old_file, *old_schema);
     print_reader_warnings(options.new_file, *new_schema);
-    Compared compared{schema::diff_schemas(*old_schema, *new_schema),
-                      transform::Annotations(*old_schema, *new_schema).problems(), {}, {}};
+    Compared compared{schema::diff_schemas(*old_schema, *new_schema), {}, {}};
+    compared.diff.annotation_problems = transform::Annotations(*old_schema, *new_schema).problems();
     compared.value_losses = schema::value_loss_warnings(compared.diff, *new_schema);
     compared.removed_start_routines = removed_start_routines(compared.diff, *old_schema);
     return compared;
@@ -82,9 +81,10 @@ std::string unrelated_warning(const schema::SchemaDiff &diff)
     }
     if (variables == 0 || variables_kept > 0)
         return "";
-    return fmt::format("the new version keeps none of the old one's {} variables (and {} of its {} functions): is it a "
-                       "version of the same program? Every variable's value would be dropped",
-                       variables, functions_kept, functions);
+    std::string kept_functions = functions ? fmt::format(" (and {} of its {} functions)", functions_kept, functions) : "";
+    return fmt::format("the new version keeps none of the old one's {} variables{}: is it a version of the same program? "
+                       "Every variable's value would be dropped",
+                       variables, kept_functions);
 }
 
 }  // namespace
@@ -108,11 +108,11 @@ int run_check(const Options &options)
     if (!diffed)
         return report_error(diffed.error().to_string());
     const schema::SchemaDiff &diff = diffed->diff;
-    if (!diffed->annotation_problems.empty()) {
-        for (const std::string &problem : diffed->annotation_problems)
+    if (!diff.annotation_problems.empty()) {
+        for (const std::string &problem : diff.annotation_problems)
             std::cout << "annotation: " << problem << "\n";
-        std::cout << diffed->annotation_problems.size()
-                  << (diffed->annotation_problems.size() == 1 ? " annotation is" : " annotations are") << " wrong: "
+        std::cout << diff.annotation_problems.size()
+                  << (diff.annotation_problems.size() == 1 ? " annotation is" : " annotations are") << " wrong: "
                   << options.new_file << " would be refused\n";
         return exit_check_failed;
     }

@@ -678,7 +678,7 @@ Verdict SchemaDiff::verdict() const
             result = std::max(result, change.verdict);
     for (const TypeChange &change : types)
         result = std::max(result, change.verdict);
-    if (!needs_transformer.empty())
+    if (!needs_transformer.empty() || !annotation_problems.empty())
         return Verdict::NeedsTransformer;
     return std::min(result, Verdict::Convertible);  // what needed one is covered
 }

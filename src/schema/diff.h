@@ -87,8 +87,12 @@ struct SchemaDiff {
     std::vector<Finding> needs_transformer; // what `molt check` lists
     std::vector<Finding> covered;           // changes a transformer of the new version takes care of
     std::vector<std::string> unit_renames;  // `kvd.c -> kvd2.c` when statics were matched across a file rename
+    // The new version's mistaken declarations (a transformer naming no type...), one line each:
+    // set by whoever checks them (transform::Annotations, in the tool); the update refuses them.
+    std::vector<std::string> annotation_problems;
     // The update's verdict: "needs a transformer" while a finding is left that nothing of the new
-    // version covers; once its transformers and annotations cover them all, "convertible".
+    // version covers, or a declaration of it is wrong; once its transformers and annotations
+    // cover them all, "convertible".
     Verdict verdict() const;
 };
 

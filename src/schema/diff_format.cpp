@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <string_view>
 
 namespace molt::schema {
 namespace {
@@ -78,9 +79,12 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         std::string word = verdict_word(verdict);
         if (verdict != Verdict::NeedsTransformer || !diff.needs_transformer.empty())
             return word;
-        auto found = covered.lower_bound(place);
-        return word + (found != covered.end() && found->first.rfind(place, 0) == 0 ? ", covered by " + found->second
-                                                                                  : ", covered");
+        // The first covered place inside this one: "struct shape.u" for "struct shape", not
+        // "struct shapes.u" (the next character must end the name).
+        for (auto found = covered.lower_bound(place); found != covered.end() && found->first.rfind(place, 0) == 0; ++found)
+            if (found->first.size() == place.size() || std::string_view(".[ ").find(found->first[place.size()]) != std::string_view::npos)
+                return word + ", covered by " + found->second;
+        return word + ", covered";
     };
     for (const std::string &rename : diff.unit_renames)
         fmt::print(out, "statics matched across a renamed file: {}\n", rename);
@@ -150,6 +154,8 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
     fmt::print(out, "\n");
     for (const Finding &finding : diff.needs_transformer)
         fmt::print(out, "  {}\n", finding.to_string());
+    for (const std::string &problem : diff.annotation_problems)
+        fmt::print(out, "  annotation: {}\n", problem);
 }
 
 void write_diff_json(const SchemaDiff &diff, std::ostream &out)
@@ -189,9 +195,14 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
     for (const Finding &finding : diff.needs_transformer)
         findings.push_back({{"where", finding.where}, {"old_type", finding.old_type}, {"new_type", finding.new_type},
                             {"reason", finding.reason}, {"message", finding.to_string()}});
+    json covered = json::array();
+    for (const Finding &finding : diff.covered)
+        covered.push_back({{"where", finding.where}, {"old_type", finding.old_type}, {"new_type", finding.new_type},
+                           {"reason", finding.reason}, {"covered_by", finding.covered_by}});
     json document = {{"verdict", verdict_word(diff.verdict())}, {"unit_renames", diff.unit_renames},
                      {"variables", variables}, {"rename_candidates", renames}, {"types", types},
-                     {"functions", functions}, {"needs_transformer", findings}};
+                     {"functions", functions}, {"needs_transformer", findings}, {"covered", covered},
+                     {"annotation_problems", diff.annotation_problems}};
     out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // names from DWARF may be invalid UTF-8
 }
 

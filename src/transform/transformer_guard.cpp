@@ -118,6 +118,10 @@ const char *call_transformer(TransformerFunction function, void *to, const void 
     bool was_inside = slot->inside.load(std::memory_order_relaxed);
     if (!was_inside)
         slot->call.store(slot->call.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    else if (slot->expired.load(std::memory_order_acquire) == slot->call.load(std::memory_order_relaxed)) {
+        crash_signal = transformer_hung;  // the outer call was given up on: each inner one fails at once
+        return nullptr;
+    }
     slot->inside.store(true, std::memory_order_release);
     t_guard = &here;
     record_transformer_allocations(true);  // what it allocates, a rollback frees

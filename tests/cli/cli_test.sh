@@ -5,6 +5,7 @@
 set -u
 molt=$(realpath "$1")
 fixtures=$(realpath "$2")/tests/fixtures
+include=$(realpath "$2")/include
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export MOLT_CACHE_DIR=$work/cache
@@ -140,6 +141,14 @@ expect 0 "$molt" old-types types -o types_old.h
 [ -z "$out" ] || fail "old-types -o also wrote to stdout"
 printf '#include "types_old.h"\nint main(void) { return 0; }\n' > use.c
 gcc -std=c11 -c use.c -o /dev/null || fail "old-types header does not compile"
+# a mistaken declaration in the new version: diff's verdict is not "convertible", and it says why
+gcc -g -O0 -I"$include" -DV=1 "$fixtures/diff/declarations.c" -o d1
+gcc -g -O0 -I"$include" -DV=2 -DMISTAKE=1 "$fixtures/diff/declarations.c" -o d2
+expect 0 "$molt" diff d1 d2
+contains "$out" "verdict: needs a transformer"
+contains "$out" "  annotation: MOLT_TYPE_TRANSFORMER(struct itme): the new version has no type struct itme"
+expect 0 "$molt" diff --json d1 d2
+contains "$out" '"annotation_problems": ['
 # a new version whose transformer reads old objects through the header: diff does not list the
 # header's types as new types of the new version
 expect 0 "$molt" old-types a1 -o a1_old.h
