@@ -219,7 +219,9 @@ struct molt_transformer_record {
  *         objects of this type are bytes to copy as they are (the first bytes of the new size;
  *         a bigger new type is zero-filled): no member is matched, no pointer in it followed.
  *         For bytes whose meaning stayed (four words read as sixteen bytes): molt check and the
- *         update warn when a member that kept its name moved, or the type shrank.
+ *         update warn when a member that kept its name moved, or the type shrank, and refuse a
+ *         type that holds a pointer to objects the update converts (they move; the copy would
+ *         lead to the old one, freed after the commit).
  */
 #define MOLT_POINTS_TO(type_name, member, pointee_type) \
     MOLT_RENAME_RECORD(7, type_name "\0" member "\0" pointee_type, __LINE__)

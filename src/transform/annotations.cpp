@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "layout_identity.h"
+
 namespace molt::transform {
 namespace {
 
@@ -366,12 +368,68 @@ std::vector<std::string> Annotations::problems() const
         case Transformer::Kind::Opaque:
             if (!find_type(m_new, record.name))
                 report(failure(written + ": the new version has no type " + record.name));
+            else if (auto problem = opaque_pointer_problem(record))
+                report(failure(written + ": " + *problem));
             continue;
         default:
             continue;
         }
     }
     return problems;
+}
+
+namespace {
+
+// The pointers inside an object of old type `id` (its members, its arrays' elements; not what they
+// point to), each with where it lies ("e", "slots[]") and its pointee, behind typedefs.
+void pointers_inside(const Schema &schema, TypeId id, const std::string &where,
+                     std::vector<std::pair<std::string, TypeId>> &pointers, int depth = 0)
+{
+    const Type &type = layout(schema, id);
+    if (depth > 64)
+        return;
+    switch (type.kind) {
+    case TypeKind::Pointer:
+        pointers.emplace_back(where, schema::strip_typedefs_and_qualifiers(schema, type.target));
+        return;
+    case TypeKind::Array:
+        pointers_inside(schema, type.target, where + "[]", pointers, depth + 1);
+        return;
+    case TypeKind::Struct:
+    case TypeKind::Union:
+        for (const Member &member : type.members)
+            pointers_inside(schema, member.type, where.empty() ? member.name : where + "." + member.name, pointers, depth + 1);
+        return;
+    default:
+        return;
+    }
+}
+
+}  // namespace
+
+std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer &record) const
+{
+    auto old_type = find_type(m_old, m_new.old_name(Transformer::Kind::RenameType, record.name));
+    if (!old_type)
+        return std::nullopt;  // new in this version: no old object copied
+    std::vector<std::pair<std::string, TypeId>> pointers;
+    pointers_inside(m_old, *old_type, "", pointers);
+    if (pointers.empty())
+        return std::nullopt;
+    schema::LayoutIdentity identity(m_old, m_new);
+    for (const auto &[where, pointee] : pointers) {
+        const Type &target = m_old.type(pointee);
+        if (target.kind != TypeKind::Struct && target.kind != TypeKind::Union)
+            continue;  // a scalar or void: its objects are not converted as such
+        std::string name = schema::qualified_type_name(m_old, pointee);
+        auto new_pointee = find_type(m_new, m_new.new_name(Transformer::Kind::RenameType, name));
+        if (!new_pointee || identity.identical(pointee, *new_pointee))
+            continue;  // gone, or the same: its objects stay where they are
+        return "it holds a pointer (" + where + ") to " + name +
+               ", whose objects this update converts: copied as bytes, it would still lead to the old object, "
+               "which is freed after the commit (convert the type member by member, or with a transformer)";
+    }
+    return std::nullopt;
 }
 
 std::vector<TypeId> Annotations::annotated_types(const std::function<bool(const PointeePair &)> &pointee_changed) const
