@@ -511,9 +511,13 @@ public:
                 return warn_local(where + ": not in the schema and sizes differ: not carried over");
             std::memcpy(address, slot->address, size);  // same size, no type known: bits as they are
         } else {
-            auto converted = m_converter->convert(old_local->type, slot->address, new_local->type, address, where);
+            // Into a copy first: a conversion that fails half-way (a dropped element not zero)
+            // must leave the local as the new version set it, as "not carried over" says.
+            std::vector<unsigned char> value(std::max<std::size_t>(size, schema::layout(*m_new_schema, new_local->type).size));
+            auto converted = m_converter->convert(old_local->type, slot->address, new_local->type, value.data(), where);
             if (!converted)
                 return warn_local(converted.error().message + ": not carried over");
+            std::memcpy(address, value.data(), size);
         }
         ++m_report.locals_carried;  // one thread at a time: under carry_local's lock
         return true;

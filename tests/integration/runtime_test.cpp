@@ -225,6 +225,27 @@ TEST_P(CounterUpdate, ContinuesFromTheSameCountInTheNewFormat)
 INSTANTIATE_TEST_SUITE_P(Toolchains, CounterUpdate, ::testing::ValuesIn(all_toolchains),
                          [](const auto &info) { return info.param.label; });
 
+// A MOLT_LOCAL that cannot be converted (a char array shortened to exactly its string: the NUL
+// would go) is not carried over, with a warning, and keeps the value the new version gave it:
+// not the first characters, which a conversion failing half-way had left there.
+TEST(LocalNotCarried, KeepsTheNewVersionsValueWhole)
+{
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DLOCAL_NAME");
+    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DLOCAL_NAME");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    ASSERT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("warning: MOLT_LOCAL main#name: the array shrank from 8 to 5 characters, and its string "
+                              "of 5 fills it without its terminating NUL: not carried over"),
+              std::string::npos)
+        << update.out;
+    EXPECT_NE(update.out.find("locals carried 1"), std::string::npos) << update.out;  // rounds
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v2 name=") >= 3; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "^v2 name=v2v2$"), count_matching(read_lines(fixture.log), "^v2 name="))
+        << read_text(fixture.log);
+}
+
 // ---- six threads blocked everywhere: all continue in v2, same OS threads ---------------------
 
 class ThreadsUpdate : public ::testing::TestWithParam<Toolchain> {};
