@@ -214,7 +214,8 @@ struct molt_transformer_record {
  *         in a struct shape whose member `kind` holds SHAPE_CIRCLE (an enumerator of the old
  *         version, or a number), the union member `u` holds its member `circle`: the update
  *         converts that member, as for a struct. One line per case; a union without a case for
- *         an object's discriminant fails the update (naming the value).
+ *         an object's discriminant fails the update (naming the value), unless the union's
+ *         bytes are all zero (a slot never used, a variant without payload): it stays zero.
  *     MOLT_OPAQUE("struct md5_state");
  *         objects of this type are bytes to copy as they are (the first bytes of the new size;
  *         a bigger new type is zero-filled): no member is matched, no pointer in it followed.

@@ -260,6 +260,10 @@ UnionConversion ValueConverter::union_conversion(const Annotations::Cases &cases
     const Type &kind = layout(m_old, cases.discriminant->type);
     conversion.discriminant_size = kind.size;
     conversion.discriminant_signed = schema::is_signed_integral(kind);
+    conversion.old_union = from + old_union.offset;
+    conversion.old_union_size = layout(m_old, old_union.type).size;
+    conversion.new_union = to + new_union.offset;
+    conversion.new_union_size = layout(m_new, new_union.type).size;
     for (const UnionCase &each : cases.cases)
         conversion.cases.push_back({each.value, from + old_union.offset + each.old_member->offset,
                                     to + new_union.offset + each.new_member->offset,
@@ -672,6 +676,10 @@ Result<bool> ValueConverter::run_step(const ConversionStep &step, const Conversi
     case ConversionStep::Kind::Union: {
         const UnionConversion &conversion = program.unions[step.count];
         const UnionConversion::Case *chosen = choose_case(conversion, from);
+        if (!chosen && all_zero(from + conversion.old_union, conversion.old_union_size)) {
+            std::memset(to + conversion.new_union, 0, conversion.new_union_size);  // nothing in it to convert
+            return true;
+        }
         if (!chosen)
             return failure(place.text(), "the discriminant holds " +
                                              text(read_integer(from + conversion.discriminant, conversion.discriminant_size,

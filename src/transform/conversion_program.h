@@ -48,6 +48,9 @@ struct ConversionStep {
 struct UnionConversion {
     std::uint64_t discriminant = 0, discriminant_size = 0;
     bool discriminant_signed = false;
+    // The union itself in each value: one whose bytes are all zero needs no case (an unused slot,
+    // a variant without payload) and stays zero.
+    std::uint64_t old_union = 0, old_union_size = 0, new_union = 0, new_union_size = 0;
     struct Case {
         __int128 value = 0;
         std::uint64_t from = 0, to = 0;
