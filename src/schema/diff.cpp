@@ -284,7 +284,11 @@ private:
         if (is_named_tagged(old_pointee)) {
             bool renamed = m_new.new_name(Transformer::Kind::RenameType, qualified_type_name(m_old, old_id)) ==
                            qualified_type_name(m_new, new_id);
-            if (old_pointee.kind != new_pointee.kind || (old_pointee.name != new_pointee.name && !renamed))
+            if (old_pointee.kind != new_pointee.kind)  // struct e * became struct e **, say
+                return needs_transformer(a, b, where,
+                                         "the pointee " + words_for(m_old, x.target, old_id) + " became " +
+                                             kind_noun(new_pointee.kind) + " (" + type_to_c(m_new, y.target) + ")");
+            if (old_pointee.name != new_pointee.name && !renamed)
                 return needs_transformer(a, b, where, renamed_reason(x.target, old_id, y.target, new_id, "the pointee "));
             auto known = m_compared.find({old_id, new_id});
             if (known != m_compared.end() && known->second.verdict == Verdict::NeedsTransformer)

@@ -56,6 +56,10 @@ const Case cases[] = {
      "variable cursor: needs a transformer (the pointee struct node became an anonymous struct (typedef node_t): "
      "keep its tag (struct node) so that Molt can match the two)",
      "cursor", Status::Changed, "keep its tag"},
+    {"pointer_deepened", Verdict::NeedsTransformer,
+     "variable cursor: struct node * -> struct node **: needs a transformer (the pointee struct node became a pointer "
+     "(struct node *))",
+     "cursor", Status::Changed, "became a pointer"},
     {"union_layout", Verdict::NeedsTransformer, "union value: needs a transformer (the union's layout changed)", "cell",
      Status::Changed, "union"},
     {"function_pointer_prototype", Verdict::NeedsTransformer,
