@@ -105,7 +105,8 @@ static void set(struct conn *conn, const struct request *request)
     int64_t expires_at = 0;
     for (int i = 3; i < request->argc; i += 2) {
         long long amount;
-        if (i + 1 >= request->argc || !(equals(request, i, "EX") || equals(request, i, "PX"))) {
+        /* one expiry, as Redis takes it: a second EX or PX is a syntax error */
+        if (i + 1 >= request->argc || !(equals(request, i, "EX") || equals(request, i, "PX")) || expires_at) {
             reply_error(&conn->out, "ERR syntax error");
             return;
         }
@@ -253,7 +254,10 @@ static void flushall(struct conn *conn, const struct request *request)
 
 static void select_db(struct conn *conn, const struct request *request)
 {
-    if (equals(request, 1, "0"))
+    long long index;
+    if (integer_argument(conn, request, 1, &index) != 0)
+        return;   /* Redis's words for a number that is none */
+    if (index == 0)
         reply_simple(&conn->out, "OK");
     else
         reply_error(&conn->out, "ERR DB index is out of range");

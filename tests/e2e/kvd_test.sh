@@ -151,6 +151,7 @@ streak)
     expect 1 EXPIRE k:expire-me 1
     expired_at=$(( $(date +%s%N) / 1000000 + 1000 ))   # ms
     expect OK SET fresh 1 PX 300
+    expect "ERR syntax error" SET fresh 2 EX 10 PX 300   # one expiry, as Redis takes it
     # keys nobody reads again can only go through the expiry thread (new in v4)
     awk 'BEGIN { for (i = 1; i <= 1000; i++) print "SET soon:" i " x PX 200" }' | cli > /dev/null
     swept=0
@@ -245,6 +246,7 @@ protocol)
     expect OK SET limit -9223372036854775808
     expect "ERR increment or decrement would overflow" DECR limit
     expect "ERR syntax error" FLUSHALL now
+    expect "ERR value is not an integer or out of range" SELECT x
     expect -9223372036854775808 GET limit
     # a value of 8 MiB (6 MiB in base64), both ways
     head -c $((6 * 1024 * 1024)) /dev/urandom | base64 -w0 > big
