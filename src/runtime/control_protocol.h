@@ -25,7 +25,7 @@
 // and always one last line:
 //     {"event": "result", "ok": true|false, "error": "...", "report": {...}}
 // "status" answers with the last line only, its "status" member holding the version, the update
-// history, the threads, the resident memory ("memory") and, when asked, the heap in use ("heap";
+// history (each report with its "id", the number "accepted" gave it), the threads, the resident memory ("memory") and, when asked, the heap in use ("heap";
 // a runtime before the tenth session sent "heap" always, and no "memory"), and while an update
 // runs, "update": {"id", "to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
 // "cancel_requested"}. "cancel" asks the running update to stop (running_update.h), or only the

@@ -42,7 +42,8 @@ json failure(const std::string &error) { return {{"event", "result"}, {"ok", fal
 json report_json(const UpdateReport &report)
 {
     json warnings = report.warnings, stragglers = report.stragglers;
-    return {{"ok", report.ok},
+    return {{"id", report.id},
+            {"ok", report.ok},
             {"phase", report.phase},
             {"error", report.error},
             {"from", report.from_path},

@@ -402,6 +402,8 @@ void set_active(Transaction *transaction)
 
 class Transaction {
 public:
+    void number(std::uint64_t id) { m_report.id = id; }
+
     Transaction(std::string path, const UpdateOptions &options, const ProgressCallback &progress)
         : m_path(std::move(path)), m_timeout(options.timeout), m_keep_old_state(options.keep_old_state),
           m_verify(options.verify), m_progress(progress)
@@ -1526,6 +1528,7 @@ UpdateReport update_to(const std::string &path, const UpdateOptions &options, co
     }
     Transaction transaction(path, options, progress);
     RunningUpdateScope running(path, transaction.started_at_ms());
+    transaction.number(running.id());
     if (options.accepted)
         options.accepted(running.id());
     return transaction.run();

@@ -20,6 +20,7 @@ struct PhaseTimes {
 };
 
 struct UpdateReport {
+    std::uint64_t id = 0;  // the process's number for it (running_update.h); 0: it never began
     bool ok = false;
     std::string phase;   // where it failed (prepare, quiesce, transform, restart)
     std::string error;   // one line a person can act on

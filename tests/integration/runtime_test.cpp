@@ -1948,6 +1948,10 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
         EXPECT_NE(ended.err.find("update failed in quiesce: cancelled in quiesce"), std::string::npos) << ended.err;
     }
     EXPECT_EQ(status_number(pid, "updates_attempted"), 2);
+    // The history's reports carry the numbers their updates ran under.
+    std::string history = molt_tool({"status", "--json", pid}).out;
+    EXPECT_NE(history.find("\"id\": 1,"), std::string::npos) << history;
+    EXPECT_NE(history.find("\"id\": 2,"), std::string::npos) << history;
     long counted = count_matching(read_lines(fixture.log), "^v1 count ");
     EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v1 count ") > counted; }))
         << "v1 stopped after the cancellations";
