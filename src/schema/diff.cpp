@@ -73,9 +73,21 @@ public:
         m_in_progress.erase(key);
         // Kept only for named types, whose findings are recorded under their own name: a
         // scalar or array change is a finding at each place it occurs, and a pointer's verdict
-        // may rest on a pointee still being compared.
-        if (is_named_tagged(m_old.type(stripped_a)))
+        // may rest on a pointee still being compared. A union's change is a finding at each
+        // place too: each struct member holding it has cases of its own (MOLT_UNION_CASE).
+        if (is_named_tagged(m_old.type(stripped_a)) && !per_place(stripped_a))
             m_compared[key] = result;
+        return result;
+    }
+
+    // A named type as a whole (diff_types): a union's findings are its places' (the members and
+    // variables of its type), so its own line records none.
+    Comparison compare_type(TypeId a, TypeId b, const std::string &name)
+    {
+        bool quiet = per_place(strip_typedefs_and_qualifiers(m_old, a));
+        std::swap(m_quiet, quiet);
+        Comparison result = compare(a, b, name);
+        std::swap(m_quiet, quiet);
         return result;
     }
 
@@ -121,15 +133,20 @@ private:
     Comparison needs_transformer(TypeId a, TypeId b, const std::string &where, std::string reason)
     {
         const Type &old_type = m_old.type(a);
-        bool named = old_type.kind == TypeKind::Typedef || is_named_tagged(old_type);
         Pair pair{strip_typedefs_and_qualifiers(m_old, a), strip_typedefs_and_qualifiers(m_new, b)};
+        bool named = (old_type.kind == TypeKind::Typedef || is_named_tagged(old_type)) && !per_place(pair.first);
         if (!named || m_finding_pairs.insert({pair, reason}).second)
             record(where, type_to_c(m_old, a), type_to_c(m_new, b), reason);
         return {Verdict::NeedsTransformer, std::move(reason)};
     }
 
+    // Whose change is a finding at each place it occurs rather than once under its name.
+    bool per_place(TypeId stripped_old) const { return m_old.type(stripped_old).kind == TypeKind::Union; }
+
     void record(const std::string &where, std::string old_type, std::string new_type, const std::string &reason)
     {
+        if (m_quiet)
+            return;
         if (m_finding_places.insert(where).second)
             m_findings.push_back({where, std::move(old_type), std::move(new_type), reason, ""});
     }
@@ -290,6 +307,11 @@ private:
                                              kind_noun(new_pointee.kind) + " (" + type_to_c(m_new, y.target) + ")");
             if (old_pointee.name != new_pointee.name && !renamed)
                 return needs_transformer(a, b, where, renamed_reason(x.target, old_id, y.target, new_id, "the pointee "));
+            if (per_place(old_id)) {  // not looked up: judged at each place (a union behind a pointer)
+                if (compare(x.target, y.target, where + "->").verdict == Verdict::NeedsTransformer)
+                    return {Verdict::NeedsTransformer, "the pointee needs a transformer"};
+                return {Verdict::Convertible, "the pointee is converted"};
+            }
             auto known = m_compared.find({old_id, new_id});
             if (known != m_compared.end() && known->second.verdict == Verdict::NeedsTransformer)
                 return {Verdict::NeedsTransformer, "the pointee needs a transformer"};
@@ -407,6 +429,7 @@ private:
     std::set<Pair> m_in_progress;
     std::vector<Finding> m_findings;
     std::set<std::string> m_finding_places;
+    bool m_quiet = false;  // compare_type of a union: its places record its findings
     std::set<std::pair<Pair, std::string>> m_finding_pairs;
 };
 
@@ -577,7 +600,7 @@ void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &co
                 continue;
         }
         change.new_size = new_schema.type(found->second).size;
-        Comparison comparison = comparer.compare(old_id, found->second, name);
+        Comparison comparison = comparer.compare_type(old_id, found->second, name);
         change.verdict = comparison.verdict;
         change.reason = comparison.reason;
         if (old_type.kind == TypeKind::Struct && new_schema.type(found->second).kind == TypeKind::Struct &&

@@ -60,7 +60,7 @@ const Case cases[] = {
      "variable cursor: struct node * -> struct node **: needs a transformer (the pointee struct node became a pointer "
      "(struct node *))",
      "cursor", Status::Changed, "became a pointer"},
-    {"union_layout", Verdict::NeedsTransformer, "union value: needs a transformer (the union's layout changed)", "cell",
+    {"union_layout", Verdict::NeedsTransformer, "variable cell: needs a transformer (the union's layout changed)", "cell",
      Status::Changed, "union"},
     {"function_pointer_prototype", Verdict::NeedsTransformer,
      "handler_fn: needs a transformer (the function-pointer prototype changed)", "handler", Status::Changed,
@@ -217,6 +217,29 @@ TEST(DiffMembers, ABitFieldMovedWithinItsByteIsToldByItsBits)
     std::ostringstream text;
     schema::write_diff_text(diff, text);
     EXPECT_NE(text.str().find("member mode: unsigned int, bit 1 -> 2: convertible"), std::string::npos) << text.str();
+}
+
+// A named union is met at each place that holds it: the cases of one holder do not cover the
+// other, as the update judges them (it refused what check had called covered).
+TEST(DiffUnion, ANamedUnionInTwoStructsNeedsTheCasesOfEach)
+{
+    std::string include = std::string("-I") + MOLT_SOURCE_DIR + "/include";
+    auto diff_with = [&](const std::string &flags) {
+        auto old_schema = schema::read_schema(build({"diff/cases.c"}, toolchains[0], include + " -DCASE_union_two_places -DV=1"));
+        auto new_schema = schema::read_schema(build({"diff/cases.c"}, toolchains[0], include + " -DCASE_union_two_places -DV=2 " + flags));
+        EXPECT_TRUE(old_schema.ok() && new_schema.ok());
+        return schema::diff_schemas(*old_schema, *new_schema);
+    };
+    schema::SchemaDiff one = diff_with("");
+    ASSERT_EQ(one.needs_transformer.size(), 1u);
+    EXPECT_EQ(one.needs_transformer[0].where, "struct right.u");
+    ASSERT_EQ(one.covered.size(), 1u);
+    EXPECT_EQ(one.covered[0].where, "struct left.u");
+    EXPECT_EQ(one.verdict(), Verdict::NeedsTransformer);
+    schema::SchemaDiff both = diff_with("-DCOVER_BOTH");
+    EXPECT_TRUE(both.needs_transformer.empty()) << both.needs_transformer.front().to_string();
+    EXPECT_EQ(both.covered.size(), 2u);
+    EXPECT_EQ(both.verdict(), Verdict::Convertible);
 }
 
 TEST(DiffVariables, RemovedAndAddedOfOneTypeAreRenameCandidates)
