@@ -127,6 +127,17 @@ public:
 
     std::vector<Finding> take_findings() { return std::move(m_findings); }
 
+    // The same, telling no finding: a question asked on the side (does a union's case convert?).
+    Comparison compare_quietly(TypeId a, TypeId b, const std::string &where)
+    {
+        bool quiet = true;
+        std::swap(m_quiet, quiet);
+        Comparison result = compare(a, b, where);
+        std::swap(m_quiet, quiet);
+        return result;
+    }
+
+
 private:
     // Records the finding once per place and once per pair of types: a typedef'd function
     // pointer is reported under the typedef, not again under each variable of that type.
@@ -717,6 +728,49 @@ std::string MemberChange::move() const
     return "offset " + std::to_string(old_offset) + " -> " + std::to_string(new_offset);
 }
 
+namespace {
+
+const Member *member_called(const Type &type, const std::string &name)
+{
+    for (const Member &member : type.members)
+        if (member.name == name)
+            return &member;
+    return nullptr;
+}
+
+// MOLT_UNION_CASEs cover a union's change at `member` of struct `type` only where each case's
+// member converts by the default rules, as the update plans them: a case whose member needs a
+// transformer itself (a float that became an int) leaves the change uncovered. What does not
+// convert, in words, or "".
+std::string union_case_gap(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
+                           const std::string &type, const std::string &member)
+{
+    std::map<std::string, TypeId> old_types = named_types(old_schema), new_types = named_types(new_schema);
+    auto old_struct = old_types.find(new_schema.old_name(Transformer::Kind::RenameType, type));
+    auto new_struct = new_types.find(type);
+    if (old_struct == old_types.end() || new_struct == new_types.end())
+        return "";
+    const Member *old_union = member_called(layout(old_schema, old_struct->second), member);
+    const Member *new_union = member_called(layout(new_schema, new_struct->second), member);
+    if (!old_union || !new_union)
+        return "";  // molt check names the annotation's mistake
+    for (const Transformer &annotation : new_schema.transformers) {
+        if (annotation.kind != Transformer::Kind::UnionCase || annotation.name != type || annotation.member != member)
+            continue;
+        const Member *old_case = member_called(layout(old_schema, old_union->type), annotation.case_member);
+        const Member *new_case = member_called(layout(new_schema, new_union->type), annotation.case_member);
+        if (!old_case || !new_case)
+            continue;
+        std::string where = type + "." + member + "." + annotation.case_member;
+        if (comparer.compare_quietly(old_case->type, new_case->type, where).verdict == Verdict::NeedsTransformer)
+            return "its case " + annotation.case_member + " (" + type_to_c(old_schema, old_case->type) + " -> " +
+                   type_to_c(new_schema, new_case->type) + ") needs a transformer itself";
+    }
+    return "";
+}
+
+}  // namespace
+
 SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
 {
     SchemaDiff diff;
@@ -741,7 +795,11 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
         } else if (new_schema.find_transformer(Transformer::Kind::Opaque, type)) {
             finding.covered_by = "MOLT_OPAQUE";
         } else if (new_schema.find_annotation(Transformer::Kind::UnionCase, type, member)) {
-            finding.covered_by = "MOLT_UNION_CASE";
+            std::string gap = union_case_gap(old_schema, new_schema, comparer, type, member);
+            if (gap.empty())
+                finding.covered_by = "MOLT_UNION_CASE";
+            else
+                finding.reason += "; MOLT_UNION_CASE does not cover it: " + gap;
         }
         (finding.covered_by.empty() ? diff.needs_transformer : diff.covered).push_back(std::move(finding));
     }
