@@ -15,8 +15,7 @@ namespace {
 
 // The diff, and (for `check`) the mistakes in NEW's annotations.
 struct Compared {
-    schema::SchemaDiff diff;  // with the mistakes in NEW's declarations
-    std::vector<std::string> value_losses;  // warnings: values the update drops or misplaces
+    schema::SchemaDiff diff;  // with the mistakes in NEW's declarations and what the update loses
     std::vector<std::string> removed_start_routines;  // removed functions shaped like void *(void *)
 };
 
@@ -54,9 +53,9 @@ Result<Compared> diff_files(const Options &options)
     // What the reader left out is not in the verdict either: said before it.
     print_reader_warnings(options.old_file, *old_schema);
     print_reader_warnings(options.new_file, *new_schema);
-    Compared compared{schema::diff_schemas(*old_schema, *new_schema), {}, {}};
+    Compared compared{schema::diff_schemas(*old_schema, *new_schema), {}};
     compared.diff.annotation_problems = transform::Annotations(*old_schema, *new_schema).problems();
-    compared.value_losses = schema::value_loss_warnings(compared.diff, *new_schema);
+    compared.diff.warnings = schema::value_loss_warnings(compared.diff, *new_schema);
     compared.removed_start_routines = removed_start_routines(compared.diff, *old_schema);
     return compared;
 }
@@ -131,7 +130,7 @@ int run_check(const Options &options)
         for (const auto &change : diff.variables)
             if (change.status == schema::Status::Removed && !change.read_only)
                 std::cout << "warning: variable " << change.name << " is removed: its value is dropped\n";
-        for (const std::string &warning : diffed->value_losses)
+        for (const std::string &warning : diff.warnings)
             std::cout << "warning: " << warning << "\n";
         for (const std::string &name : diffed->removed_start_routines)
             std::cout << "warning: function " << name << " is removed and has a thread start routine's prototype "

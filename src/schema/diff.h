@@ -90,6 +90,8 @@ struct SchemaDiff {
     // The new version's mistaken declarations (a transformer naming no type...), one line each:
     // set by whoever checks them (transform::Annotations, in the tool); the update refuses them.
     std::vector<std::string> annotation_problems;
+    // What the update loses of the values it carries (value_loss_warnings), set by the tool.
+    std::vector<std::string> warnings;
     // The update's verdict: "needs a transformer" while a finding is left that nothing of the new
     // version covers, or a declaration of it is wrong; once its transformers and annotations
     // cover them all, "convertible".

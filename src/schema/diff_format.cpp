@@ -156,6 +156,8 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         fmt::print(out, "  {}\n", finding.to_string());
     for (const std::string &problem : diff.annotation_problems)
         fmt::print(out, "  annotation: {}\n", problem);
+    for (const std::string &warning : diff.warnings)
+        fmt::print(out, "warning: {}\n", warning);
 }
 
 void write_diff_json(const SchemaDiff &diff, std::ostream &out)
@@ -169,6 +171,10 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
                              {"reason", change.reason}, {"read_only", change.read_only}});
     json types = json::array();
     for (const TypeChange &change : diff.types) {
+        // Copied as bytes, a type's members are not converted by name: none is "copied to its
+        // new offset" or "zeroed" (the warnings say what moved under the bytes).
+        bool bytes = change.carried_by == "MOLT_OPAQUE";
+        const char *as_bytes = "copied as bytes (MOLT_OPAQUE)";
         json members = json::array();
         for (const MemberChange &member : change.members)
             members.push_back({{"name", member.name}, {"status", status_word(member.status)},
@@ -178,10 +184,11 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
                                {"old_bit_offset", member.old_bit_offset}, {"new_bit_offset", member.new_bit_offset},
                                {"old_size", member.old_size}, {"new_size", member.new_size},
                                {"moved", member.moved}, {"retyped", member.retyped}, {"resized", member.resized},
-                               {"verdict", verdict_word(member.verdict)}, {"reason", member.reason}});
+                               {"verdict", verdict_word(member.verdict)},
+                               {"reason", bytes ? as_bytes : member.reason}});
         types.push_back({{"name", change.name}, {"status", status_word(change.status)},
                          {"old_size", change.old_size}, {"new_size", change.new_size},
-                         {"verdict", verdict_word(change.verdict)}, {"reason", change.reason},
+                         {"verdict", verdict_word(change.verdict)}, {"reason", bytes ? as_bytes : change.reason},
                          {"carried_by", change.carried_by}, {"members", members}});
     }
     json functions = json::array();
@@ -202,7 +209,7 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
     json document = {{"verdict", verdict_word(diff.verdict())}, {"unit_renames", diff.unit_renames},
                      {"variables", variables}, {"rename_candidates", renames}, {"types", types},
                      {"functions", functions}, {"needs_transformer", findings}, {"covered", covered},
-                     {"annotation_problems", diff.annotation_problems}};
+                     {"annotation_problems", diff.annotation_problems}, {"warnings", diff.warnings}};
     out << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // names from DWARF may be invalid UTF-8
 }
 

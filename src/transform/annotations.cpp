@@ -417,7 +417,11 @@ std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer
     if (pointers.empty())
         return std::nullopt;
     schema::LayoutIdentity identity(m_old, m_new);
-    for (const auto &[where, pointee] : pointers) {
+    for (auto [where, pointee] : pointers) {
+        // Through pointers to pointers: a block of pointers to objects that move is converted
+        // too (its pointers translated into a new copy), and moves with them.
+        for (int hops = 0; m_old.type(pointee).kind == TypeKind::Pointer && hops < 16; ++hops)
+            pointee = schema::strip_typedefs_and_qualifiers(m_old, m_old.type(pointee).target);
         const Type &target = m_old.type(pointee);
         if (target.kind != TypeKind::Struct && target.kind != TypeKind::Union)
             continue;  // a scalar or void: its objects are not converted as such

@@ -149,6 +149,17 @@ contains "$out" "verdict: needs a transformer"
 contains "$out" "  annotation: MOLT_TYPE_TRANSFORMER(struct itme): the new version has no type struct itme"
 expect 0 "$molt" diff --json d1 d2
 contains "$out" '"annotation_problems": ['
+# a type copied as bytes whose members moved: diff warns as check does, and its JSON does not call
+# the members converted by name
+gcc -g -O0 -I"$include" -DCASE_opaque -DV=1 "$fixtures/diff/cases.c" -o opaque1
+gcc -g -O0 -I"$include" -DCASE_opaque -DV=2 "$fixtures/diff/cases.c" -o opaque2
+expect 0 "$molt" diff opaque1 opaque2
+contains "$out" '~ struct state: copied as bytes (MOLT_OPAQUE)'
+contains "$out" 'warning: MOLT_OPAQUE("struct state") copies each object'"'"'s bytes as they lie, but members kept their names and moved'
+expect 0 "$molt" diff --json opaque1 opaque2
+contains "$out" '"reason": "copied as bytes (MOLT_OPAQUE)"'
+contains "$out" '"warnings": ['
+case "$out" in *'"moved: copied to its new offset"'*) fail "diff --json converts an opaque type's members by name";; esac
 # a new version whose transformer reads old objects through the header: diff does not list the
 # header's types as new types of the new version
 expect 0 "$molt" old-types a1 -o a1_old.h
