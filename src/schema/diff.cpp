@@ -41,6 +41,8 @@ const char *kind_noun(TypeKind kind)
 
 constexpr std::size_t max_comparison_depth = 512;
 
+std::set<std::string> opaque_type_names(const Schema &schema);
+
 bool is_named_tagged(const Type &type)
 {
     return (type.kind == TypeKind::Struct || type.kind == TypeKind::Union || type.kind == TypeKind::Enum) &&
@@ -473,9 +475,19 @@ std::string renamed(const std::string &qualified_name, const std::map<std::strin
     return qualified_name;
 }
 
+// The type of a variable's elements: behind its typedefs, qualifiers and array dimensions.
+TypeId element_type(const Schema &schema, TypeId id)
+{
+    id = strip_typedefs_and_qualifiers(schema, id);
+    for (int hops = 0; schema.type(id).kind == TypeKind::Array && hops < 16; ++hops)
+        id = strip_typedefs_and_qualifiers(schema, schema.type(id).target);
+    return id;
+}
+
 void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
                     const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
 {
+    std::set<std::string> opaque = opaque_type_names(new_schema);  // variables of such a type are bytes
     std::set<std::string> matched_new;
     for (const Variable &old_variable : old_schema.variables) {
         VariableChange change;
@@ -507,6 +519,8 @@ void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer
             Comparison comparison = comparer.compare(old_variable.type, new_variable->type, "variable " + change.name);
             change.verdict = comparison.verdict;
             change.reason = comparison.reason;
+            if (comparison.verdict != Verdict::Identical && opaque.count(qualified_type_name(new_schema, element_type(new_schema, new_variable->type))))
+                change.reason = "copied as bytes: MOLT_OPAQUE";
             if (old_variable.thread_local_storage != new_variable->thread_local_storage) {
                 change.verdict = Verdict::NeedsTransformer;
                 change.reason = "thread-local storage changed";

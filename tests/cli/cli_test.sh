@@ -155,6 +155,7 @@ gcc -g -O0 -I"$include" -DCASE_opaque -DV=1 "$fixtures/diff/cases.c" -o opaque1
 gcc -g -O0 -I"$include" -DCASE_opaque -DV=2 "$fixtures/diff/cases.c" -o opaque2
 expect 0 "$molt" diff opaque1 opaque2
 contains "$out" '~ struct state: copied as bytes (MOLT_OPAQUE)'
+contains "$out" '~ state: struct state: convertible (copied as bytes: MOLT_OPAQUE)'
 contains "$out" 'warning: MOLT_OPAQUE("struct state") copies each object'"'"'s bytes as they lie, but members kept their names and moved'
 expect 0 "$molt" diff --json opaque1 opaque2
 contains "$out" '"reason": "copied as bytes (MOLT_OPAQUE)"'
