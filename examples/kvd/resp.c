@@ -83,6 +83,16 @@ enum parse_result resp_parse(const char *data, size_t length, struct request *re
         return parse_inline(data, length, request, consumed, error);
     const char *cursor = data + 1;
     const char *end = data + length;
+    if (cursor < end && *cursor == '-') {   /* "*-1": a null array, which Redis skips: nothing to run */
+        const char *digits = cursor + 1;
+        long long magnitude = read_length(&digits, end);
+        if (magnitude == -2)
+            return parse_incomplete;
+        if (magnitude >= 0) {
+            *consumed = (size_t)(digits - data);
+            return parse_done;
+        }
+    }
     long long count = read_length(&cursor, end);
     if (count == -2)
         return parse_incomplete;

@@ -271,6 +271,9 @@ protocol)
     printf '*1\r\n$99999999999\r\n' > bad-length
     reply=$(timeout 5 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat bad-length >&5; head -c 100 <&5" || true)
     [[ $reply == -ERR\ Protocol\ error* ]] || fail "a bad bulk length got '$reply'"
+    # a null array is skipped, as Redis does
+    reply=$(printf '*-1\r\nPING\r\n' | timeout 5 nc -N 127.0.0.1 "$port" | tr -d '\r')
+    [ "$reply" = "+PONG" ] || fail "a null array followed by PING got '$reply'"
     for _ in $(seq 20); do
         head -c 65536 /dev/urandom | timeout 5 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat >&5; exit 0" || true
     done
