@@ -136,9 +136,10 @@ extern int worker_count;
 int64_t now_ms(void);
 void connection_close_later(struct conn *conn);
 
-/* resp.c: the Redis protocol (RESP2). */
+/* resp.c: the Redis protocol (RESP2). The request's arguments point into `data`, which an
+ * inline request's quoted arguments are decoded in place of. */
 enum parse_result { parse_incomplete = 0, parse_done = 1, parse_error = -1 };
-enum parse_result resp_parse(const char *data, size_t length, struct request *request, size_t *consumed,
+enum parse_result resp_parse(char *data, size_t length, struct request *request, size_t *consumed,
                              const char **error);
 void buffer_append(struct buffer *buffer, const void *bytes, size_t length);
 void buffer_free(struct buffer *buffer);

@@ -48,10 +48,50 @@ static long long read_length(const char **cursor, const char *end)
     return value;
 }
 
-static enum parse_result parse_inline(const char *data, size_t length, struct request *request, size_t *consumed,
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A quoted inline argument at `*p` (its opening quote), as Redis reads one: "..." with the
+ * escapes \xHH \n \r \t \b \a and \c for any other c, or '...' with \' only. Decoded in place
+ * (never longer than written), from `*p` on; its length, or -1 when the quotes do not close, or
+ * close against the next character instead of a space. */
+static long decode_quoted(char **p, char *end)
+{
+    char quote = **p, *in = *p + 1, *out = *p;
+    for (; in < end && *in != quote; in++) {
+        if (*in == '\\' && in + 1 < end) {
+            char next = in[1];
+            if (quote == '\'') {
+                if (next == '\'')
+                    in++;
+                *out++ = *in;
+                continue;
+            }
+            int high, low;
+            if (next == 'x' && in + 3 < end && (high = hex_digit(in[2])) >= 0 && (low = hex_digit(in[3])) >= 0) {
+                *out++ = (char)(high * 16 + low);
+                in += 3;
+                continue;
+            }
+            *out++ = next == 'n' ? '\n' : next == 'r' ? '\r' : next == 't' ? '\t' : next == 'b' ? '\b' : next == 'a' ? '\a' : next;
+            in++;
+            continue;
+        }
+        *out++ = *in;
+    }
+    if (in >= end || (in + 1 < end && in[1] != ' ' && in[1] != '\t'))
+        return -1;
+    long length = (long)(out - *p);
+    *p = in + 1;
+    return length;
+}
+
+static enum parse_result parse_inline(char *data, size_t length, struct request *request, size_t *consumed,
                                       const char **error)
 {
-    const char *newline = memchr(data, '\n', length);
+    char *newline = memchr(data, '\n', length);
     if (!newline) {
         if (length > max_inline_length) {
             *error = "Protocol error: too big inline request";
@@ -59,11 +99,20 @@ static enum parse_result parse_inline(const char *data, size_t length, struct re
         }
         return parse_incomplete;
     }
-    const char *end = newline > data && newline[-1] == '\r' ? newline - 1 : newline;
-    for (const char *p = data; p < end;) {
+    char *end = newline > data && newline[-1] == '\r' ? newline - 1 : newline;
+    for (char *p = data; p < end;) {
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
-        const char *word = p;
+        char *word = p;
+        if (p < end && (*p == '"' || *p == '\'')) {
+            long decoded = decode_quoted(&p, end);
+            if (decoded < 0) {
+                *error = "Protocol error: unbalanced quotes in request";
+                return parse_error;
+            }
+            request_add(request, word, (size_t)decoded);
+            continue;
+        }
         while (p < end && *p != ' ' && *p != '\t')
             p++;
         if (p > word)
@@ -73,7 +122,7 @@ static enum parse_result parse_inline(const char *data, size_t length, struct re
     return parse_done;
 }
 
-enum parse_result resp_parse(const char *data, size_t length, struct request *request, size_t *consumed,
+enum parse_result resp_parse(char *data, size_t length, struct request *request, size_t *consumed,
                              const char **error)
 {
     request->argc = 0;

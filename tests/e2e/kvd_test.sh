@@ -271,6 +271,11 @@ protocol)
     printf '*1\r\n$99999999999\r\n' > bad-length
     reply=$(timeout 5 bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; cat bad-length >&5; head -c 100 <&5" || true)
     [[ $reply == -ERR\ Protocol\ error* ]] || fail "a bad bulk length got '$reply'"
+    # inline requests with quoted arguments, as Redis reads them (an unclosed quote: an error)
+    reply=$(printf '%s\r\n' 'SET "a b" "c\x41d"' 'GET "a b"' "SET 'it\\'s' v" "GET 'it\\'s'" 'GET "open' |
+        timeout 5 nc -N 127.0.0.1 "$port" | tr -d '\r' | tr '\n' '|')
+    [ "$reply" = '+OK|$3|cAd|+OK|$1|v|-ERR Protocol error: unbalanced quotes in request|' ] ||
+        fail "quoted inline arguments got '$reply'"
     # a null array is skipped, as Redis does
     reply=$(printf '*-1\r\nPING\r\n' | timeout 5 nc -N 127.0.0.1 "$port" | tr -d '\r')
     [ "$reply" = "+PONG" ] || fail "a null array followed by PING got '$reply'"
