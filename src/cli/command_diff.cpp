@@ -13,7 +13,8 @@
 namespace molt::cli {
 namespace {
 
-// The diff, and (for `check`) the mistakes in NEW's annotations.
+// The diff (with NEW's mistaken declarations and what the update loses), and for `check` the
+// removed functions that may be a thread's start routine.
 struct Compared {
     schema::SchemaDiff diff;  // with the mistakes in NEW's declarations and what the update loses
     std::vector<std::string> removed_start_routines;  // removed functions shaped like void *(void *)

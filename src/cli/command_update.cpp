@@ -92,7 +92,7 @@ Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid, std::option
 {
     json request = {{"protocol", 1}, {"command", "cancel"}};
     if (id)
-        request["update"] = *id;
+        request["id"] = *id;
     auto answer = control_request(pid, request, {}, std::chrono::seconds(2));
     if (!answer)
         return answer.error();
@@ -176,8 +176,8 @@ int run_update(const Options &options)
     auto result = control_request(*pid, request, [&](const json &line) {
         if (line.value("event", "") == "accepted") {
             accepted = true;
-            if (line.contains("update") && line["update"].is_number_unsigned())  // runtimes before cancel ids send none
-                update_id = line["update"].get<std::uint64_t>();
+            if (line.contains("id") && line["id"].is_number_unsigned())  // runtimes before cancel ids send none
+                update_id = line["id"].get<std::uint64_t>();
             if (!options.json)
                 std::cout << "molt: updating process " << *pid << " to " << resolved << std::endl;
             cancel_if_interrupted();

@@ -11,13 +11,13 @@
 //     {"protocol": 1, "command": "status", "heap": false}
 //     {"protocol": 1, "command": "update", "path": "/abs/path/v2.so", "timeout_ms": 5000,
 //      "keep_old_state": false, "verify": false, "start_by_ms": 1795000000000}
-//     {"protocol": 1, "command": "cancel", "update": 3}
-// ("heap", "timeout_ms", "keep_old_state", "verify", "start_by_ms" and "update" may be left out:
+//     {"protocol": 1, "command": "cancel", "id": 3}
+// ("heap", "timeout_ms", "keep_old_state", "verify", "start_by_ms" and "id" may be left out:
 // false, 5000, false, false, no deadline and whichever update runs. "heap": true asks the allocator for its count of the bytes
 // in use, which glibc takes under its arenas' locks, stalling the program's allocations for a
 // while. "start_by_ms", wall-clock milliseconds since the epoch: an update read after it is not
 // started, since its client has given up waiting, as it does when the process is stopped.)
-// The process answers with lines of JSON. For "update", first {"event": "accepted", "update": 3}
+// The process answers with lines of JSON. For "update", first {"event": "accepted", "id": 3}
 // as soon as the update has begun (it holds the process's update lock, and a "cancel" reaches it
 // from then on; 3: its number, the process's updates counted from 1),
 // then zero or more progress lines, one per phase that ended:
@@ -29,7 +29,7 @@
 // a runtime before the tenth session sent "heap" always, and no "memory"), and while an update
 // runs, "update": {"id", "to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
 // "cancel_requested"}. "cancel" asks the running update to stop (running_update.h), or only the
-// one numbered "update" (a client cancelling its own must not stop another client's), and answers
+// one numbered "id" (a client cancelling its own must not stop another client's), and answers
 // {"event": "result", "ok": true, "cancel": "cancelling"|"too_late"|"nothing_running", "phase": ...}:
 // a cancelled update then ends with a failed result, "cancelled in <phase>". A request that is not
 // valid JSON, is too long, names another protocol version or an unknown command gets

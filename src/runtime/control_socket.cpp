@@ -219,7 +219,7 @@ void handle(int fd)
             }
         }
         UpdateOptions options;
-        options.accepted = [fd](std::uint64_t id) { send_line(fd, {{"event", "accepted"}, {"update", id}}); };
+        options.accepted = [fd](std::uint64_t id) { send_line(fd, {{"event", "accepted"}, {"id", id}}); };
         options.timeout = std::chrono::milliseconds(timeout);
         options.keep_old_state = request.value("keep_old_state", false);
         options.verify = request.value("verify", false);
@@ -232,12 +232,12 @@ void handle(int fd)
     }
     if (command == "cancel") {
         std::optional<std::uint64_t> id;
-        if (request.contains("update")) {
-            if (!request["update"].is_number_unsigned()) {
-                send_line(fd, failure("\"update\" must be an update's number (the \"update\" of its \"accepted\")"));
+        if (request.contains("id")) {
+            if (!request["id"].is_number_unsigned()) {
+                send_line(fd, failure("\"id\" must be an update's number (the \"id\" of its \"accepted\")"));
                 return;
             }
-            id = request["update"].get<std::uint64_t>();
+            id = request["id"].get<std::uint64_t>();
         }
         std::string phase;
         CancelAnswer answer = request_cancel(phase, id);

@@ -86,11 +86,29 @@ public:
     // variables of its type), so its own line records none.
     Comparison compare_type(TypeId a, TypeId b, const std::string &name)
     {
-        bool quiet = per_place(strip_typedefs_and_qualifiers(m_old, a));
-        std::swap(m_quiet, quiet);
-        Comparison result = compare(a, b, name);
-        std::swap(m_quiet, quiet);
-        return result;
+        if (!per_place(strip_typedefs_and_qualifiers(m_old, a)))
+            return compare(a, b, name);
+        return compare_quietly(a, b, name);
+    }
+
+    // A comparison that records no finding: a question asked on the side (does a union's case
+    // convert?), or a union's own line. (A union's classification looks no deeper, and what
+    // the comparison caches holds no finding, so nothing is lost for a later place.)
+    Comparison compare_quietly(TypeId a, TypeId b, const std::string &where)
+    {
+        struct Quiet {
+            bool &flag, was;
+            explicit Quiet(bool &flag) : flag(flag), was(flag) { flag = true; }
+            ~Quiet() { flag = was; }
+        } quiet(m_quiet);
+        return compare(a, b, where);
+    }
+
+    // A finding the comparison of types does not make (a variable's thread-local storage).
+    void note(const std::string &where, const std::string &old_type, const std::string &new_type,
+              const std::string &reason)
+    {
+        record(where, old_type, new_type, reason);
     }
 
     // The members of two structs that changed (added, removed, moved, retyped, resized).
@@ -128,17 +146,6 @@ public:
     }
 
     std::vector<Finding> take_findings() { return std::move(m_findings); }
-
-    // The same, telling no finding: a question asked on the side (does a union's case convert?).
-    Comparison compare_quietly(TypeId a, TypeId b, const std::string &where)
-    {
-        bool quiet = true;
-        std::swap(m_quiet, quiet);
-        Comparison result = compare(a, b, where);
-        std::swap(m_quiet, quiet);
-        return result;
-    }
-
 
 private:
     // Records the finding once per place and once per pair of types: a typedef'd function
@@ -524,6 +531,7 @@ void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer
             if (old_variable.thread_local_storage != new_variable->thread_local_storage) {
                 change.verdict = Verdict::NeedsTransformer;
                 change.reason = "thread-local storage changed";
+                comparer.note("variable " + change.name, change.old_type, change.new_type, change.reason);
             }
         }
         change.status = change.verdict == Verdict::Identical && change.old_type == change.new_type ? Status::Unchanged
@@ -735,6 +743,24 @@ Verdict SchemaDiff::verdict() const
     return std::min(result, Verdict::Convertible);  // what needed one is covered
 }
 
+std::pair<std::string, std::string> split_place(const std::string &where)
+{
+    if (where.rfind("variable ", 0) == 0)
+        return {where, ""};
+    std::size_t slash = where.rfind('/');
+    std::size_t dot = where.find('.', slash == std::string::npos ? 0 : slash);
+    if (dot == std::string::npos)
+        return {where, ""};
+    return {where.substr(0, dot), where.substr(dot + 1)};
+}
+
+bool place_within(const std::string &inner, const std::string &outer)
+{
+    if (inner.compare(0, outer.size(), outer) != 0)
+        return false;
+    return inner.size() == outer.size() || std::string_view(".[-").find(inner[outer.size()]) != std::string_view::npos;
+}
+
 std::string MemberChange::move() const
 {
     if (bit_field)
@@ -757,9 +783,9 @@ const Member *member_called(const Type &type, const std::string &name)
 // transformer itself (a float that became an int) leaves the change uncovered. What does not
 // convert, in words, or "".
 std::string union_case_gap(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
+                           const std::map<std::string, TypeId> &old_types, const std::map<std::string, TypeId> &new_types,
                            const std::string &type, const std::string &member)
 {
-    std::map<std::string, TypeId> old_types = named_types(old_schema), new_types = named_types(new_schema);
     auto old_struct = old_types.find(new_schema.old_name(Transformer::Kind::RenameType, type));
     auto new_struct = new_types.find(type);
     if (old_struct == old_types.end() || new_struct == new_types.end())
@@ -798,18 +824,23 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     // A finding is covered by a transformer of the new version: a variable's by a transformer of
     // that variable, a type's ("struct entry.value", "union value") by a transformer of the type.
     // Annotations cover what they speak for: a union with its cases, a type copied as bytes.
+    std::set<std::string> opaque = opaque_type_names(new_schema);
+    std::map<std::string, TypeId> old_named, new_named;  // by name, when a union case needs them
     for (Finding &finding : comparer.take_findings()) {
-        std::string type = finding.where.substr(0, finding.where.find('.'));
-        std::string member = finding.where.find('.') == std::string::npos ? "" : finding.where.substr(finding.where.find('.') + 1);
+        auto [type, member] = split_place(finding.where);
         if (finding.where.rfind("variable ", 0) == 0) {
             if (new_schema.find_transformer(Transformer::Kind::Variable, finding.where.substr(9)))
                 finding.covered_by = "a transformer";
         } else if (new_schema.find_transformer(Transformer::Kind::Type, type)) {
             finding.covered_by = "a transformer";
-        } else if (new_schema.find_transformer(Transformer::Kind::Opaque, type)) {
+        } else if (opaque.count(type)) {
             finding.covered_by = "MOLT_OPAQUE";
         } else if (new_schema.find_annotation(Transformer::Kind::UnionCase, type, member)) {
-            std::string gap = union_case_gap(old_schema, new_schema, comparer, type, member);
+            if (old_named.empty() && new_named.empty()) {  // made once, for the first union case met
+                old_named = named_types(old_schema);
+                new_named = named_types(new_schema);
+            }
+            std::string gap = union_case_gap(old_schema, new_schema, comparer, old_named, new_named, type, member);
             if (gap.empty())
                 finding.covered_by = "MOLT_UNION_CASE";
             else
@@ -817,7 +848,6 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
         }
         (finding.covered_by.empty() ? diff.needs_transformer : diff.covered).push_back(std::move(finding));
     }
-    std::set<std::string> opaque = opaque_type_names(new_schema);
     for (TypeChange &change : diff.types)
         if (change.status == Status::Changed)
             change.carried_by = new_schema.find_transformer(Transformer::Kind::Type, change.name) ? "a transformer"
@@ -866,7 +896,7 @@ std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schem
             continue;
         }
         if (std::any_of(diff.covered.begin(), diff.covered.end(),
-                        [&](const Finding &finding) { return finding.where.rfind(type.name, 0) == 0; }))
+                        [&](const Finding &finding) { return place_within(finding.where, type.name); }))
             continue;
         for (const MemberChange &member : type.members)
             if (member.status == Status::Removed)

@@ -100,6 +100,13 @@ struct SchemaDiff {
 
 SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema);
 
+// A finding's place, split into its type and the member path inside it: "kvd.c/struct x.key[]"
+// -> {"kvd.c/struct x", "key[]"} (a file's name has dots of its own); "variable n" -> {"variable n", ""}.
+std::pair<std::string, std::string> split_place(const std::string &where);
+// Whether place `inner` lies within `outer`: "struct shape.u" within "struct shape" (and itself),
+// not within "struct shap", nor "struct shapes.u" within "struct shape".
+bool place_within(const std::string &inner, const std::string &outer);
+
 // What an update loses of the values it carries, one warning each, said by `molt check` and by the
 // update's report alike:
 // - members dropped with their values (`struct entry.value is removed: its values are dropped

@@ -74,17 +74,20 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         auto found = covered.find(where);
         return found == covered.end() ? std::string() : found->second;
     };
-    // With no finding left uncovered, whatever "needs a transformer" has one: its line says so.
+    // A line that "needs a transformer" is covered when no finding inside its place is left
+    // uncovered and one is covered, or (a variable whose type's findings lie under the type's
+    // name) when no finding at all is left uncovered.
     auto needs = [&](Verdict verdict, const std::string &place) {
         std::string word = verdict_word(verdict);
-        if (verdict != Verdict::NeedsTransformer || !diff.needs_transformer.empty())
+        if (verdict != Verdict::NeedsTransformer)
             return word;
-        // The first covered place inside this one: "struct shape.u" for "struct shape", not
-        // "struct shapes.u" (the next character must end the name).
-        for (auto found = covered.lower_bound(place); found != covered.end() && found->first.rfind(place, 0) == 0; ++found)
-            if (found->first.size() == place.size() || std::string_view(".[ ").find(found->first[place.size()]) != std::string_view::npos)
-                return word + ", covered by " + found->second;
-        return word + ", covered";
+        for (const Finding &finding : diff.needs_transformer)
+            if (place_within(finding.where, place))
+                return word;
+        for (const Finding &finding : diff.covered)
+            if (place_within(finding.where, place))
+                return word + ", covered by " + finding.covered_by;
+        return diff.needs_transformer.empty() ? word + ", covered" : word;
     };
     for (const std::string &rename : diff.unit_renames)
         fmt::print(out, "statics matched across a renamed file: {}\n", rename);

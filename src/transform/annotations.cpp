@@ -420,8 +420,11 @@ std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer
     for (auto [where, pointee] : pointers) {
         // Through pointers to pointers: a block of pointers to objects that move is converted
         // too (its pointers translated into a new copy), and moves with them.
-        for (int hops = 0; m_old.type(pointee).kind == TypeKind::Pointer && hops < 16; ++hops)
+        std::string through;
+        for (int hops = 0; m_old.type(pointee).kind == TypeKind::Pointer && hops < 16; ++hops) {
             pointee = schema::strip_typedefs_and_qualifiers(m_old, m_old.type(pointee).target);
+            through += "pointers to ";
+        }
         const Type &target = m_old.type(pointee);
         if (target.kind != TypeKind::Struct && target.kind != TypeKind::Union)
             continue;  // a scalar or void: its objects are not converted as such
@@ -429,7 +432,7 @@ std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer
         auto new_pointee = find_type(m_new, m_new.new_name(Transformer::Kind::RenameType, name));
         if (!new_pointee || identity.identical(pointee, *new_pointee))
             continue;  // gone, or the same: its objects stay where they are
-        return "it holds a pointer (" + where + ") to " + name +
+        return "it holds a pointer (" + where + ") to " + through + name +
                ", whose objects this update converts: copied as bytes, it would still lead to the old object, "
                "which is freed after the commit (convert the type member by member, or with a transformer)";
     }

@@ -500,7 +500,9 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     // Molt trusts a header's size as glibc trusts its chunks', but one the program overwrote must
     // not lead the conversion out of mapped memory in the pause (arrays only: one object's memory
     // was looked at above).
-    if (capacity > 1 && capacity < (std::uint64_t{1} << 31) && !mapped(address, capacity * program.old_size, walker))
+    if (capacity >= (std::uint64_t{1} << 31))
+        return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
+    if (capacity > 1 && !mapped(address, capacity * program.old_size, walker))
         return failure(where(), "points to a block whose header says " + std::to_string(tracked->size) +
                                   " bytes, which are not all mapped (a header the program overwrote?)");
     std::uint64_t count = capacity;

@@ -443,10 +443,8 @@ bool readable(const void *pointer, std::size_t size)
 
 std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer)
 {
-    if (!pointer || reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0)
-        return std::nullopt;
-    Header *header = header_of(pointer);
-    if (header->check != check_word(pointer, header->offset))
+    Header *header = pointer ? allocated_header(pointer) : nullptr;
+    if (!header)
         return std::nullopt;
     return HeapBlock{const_cast<void *>(pointer), header->size};
 }

@@ -380,8 +380,8 @@ Result<bool> ValueConverter::convert_array(const Type &x, std::size_t old_dim, c
                            "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +
                                " elements and this dropped element is not zero");
     // A string in a char array that shrank to its length exactly kept every character and lost
-    // its terminating NUL (the one dropped element, zero): read as a string, it runs on into
-    // whatever follows.
+    // its terminating NUL (among the dropped elements, all zero): read as a string, it runs on
+    // into whatever follows.
     if (new_count < old_count && new_count > 0 && old_dim + 1 == x.counts.size() && is_plain_char(m_old, x.target) &&
         !std::memchr(from, 0, new_count))
         return failure(where.text(), "the array shrank from " + std::to_string(old_count) + " to " + std::to_string(new_count) +

@@ -1922,9 +1922,9 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
         // The process's first update: number 1. A cancellation of another (a client whose own
         // update has ended) leaves it be.
         EXPECT_NE(molt_tool({"status", "--json", pid}).out.find("\"id\": 1,"), std::string::npos);
-        std::string other = raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"update\": 2}\n");
+        std::string other = raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"id\": 2}\n");
         EXPECT_NE(other.find("\"cancel\":\"nothing_running\""), std::string::npos) << other;
-        EXPECT_NE(raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"update\": \"all\"}\n")
+        EXPECT_NE(raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"id\": \"all\"}\n")
                       .find("must be an update's number"),
                   std::string::npos);
         EXPECT_TRUE(update_running_in(pid, "quiesce"));

@@ -28,7 +28,7 @@ const Mistake mistakes[] = {
     {8, "MOLT_UNION_CASE(struct shape, u, kind, 1, width): case 1 is given to radius already: one member per value"},
     {9, "MOLT_RENAME_MEMBER(item_t, count, id): item_t is a typedef: name the struct itself (struct item)"},
     {10, "MOLT_OPAQUE(struct holder): it holds a pointer (cell) to struct cell, whose objects this update converts"},
-    {11, "MOLT_OPAQUE(struct table): it holds a pointer (slots) to struct cell, whose objects this update converts"},
+    {11, "MOLT_OPAQUE(struct table): it holds a pointer (slots) to pointers to struct cell, whose objects this update converts"},
 };
 
 std::vector<std::string> problems_of(const std::string &flags)

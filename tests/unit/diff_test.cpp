@@ -252,6 +252,22 @@ TEST(DiffUnion, ANamedUnionInTwoStructsNeedsTheCasesOfEach)
         << left;
 }
 
+// Which findings lie within a type or a member: by whole names (a covered "struct shapes.u" said
+// nothing of "struct shape"), and a file's dots are not a member's.
+TEST(DiffPlaces, APlaceLiesWithinItsTypeByWholeNames)
+{
+    EXPECT_TRUE(schema::place_within("struct shape.u", "struct shape"));
+    EXPECT_TRUE(schema::place_within("struct shape", "struct shape"));
+    EXPECT_TRUE(schema::place_within("struct table.buckets[]", "struct table.buckets"));
+    EXPECT_FALSE(schema::place_within("struct shapes.u", "struct shape"));
+    EXPECT_FALSE(schema::place_within("struct shap", "struct shape"));
+    using Split = std::pair<std::string, std::string>;
+    EXPECT_EQ(schema::split_place("kvd.c/struct x.key[]"), Split("kvd.c/struct x", "key[]"));
+    EXPECT_EQ(schema::split_place("struct shape.u.circle"), Split("struct shape", "u.circle"));
+    EXPECT_EQ(schema::split_place("variable kvd.c/store"), Split("variable kvd.c/store", ""));
+    EXPECT_EQ(schema::split_place("union value"), Split("union value", ""));
+}
+
 TEST(DiffVariables, RemovedAndAddedOfOneTypeAreRenameCandidates)
 {
     auto diff = diff_case("variable_added_removed", toolchains[0]);
