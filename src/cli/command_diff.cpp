@@ -56,7 +56,7 @@ Result<Compared> diff_files(const Options &options)
     print_reader_warnings(options.new_file, *new_schema);
     Compared compared{schema::diff_schemas(*old_schema, *new_schema), {}};
     compared.diff.annotation_problems = transform::Annotations(*old_schema, *new_schema).problems();
-    compared.diff.warnings = schema::value_loss_warnings(compared.diff, *new_schema);
+    compared.diff.warnings = schema::value_loss_warnings(compared.diff);
     compared.removed_start_routines = removed_start_routines(compared.diff, *old_schema);
     return compared;
 }

@@ -353,18 +353,18 @@ private:
 
 }  // namespace
 
-void take_molt_lock(ThreadRecord &record, std::mutex &lock)
+MoltLockHeld::MoltLockHeld(ThreadRecord &record, std::mutex &lock) : m_record(record), m_lock(lock)
 {
     WakeSignalWaits waits;  // a return between the two would keep the lock for good
-    lock.lock();
-    record.molt_lock_held.store(&lock);
+    m_lock.lock();
+    m_record.molt_lock_held.store(&m_lock);
 }
 
-void let_go_of_molt_lock(ThreadRecord &record, std::mutex &lock)
+MoltLockHeld::~MoltLockHeld()
 {
     WakeSignalWaits waits;  // a return between the two, or inside unlock(), would unlock it twice
-    record.molt_lock_held.store(nullptr);
-    lock.unlock();
+    m_record.molt_lock_held.store(nullptr);
+    m_lock.unlock();
 }
 
 void return_to_old_frames(ThreadRecord &record)

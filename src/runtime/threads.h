@@ -69,7 +69,7 @@ struct ThreadRecord {
     int restart_generation = 0;  // the update this thread is restarting for
     std::atomic<int> crash_signal{0};        // the signal that ended its restart in the new code
     std::atomic<int> rollback_requested{0};  // the wake signal takes it back to its old frames
-    // A lock of Molt's it holds while it runs new code (take_molt_lock): taken back to its old
+    // A lock of Molt's it holds while it runs new code (MoltLockHeld): taken back to its old
     // frames from there, it lets go of it, or Molt would wait for it for good.
     std::atomic<std::mutex *> molt_lock_held{nullptr};
     ucontext_t parked_context{};
@@ -141,12 +141,21 @@ void remove_crash_handlers();
 [[noreturn]] void return_to_old_frames(ThreadRecord &record);
 int wake_signal();
 
-// A lock of Molt's that a thread takes while it may run new code (around a MOLT_LOCAL's
-// conversion, which may run a transformer): recorded in its ThreadRecord, so that a forced return
-// to its old frames lets go of it (return_to_old_frames). The wake signal, which forces that
-// return, waits while the lock and its record change together.
-void take_molt_lock(ThreadRecord &record, std::mutex &lock);
-void let_go_of_molt_lock(ThreadRecord &record, std::mutex &lock);
+// A lock of Molt's that a thread holds while it may run new code (around a MOLT_LOCAL's
+// conversion, which may run a transformer), for the object's lifetime: recorded in its
+// ThreadRecord, so that a forced return to its old frames lets go of it (return_to_old_frames).
+// The wake signal, which forces that return, waits while the lock and its record change together.
+class MoltLockHeld {
+public:
+    MoltLockHeld(ThreadRecord &record, std::mutex &lock);
+    ~MoltLockHeld();
+    MoltLockHeld(const MoltLockHeld &) = delete;
+    MoltLockHeld &operator=(const MoltLockHeld &) = delete;
+
+private:
+    ThreadRecord &m_record;
+    std::mutex &m_lock;
+};
 void install_wake_signal();
 
 // Registers the main thread (from the runtime's constructor).

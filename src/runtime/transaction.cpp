@@ -618,12 +618,6 @@ private:
         return Error{"", "cancelled in " + running_update().value_or(RunningUpdate{}).phase +
                              " (molt cancel, or molt update interrupted)"};
     }
-    Result<bool> not_cancelled() const
-    {
-        if (cancel_requested())
-            return cancelled();
-        return true;
-    }
 
     Result<bool> check_file()
     {
@@ -648,8 +642,8 @@ private:
         (void)file_ok;
         MOLT_TRY(old_schema, m_old->load_schema());
         m_old_schema = old_schema;
-        MOLT_TRY(go_on, not_cancelled());
-        (void)go_on;
+        if (cancel_requested())
+            return cancelled();
         for (const std::string &warning : m_old_schema->warnings)  // e.g. a static the optimizer split
             m_report.warnings.push_back(m_old->path + ": " + warning);
         auto new_schema = schema::load_schema(m_path);
@@ -657,8 +651,8 @@ private:
             return new_schema.error();
         m_loaded_schema = std::make_unique<schema::Schema>(std::move(*new_schema));
         m_new_schema = m_loaded_schema.get();
-        MOLT_TRY(read, not_cancelled());  // reading the DWARF is prepare's longest step
-        (void)read;
+        if (cancel_requested())  // reading the DWARF is prepare's longest step
+            return cancelled();
         if (!m_new_schema->find_function("main"))
             return Error{m_path, "has no main: a version is a whole program"};
 
@@ -672,8 +666,8 @@ private:
         (void)planned;
         MOLT_TRY(threads_ok, check_start_routines());
         (void)threads_ok;
-        MOLT_TRY(still_wanted, not_cancelled());  // the last moment before new code runs
-        (void)still_wanted;
+        if (cancel_requested())  // the last moment before new code runs
+            return cancelled();
 
         // Last: loading runs the new version's constructors.
         MOLT_TRY(opened, open_version(m_path));
@@ -733,8 +727,8 @@ private:
         m_detail = std::to_string(m_migrations.size()) + " variables planned, " + m_path + " loaded";
         if (m_report.copy_bytes_prepared)
             m_detail += ", " + std::to_string(m_report.copy_bytes_prepared >> 20) + " MB ready for the new copies";
-        MOLT_TRY(ready, not_cancelled());
-        (void)ready;
+        if (cancel_requested())
+            return cancelled();
         // Discovery will want the helper: made last, so that prepare fails before it or not at
         // all (a thread made and ended would leave a cached stack and an arena behind), and so
         // that its start is done with before the pause. Made as the pause began, its 60-100 µs
@@ -772,7 +766,7 @@ private:
         for (const schema::Transformer &transformer : m_new_schema->transformers)
             if (transformer.kind == schema::Transformer::Kind::Type)
                 planner.add_type_transformer(transformer.name, planned_transformer);
-        for (std::string &warning : schema::value_loss_warnings(diff, *m_new_schema))
+        for (std::string &warning : schema::value_loss_warnings(diff))
             m_report.warnings.push_back(std::move(warning));
         for (const schema::VariableChange &change : diff.variables) {
             if (change.read_only)
@@ -1560,11 +1554,7 @@ bool carry_local(ThreadRecord &thread, const char *function, const char *name, v
 {
     // The conversion may run a transformer (the new version's code): a restart that outlives its
     // deadline takes the thread back from inside it, and the lock with it (threads.h).
-    struct Held {
-        explicit Held(ThreadRecord &thread) : thread(thread) { take_molt_lock(thread, g_active_mutex); }
-        ~Held() { let_go_of_molt_lock(thread, g_active_mutex); }
-        ThreadRecord &thread;
-    } held(thread);
+    MoltLockHeld held(thread, g_active_mutex);
     return g_active && g_active->carry_local(thread, function, name, address, size);
 }
 

@@ -41,8 +41,6 @@ const char *kind_noun(TypeKind kind)
 
 constexpr std::size_t max_comparison_depth = 512;
 
-std::set<std::string> opaque_type_names(const Schema &schema);
-
 bool is_named_tagged(const Type &type)
 {
     return (type.kind == TypeKind::Struct || type.kind == TypeKind::Union || type.kind == TypeKind::Enum) &&
@@ -491,10 +489,15 @@ TypeId element_type(const Schema &schema, TypeId id)
     return id;
 }
 
+// What the diff looks up again and again, made once.
+struct Names {
+    std::map<std::string, TypeId> old_types, new_types;  // the named types, by name
+    std::set<std::string> opaque;                         // MOLT_OPAQUE's types, by the diff's names
+};
+
 void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
-                    const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
+                    const std::map<std::string, std::string> &unit_renames, const Names &names, SchemaDiff &diff)
 {
-    std::set<std::string> opaque = opaque_type_names(new_schema);  // variables of such a type are bytes
     std::set<std::string> matched_new;
     for (const Variable &old_variable : old_schema.variables) {
         VariableChange change;
@@ -526,7 +529,8 @@ void diff_variables(const Schema &old_schema, const Schema &new_schema, Comparer
             Comparison comparison = comparer.compare(old_variable.type, new_variable->type, "variable " + change.name);
             change.verdict = comparison.verdict;
             change.reason = comparison.reason;
-            if (comparison.verdict != Verdict::Identical && opaque.count(qualified_type_name(new_schema, element_type(new_schema, new_variable->type))))
+            if (comparison.verdict != Verdict::Identical &&
+                names.opaque.count(qualified_type_name(new_schema, element_type(new_schema, new_variable->type))))
                 change.reason = "copied as bytes: MOLT_OPAQUE";
             if (old_variable.thread_local_storage != new_variable->thread_local_storage) {
                 change.verdict = Verdict::NeedsTransformer;
@@ -603,9 +607,9 @@ bool from_old_types_header(const std::string &name)
 }
 
 void diff_types(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
-                const std::map<std::string, std::string> &unit_renames, SchemaDiff &diff)
+                const std::map<std::string, std::string> &unit_renames, const Names &names, SchemaDiff &diff)
 {
-    std::map<std::string, TypeId> old_types = named_types(old_schema), new_types = named_types(new_schema);
+    const std::map<std::string, TypeId> &old_types = names.old_types, &new_types = names.new_types;
     std::set<std::string> matched_new;
     for (const auto &[name, old_id] : old_types) {
         auto found = new_types.find(name);
@@ -770,35 +774,26 @@ std::string MemberChange::move() const
 
 namespace {
 
-const Member *member_called(const Type &type, const std::string &name)
-{
-    for (const Member &member : type.members)
-        if (member.name == name)
-            return &member;
-    return nullptr;
-}
-
 // MOLT_UNION_CASEs cover a union's change at `member` of struct `type` only where each case's
 // member converts by the default rules, as the update plans them: a case whose member needs a
 // transformer itself (a float that became an int) leaves the change uncovered. What does not
 // convert, in words, or "".
-std::string union_case_gap(const Schema &old_schema, const Schema &new_schema, Comparer &comparer,
-                           const std::map<std::string, TypeId> &old_types, const std::map<std::string, TypeId> &new_types,
+std::string union_case_gap(const Schema &old_schema, const Schema &new_schema, Comparer &comparer, const Names &names,
                            const std::string &type, const std::string &member)
 {
-    auto old_struct = old_types.find(new_schema.old_name(Transformer::Kind::RenameType, type));
-    auto new_struct = new_types.find(type);
-    if (old_struct == old_types.end() || new_struct == new_types.end())
+    auto old_struct = names.old_types.find(new_schema.old_name(Transformer::Kind::RenameType, type));
+    auto new_struct = names.new_types.find(type);
+    if (old_struct == names.old_types.end() || new_struct == names.new_types.end())
         return "";
-    const Member *old_union = member_called(layout(old_schema, old_struct->second), member);
-    const Member *new_union = member_called(layout(new_schema, new_struct->second), member);
+    const Member *old_union = member_named(layout(old_schema, old_struct->second), member);
+    const Member *new_union = member_named(layout(new_schema, new_struct->second), member);
     if (!old_union || !new_union)
         return "";  // molt check names the annotation's mistake
     for (const Transformer &annotation : new_schema.transformers) {
         if (annotation.kind != Transformer::Kind::UnionCase || annotation.name != type || annotation.member != member)
             continue;
-        const Member *old_case = member_called(layout(old_schema, old_union->type), annotation.case_member);
-        const Member *new_case = member_called(layout(new_schema, new_union->type), annotation.case_member);
+        const Member *old_case = member_named(layout(old_schema, old_union->type), annotation.case_member);
+        const Member *new_case = member_named(layout(new_schema, new_union->type), annotation.case_member);
         if (!old_case || !new_case)
             continue;
         std::string where = type + "." + member + "." + annotation.case_member;
@@ -818,14 +813,13 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     std::map<std::string, std::string> unit_renames = match_renamed_units(old_schema, new_schema);
     for (const auto &[from, to] : unit_renames)
         diff.unit_renames.push_back(from + " -> " + to);
-    diff_types(old_schema, new_schema, comparer, unit_renames, diff);
-    diff_variables(old_schema, new_schema, comparer, unit_renames, diff);
+    const Names names{named_types(old_schema), named_types(new_schema), opaque_type_names(new_schema)};
+    diff_types(old_schema, new_schema, comparer, unit_renames, names, diff);
+    diff_variables(old_schema, new_schema, comparer, unit_renames, names, diff);
     diff_functions(old_schema, new_schema, comparer, unit_renames, diff);
     // A finding is covered by a transformer of the new version: a variable's by a transformer of
     // that variable, a type's ("struct entry.value", "union value") by a transformer of the type.
     // Annotations cover what they speak for: a union with its cases, a type copied as bytes.
-    std::set<std::string> opaque = opaque_type_names(new_schema);
-    std::map<std::string, TypeId> old_named, new_named;  // by name, when a union case needs them
     for (Finding &finding : comparer.take_findings()) {
         auto [type, member] = split_place(finding.where);
         if (finding.where.rfind("variable ", 0) == 0) {
@@ -833,14 +827,10 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
                 finding.covered_by = "a transformer";
         } else if (new_schema.find_transformer(Transformer::Kind::Type, type)) {
             finding.covered_by = "a transformer";
-        } else if (opaque.count(type)) {
+        } else if (names.opaque.count(type)) {
             finding.covered_by = "MOLT_OPAQUE";
         } else if (new_schema.find_annotation(Transformer::Kind::UnionCase, type, member)) {
-            if (old_named.empty() && new_named.empty()) {  // made once, for the first union case met
-                old_named = named_types(old_schema);
-                new_named = named_types(new_schema);
-            }
-            std::string gap = union_case_gap(old_schema, new_schema, comparer, old_named, new_named, type, member);
+            std::string gap = union_case_gap(old_schema, new_schema, comparer, names, type, member);
             if (gap.empty())
                 finding.covered_by = "MOLT_UNION_CASE";
             else
@@ -850,9 +840,9 @@ SchemaDiff diff_schemas(const Schema &old_schema, const Schema &new_schema)
     }
     for (TypeChange &change : diff.types)
         if (change.status == Status::Changed)
-            change.carried_by = new_schema.find_transformer(Transformer::Kind::Type, change.name) ? "a transformer"
-                                : opaque.count(change.name)                                    ? "MOLT_OPAQUE"
-                                                                                               : "";
+            change.carried_by = new_schema.find_transformer(Transformer::Kind::Type, change.name) ? TypeChange::Carrier::Transformer
+                                : names.opaque.count(change.name) ? TypeChange::Carrier::Bytes
+                                                                  : TypeChange::Carrier::Defaults;
     return diff;
 }
 
@@ -883,14 +873,13 @@ std::vector<std::string> opaque_copy_warnings(const TypeChange &type)
 
 }  // namespace
 
-std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema)
+std::vector<std::string> value_loss_warnings(const SchemaDiff &diff)
 {
     std::vector<std::string> warnings;
-    std::set<std::string> opaque = opaque_type_names(new_schema);
     for (const TypeChange &type : diff.types) {
-        if (type.status != Status::Changed || new_schema.find_transformer(Transformer::Kind::Type, type.name))
+        if (type.status != Status::Changed || type.carried_by == TypeChange::Carrier::Transformer)
             continue;
-        if (opaque.count(type.name)) {
+        if (type.carried_by == TypeChange::Carrier::Bytes) {
             for (std::string &warning : opaque_copy_warnings(type))
                 warnings.push_back(std::move(warning));
             continue;

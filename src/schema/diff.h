@@ -44,9 +44,13 @@ struct TypeChange {
     Verdict verdict = Verdict::Identical;
     std::string reason;
     std::vector<MemberChange> members;  // only the members that changed
-    // What of the new version carries its objects instead of the default rules: "a transformer",
-    // "MOLT_OPAQUE" (copied as bytes), or nothing.
-    std::string carried_by;
+    // What of the new version carries its objects besides the default rules.
+    enum class Carrier : std::uint8_t {
+        Defaults,     // members by name
+        Transformer,  // members by name, then the new version's transformer of the type
+        Bytes,        // MOLT_OPAQUE: copied as bytes, no member matched
+    };
+    Carrier carried_by = Carrier::Defaults;
 };
 
 struct VariableChange {
@@ -114,6 +118,6 @@ bool place_within(const std::string &inner, const std::string &outer);
 //   unless a transformer of its type (which reads the old object) or a finding it covers keeps it;
 // - a type copied as bytes (MOLT_OPAQUE) whose layout changed under it: a member that kept its
 //   name but moved is filled from the wrong bytes, and a type that shrank loses its last bytes.
-std::vector<std::string> value_loss_warnings(const SchemaDiff &diff, const Schema &new_schema);
+std::vector<std::string> value_loss_warnings(const SchemaDiff &diff);
 
 }  // namespace molt::schema

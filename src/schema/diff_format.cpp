@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <map>
 #include <string_view>
 
 namespace molt::schema {
@@ -44,7 +43,18 @@ std::string type_transition(const std::string &old_type, const std::string &new_
     return old_type + " -> " + new_type;
 }
 
-void write_member(const MemberChange &member, const std::string &covered_by, bool transformed, std::ostream &out)
+// The JSON's words for what carries a type's objects ("" for the default rules alone).
+const char *carrier_word(TypeChange::Carrier carrier)
+{
+    switch (carrier) {
+    case TypeChange::Carrier::Transformer: return "a transformer";
+    case TypeChange::Carrier::Bytes: return "MOLT_OPAQUE";
+    default: return "";
+    }
+}
+
+void write_member(const MemberChange &member, const std::string &covered_by, TypeChange::Carrier carried_by,
+                  std::ostream &out)
 {
     std::string details = type_transition(member.old_type, member.new_type);
     if (member.status == Status::Changed && member.moved)
@@ -52,7 +62,7 @@ void write_member(const MemberChange &member, const std::string &covered_by, boo
     else if (member.status == Status::Added)
         details += fmt::format(", offset {}", member.new_offset);
     fmt::print(out, "    {} member {}: {}: {}", status_mark(member.status), member.name, details, verdict_word(member.verdict));
-    if (member.status == Status::Removed && transformed)
+    if (member.status == Status::Removed && carried_by == TypeChange::Carrier::Transformer)
         fmt::print(out, " (member removed: the transformer reads it from the old object)");
     else if (!member.reason.empty())
         fmt::print(out, " ({})", member.reason);
@@ -65,14 +75,12 @@ void write_member(const MemberChange &member, const std::string &covered_by, boo
 
 void write_diff_text(const SchemaDiff &diff, std::ostream &out)
 {
-    // What the new version's transformers and annotations cover (a union's cases), by place: a
-    // member ("struct shape.u"), and a type or variable that needs a transformer only there.
-    std::map<std::string, std::string> covered;
-    for (const Finding &finding : diff.covered)
-        covered.emplace(finding.where, finding.covered_by);
-    auto covered_by = [&](const std::string &where) {
-        auto found = covered.find(where);
-        return found == covered.end() ? std::string() : found->second;
+    // What of the new version covers a finding inside `place` (a member, a type, a variable), or "".
+    auto covered_by = [&](const std::string &place) {
+        for (const Finding &finding : diff.covered)
+            if (place_within(finding.where, place))
+                return finding.covered_by;
+        return std::string();
     };
     // A line that "needs a transformer" is covered when no finding inside its place is left
     // uncovered and one is covered, or (a variable whose type's findings lie under the type's
@@ -84,9 +92,8 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         for (const Finding &finding : diff.needs_transformer)
             if (place_within(finding.where, place))
                 return word;
-        for (const Finding &finding : diff.covered)
-            if (place_within(finding.where, place))
-                return word + ", covered by " + finding.covered_by;
+        if (std::string by = covered_by(place); !by.empty())
+            return word + ", covered by " + by;
         return diff.needs_transformer.empty() ? word + ", covered" : word;
     };
     for (const std::string &rename : diff.unit_renames)
@@ -118,22 +125,21 @@ void write_diff_text(const SchemaDiff &diff, std::ostream &out)
         if (change.status == Status::Changed) {
             if (change.old_size != change.new_size)
                 fmt::print(out, " (size {} -> {})", change.old_size, change.new_size);
-            bool bytes = change.carried_by == "MOLT_OPAQUE";
-            if (bytes)
+            if (change.carried_by == TypeChange::Carrier::Bytes)
                 fmt::print(out, ": copied as bytes (MOLT_OPAQUE)");
             else
                 fmt::print(out, ": {}", needs(change.verdict, change.name));
-            if (!bytes && !change.carried_by.empty())  // the defaults first: it gets the new object so far
-                fmt::print(out, " (members by default, then {} of the new version)", change.carried_by);
-            else if (!change.reason.empty() && change.members.empty() && !bytes)
+            if (change.carried_by == TypeChange::Carrier::Transformer)  // the defaults first: it gets the new object so far
+                fmt::print(out, " (members by default, then a transformer of the new version)");
+            else if (change.carried_by == TypeChange::Carrier::Defaults && !change.reason.empty() && change.members.empty())
                 fmt::print(out, " ({})", change.reason);
         } else {
             fmt::print(out, ": {}", change.reason);
         }
         fmt::print(out, "\n");
-        if (change.carried_by != "MOLT_OPAQUE")  // as bytes, members are not matched by name
+        if (change.carried_by != TypeChange::Carrier::Bytes)  // as bytes, members are not matched by name
             for (const MemberChange &member : change.members)
-                write_member(member, covered_by(change.name + "." + member.name), !change.carried_by.empty(), out);
+                write_member(member, covered_by(change.name + "." + member.name), change.carried_by, out);
     }
     if (diff.types.empty())
         fmt::print(out, "  no named type changed\n");
@@ -176,7 +182,7 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
     for (const TypeChange &change : diff.types) {
         // Copied as bytes, a type's members are not converted by name: none is "copied to its
         // new offset" or "zeroed" (the warnings say what moved under the bytes).
-        bool bytes = change.carried_by == "MOLT_OPAQUE";
+        bool bytes = change.carried_by == TypeChange::Carrier::Bytes;
         const char *as_bytes = "copied as bytes (MOLT_OPAQUE)";
         json members = json::array();
         for (const MemberChange &member : change.members)
@@ -192,7 +198,7 @@ void write_diff_json(const SchemaDiff &diff, std::ostream &out)
         types.push_back({{"name", change.name}, {"status", status_word(change.status)},
                          {"old_size", change.old_size}, {"new_size", change.new_size},
                          {"verdict", verdict_word(change.verdict)}, {"reason", bytes ? as_bytes : change.reason},
-                         {"carried_by", change.carried_by}, {"members", members}});
+                         {"carried_by", carrier_word(change.carried_by)}, {"members", members}});
     }
     json functions = json::array();
     for (const FunctionChange &change : diff.functions)

@@ -90,6 +90,14 @@ std::string qualified_type_name(const Type &type)
     return name;
 }
 
+const Member *member_named(const Type &aggregate, std::string_view name)
+{
+    for (const Member &member : aggregate.members)
+        if (member.name == name)
+            return &member;
+    return nullptr;
+}
+
 const Member *corresponding_member(const Type &aggregate, const Member &wanted, const Type &wanted_in,
                                    const Schema &new_schema)
 {

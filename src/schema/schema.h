@@ -210,6 +210,9 @@ inline bool is_signed_integral(const Type &type)
 std::string qualified_type_name(const Schema &schema, TypeId id);
 std::string qualified_type_name(const Type &type);
 
+// The member of a struct or union called `name`, or null.
+const Member *member_named(const Type &aggregate, std::string_view name);
+
 // The member of `aggregate` (a struct or union of the old version) that `wanted`, a member of
 // `wanted_in` (the same aggregate in the new version), continues: the one of the same name, or
 // of the name a MOLT_RENAME_MEMBER of `new_schema` gives it (the type named as `molt schema`

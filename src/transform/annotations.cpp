@@ -6,7 +6,6 @@
 #include <set>
 #include <utility>
 
-#include "layout_identity.h"
 
 namespace molt::transform {
 namespace {
@@ -18,16 +17,9 @@ using schema::Type;
 using schema::TypeId;
 using schema::TypeKind;
 using schema::layout;
+using schema::member_named;
 
 Error failure(const std::string &why) { return Error{"", why}; }
-
-const Member *member_named(const Type &type, const std::string &name)
-{
-    for (const Member &member : type.members)
-        if (member.name == name)
-            return &member;
-    return nullptr;
-}
 
 // A case value as written in the source: a number, or an enumerator's name.
 // An annotation as the source spells it, for messages.
@@ -313,6 +305,7 @@ std::vector<std::string> Annotations::problems() const
     auto report = [&](const Error &error) { problems.push_back(error.message); };
     // A union member's cases are judged together (a value given twice is a conflict), once.
     std::set<std::pair<std::string, std::string>> union_members_judged;
+    std::optional<schema::LayoutIdentity> identity;  // for MOLT_OPAQUE's pointers, made once if needed
     for (const Transformer &record : m_new.transformers) {
         if (record.kind == Transformer::Kind::UnionCase && !union_members_judged.insert({record.name, record.member}).second)
             continue;
@@ -368,7 +361,7 @@ std::vector<std::string> Annotations::problems() const
         case Transformer::Kind::Opaque:
             if (!find_type(m_new, record.name))
                 report(failure(written + ": the new version has no type " + record.name));
-            else if (auto problem = opaque_pointer_problem(record))
+            else if (auto problem = opaque_pointer_problem(record, identity))
                 report(failure(written + ": " + *problem));
             continue;
         default:
@@ -407,7 +400,8 @@ void pointers_inside(const Schema &schema, TypeId id, const std::string &where,
 
 }  // namespace
 
-std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer &record) const
+std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer &record,
+                                                                std::optional<schema::LayoutIdentity> &identity) const
 {
     auto old_type = find_type(m_old, m_new.old_name(Transformer::Kind::RenameType, record.name));
     if (!old_type)
@@ -416,7 +410,8 @@ std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer
     pointers_inside(m_old, *old_type, "", pointers);
     if (pointers.empty())
         return std::nullopt;
-    schema::LayoutIdentity identity(m_old, m_new);
+    if (!identity)
+        identity.emplace(m_old, m_new);
     for (auto [where, pointee] : pointers) {
         // Through pointers to pointers: a block of pointers to objects that move is converted
         // too (its pointers translated into a new copy), and moves with them.
@@ -430,7 +425,7 @@ std::optional<std::string> Annotations::opaque_pointer_problem(const Transformer
             continue;  // a scalar or void: its objects are not converted as such
         std::string name = schema::qualified_type_name(m_old, pointee);
         auto new_pointee = find_type(m_new, m_new.new_name(Transformer::Kind::RenameType, name));
-        if (!new_pointee || identity.identical(pointee, *new_pointee))
+        if (!new_pointee || identity->identical(pointee, *new_pointee))
             continue;  // gone, or the same: its objects stay where they are
         return "it holds a pointer (" + where + ") to " + through + name +
                ", whose objects this update converts: copied as bytes, it would still lead to the old object, "

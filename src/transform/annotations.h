@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "layout_identity.h"
 #include "result.h"
 #include "schema.h"
 
@@ -66,7 +67,9 @@ private:
     void declaration_problems(std::vector<std::string> &problems) const;
     // A type copied as bytes that holds a pointer to objects the update converts: they move, and
     // the copied pointer would lead to the old one, freed after the commit.
-    std::optional<std::string> opaque_pointer_problem(const schema::Transformer &record) const;
+    // `identity` is made on first need (a partition of both schemas' types: once per problems()).
+    std::optional<std::string> opaque_pointer_problem(const schema::Transformer &record,
+                                                      std::optional<schema::LayoutIdentity> &identity) const;
     std::optional<schema::TypeId> find_type(const schema::Schema &schema, const std::string &name) const;
     Result<PointeePair> pointee_pair(const std::string &type_name, const std::string &annotation) const;
 
