@@ -110,8 +110,15 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     m_blocks.for_each([&](Block &block) {
         if (block.view)
             return;  // part of another block
-        // Mapped: discovery probed it, and nothing has freed it since.
-        auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(block.old_start));
+        // Mapped: discovery probed it, and nothing has freed it since. A trailer past its elements
+        // (a tracked block's slack, or a made-up place below one Molt did not allocate) is probed
+        // when it lies on another page.
+        std::uintptr_t end = block.old_start + block.capacity * block.old_size();
+        auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start), [&](std::uintptr_t at, std::size_t size) {
+            bool inside = at >= block.old_start - 16 && at + size <= end;
+            bool same_page = at >= block.old_start - 16 && (at + size - 1) >> 12 == (end - 1) >> 12;
+            return inside || same_page || readable(reinterpret_cast<const void *>(at), size);
+        });
         if (!tracked) {
             ++reclaimed.kept;
             return;
@@ -483,11 +490,13 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
         return true;  // into a global of the old version, not a heap object: translate() redirects it
     if (program.old_size == 0 || program.new_size == 0)
         return failure(where(), "points to an object of unknown size");
-    // The object and the 16 bytes below it (where a tracked block keeps its header) must be
-    // mapped: a dangling pointer fails the update instead of crashing the process.
+    // The object and the 16 bytes below it (the allocator's chunk header, which tells where a
+    // tracked block keeps its trailer) must be mapped: a dangling pointer fails the update
+    // instead of crashing the process.
     if (!mapped(address - 16, program.old_size + 16, walker))
         return failure(where(), "points to unmapped or unreadable memory (a dangling pointer?): the object cannot be converted");
-    auto tracked = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address));
+    auto tracked = tracked_block(reinterpret_cast<const void *>(address),
+                                 [&](std::uintptr_t at, std::size_t size) { return mapped(at, size, walker); });
     walker.untracked += !tracked;
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
     // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.
@@ -497,14 +506,14 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     if (tracked && capacity == 0)
         return failure(where(), "points to a block of " + std::to_string(tracked->size) + " bytes, smaller than one " +
                                   schema::type_to_c(*m_old.schema, program.old_type));
-    // Molt trusts a header's size as glibc trusts its chunks', but one the program overwrote must
+    // Molt trusts a trailer's size as glibc trusts its chunks', but one the program overwrote must
     // not lead the conversion out of mapped memory in the pause (arrays only: one object's memory
     // was looked at above).
     if (capacity >= (std::uint64_t{1} << 31))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
     if (capacity > 1 && !mapped(address, capacity * program.old_size, walker))
-        return failure(where(), "points to a block whose header says " + std::to_string(tracked->size) +
-                                  " bytes, which are not all mapped (a header the program overwrote?)");
+        return failure(where(), "points to a block whose trailer says " + std::to_string(tracked->size) +
+                                  " bytes, which are not all mapped (a trailer the program overwrote?)");
     std::uint64_t count = capacity;
     if (candidate.length != no_length) {
         if (!tracked) {  // a block Molt did not allocate: the length is all there is to know
@@ -921,9 +930,11 @@ const HeapConverter::Block *HeapConverter::block_holding_inside(std::uintptr_t a
     // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
     // Only read where discovery has seen the page mapped, or its snapshot of the mappings says
     // readable (this runs concurrently: read-only).
-    bool header_readable = m_readable.taken() ? m_readable.holds(address - 16, 16)
-                                              : m_mapped_pages.contains(address >> 12) && m_mapped_pages.contains((address - 16) >> 12);
-    if (header_readable && tracked_block_in_mapped_memory(reinterpret_cast<const void *>(address)))
+    auto known_readable = [&](std::uintptr_t at, std::size_t size) {
+        return m_readable.taken() ? m_readable.holds(at, size)
+                                  : m_mapped_pages.contains(at >> 12) && m_mapped_pages.contains((at + size - 1) >> 12);
+    };
+    if (known_readable(address - 16, 16) && tracked_block(reinterpret_cast<const void *>(address), known_readable))
         return nullptr;
     return sorted_block_holding(address);
 }

@@ -1,6 +1,6 @@
-// The malloc family, interposed: each block carries a header with its requested size and a check
-// word, in front of what the program sees. glibc's allocator (through its __libc_* entry points,
-// or AddressSanitizer's in a sanitizer build) does the work; the cost is the header and a few instructions.
+// The malloc family, interposed: each block carries a trailer with its requested size, in its last
+// 8 usable bytes. glibc's allocator (through its __libc_* entry points, or AddressSanitizer's in a
+// sanitizer build) does the work; the cost is the trailer and a few instructions.
 #include "heap_tracking.h"
 
 #include <dlfcn.h>
@@ -21,7 +21,7 @@
 extern "C" {
 #if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
 // In a sanitizer build the blocks come from AddressSanitizer's allocator (through the entry points
-// it exports for interposers), so that it still checks the program's heap: the header lies inside
+// it exports for interposers), so that it still checks the program's heap: the trailer lies inside
 // its block. (This file itself is built without instrumentation: see src/runtime/CMakeLists.txt.)
 void *__interceptor_malloc(size_t);
 void *__interceptor_calloc(size_t, size_t);
@@ -29,6 +29,8 @@ void *__interceptor_realloc(void *, size_t);
 void __interceptor_free(void *);
 void *__interceptor_memalign(size_t, size_t);
 size_t __sanitizer_get_current_allocated_bytes(void);  // sanitizer/allocator_interface.h, not in gcc's headers
+int __sanitizer_get_ownership(const volatile void *);
+size_t __sanitizer_get_allocated_size(const volatile void *);
 #define MOLT_NEXT(name) __interceptor_##name
 #else
 void *__libc_malloc(size_t);
@@ -43,46 +45,120 @@ void *__libc_memalign(size_t, size_t);
 namespace molt::transform {
 namespace {
 
-// Header, just below the pointer the program gets. `offset` is how far the allocation starts
-// below that pointer (16, or the alignment for aligned blocks); its low bit, never part of the
-// distance, marks a block a transformer allocated during an update not yet committed.
-struct Header {
-    std::uint64_t size;
-    std::uint32_t offset;
-    std::uint32_t check;
-};
-static_assert(sizeof(Header) == 16, "the header keeps malloc's 16-byte alignment");
+// ---- The block's trailer ------------------------------------------------------------------------
+// The program gets the allocator's own pointer, so that free() hands it straight back. Below it
+// lies the allocator's chunk header: glibc's size word 8 bytes below (the chunk's size, with its
+// flags in the low three bits), or, for a block a CopyArena cut, a word of Molt's and a size word
+// in the shape of glibc's for a block it mapped. The block's last 8 usable bytes are its trailer:
+// the requested size and Molt's mark, xor a hash of the block's address. A header of 16 bytes in
+// front of each block (Molt's design until the fifteenth session) made every block 16 bytes
+// bigger: kvd's server spent 1 to 2% more CPU per request than without Molt, against a trailer's
+// -1 to -2% (side by side on one core; glibc rounds chunks to 16 bytes, so the trailer takes the
+// block's slack when it has 8 bytes of it, and grows it by 16 only when not: sizes 17 to 24, and
+// those 1 to 8 above a multiple of 16).
+constexpr std::uint64_t transformer_mark = std::uint64_t{1} << 63;  // a transformer's block, not yet committed
+constexpr std::uint64_t reserved_bits = std::uint64_t{0x7f} << 56;  // 0 in a trailer
+constexpr std::uint64_t size_bits = (std::uint64_t{1} << 56) - 1;
+constexpr std::size_t largest_size = size_bits;  // more fails with ENOMEM (no allocator has it)
+constexpr std::uint64_t mmapped_flag = 2;        // glibc's IS_MMAPPED, in the size word
+constexpr std::uint64_t arena_word = 0x4d4f4c5441524e41ull;  // "MOLTARNA", below a CopyArena's block's size word
 
-constexpr std::uint32_t seed = 0x6d6f6c74;  // "molt"
-// Below a block glibc allocated before the runtime was loaded lies glibc's own chunk header: the
-// check word's place holds the high half of its size (0), and the size's place, when the chunk
-// below is free, that chunk's size, a multiple of 16. The word free's short path computes for it
-// (its size a multiple of 16, the offset 16, the address 16-byte aligned) has the seed's low four
-// bits: with those not 0, such a block never passes for one of ours, when free's short path reads
-// it. (When the chunk below is in use, its last bytes stand there: a chance match, once in 2^32,
-// as anywhere else. A general path reads the offset from memory too, where a chunk of another
-// arena than the main one has its flag 4, the seed's low bits: once in 2^28.)
-static_assert((seed & 15) != 0, "the seed's low bits tell a check word from glibc's header");
-constexpr std::uint32_t transformer_mark = 1;
-constexpr std::uint32_t arena_mark = 2;  // a block a CopyArena cut from one of its segments
+// Any memory that is not a trailer (the program's data, a freed block's zeroed trailer) passes for
+// one only if, xor the hash, its seven reserved bits are 0 and its size fits the block: once in
+// 2^57 for a block of 100 bytes. The multiplier is odd, so that no two addresses hash alike.
+std::uint64_t address_hash(const void *user) { return reinterpret_cast<std::uintptr_t>(user) * 0x9e3779b97f4a7c15ull; }
 
-// The low half of the block's address and its offset (so that the check word of a block tells its
-// offset too: free's short path compares the check word alone): memory that is not a header
-// matches by chance once in 2^32. Every instruction here runs in each malloc and free, so the word
-// is what a load and a compare can test: the high half of the address is left out (the low half
-// already differs per block), and so is the size (hashing it cost a multiply and a load in each
-// call; Molt trusts its headers' sizes as glibc trusts its chunks').
-std::uint32_t check_word(const void *user, std::uint32_t offset)
+const std::uint64_t *words_below(const void *user) { return static_cast<const std::uint64_t *>(user); }
+
+std::uint64_t size_word(const void *user) { return words_below(user)[-1]; }
+
+// The bytes usable at a block whose size word is `word`: a glibc chunk in an arena lends its last
+// 8 bytes from the next chunk's header; one glibc mapped (or a CopyArena's) has 16 of its own.
+std::size_t usable_from(std::uint64_t word) { return (word & ~std::uint64_t{7}) - (word & mmapped_flag ? 16 : 8); }
+
+bool in_arena(const void *user) { return (size_word(user) & mmapped_flag) && words_below(user)[-2] == arena_word; }
+
+// The trailer's word, read and written by memcpy: a sanitizer's blocks are exactly as big as
+// asked, so that it need not be 8-byte aligned (a plain load or store all the same, on x86-64).
+std::uint64_t load_trailer(const void *user, std::size_t usable)
 {
-    offset &= ~transformer_mark;  // marking or unmarking a block leaves its check word valid
-    return static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(user)) ^ offset ^ seed;
+    std::uint64_t word;
+    memcpy(&word, static_cast<const char *>(user) + usable - 8, sizeof word);
+    return word;
 }
 
-std::uint32_t distance(const Header *header) { return header->offset & ~(transformer_mark | arena_mark); }
+void store_trailer(void *user, std::size_t usable, std::uint64_t word)
+{
+    memcpy(static_cast<char *>(user) + usable - 8, &word, sizeof word);
+}
 
-bool in_arena(const Header *header) { return header->offset & arena_mark; }
+// The usable bytes of a live block of the allocator's or of a CopyArena's (0: a block the
+// sanitizer gave before it was ready, which it does not count as its own: left untracked).
+std::size_t usable_size(const void *user)
+{
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    if (!in_arena(user))  // exactly what was asked: the trailer is its last 8
+        return __sanitizer_get_ownership(user) ? __sanitizer_get_allocated_size(user) : 0;
+#endif
+    return usable_from(size_word(user));
+}
 
-void unmark(Header *header) { header->offset &= ~transformer_mark; }
+// What to ask the allocator for, for a block of `size` bytes and its trailer. glibc's chunk for a
+// request is the request and its size word rounded up to 16 bytes, 32 at least: when that leaves
+// 8 bytes to spare, the request is the size; otherwise 8 more. (A bigger chunk than this, which
+// glibc may give, has more room still: stamp() checks.)
+std::size_t with_trailer(std::size_t size)
+{
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    return size + 8;
+#else
+    std::size_t chunk = std::max<std::size_t>(32, (size + 8 + 15) & ~std::size_t{15});
+    return chunk - 8 - 8 >= size ? size : size + 8;
+#endif
+}
+
+void write_trailer(void *user, std::size_t usable, std::uint64_t value) { store_trailer(user, usable, value ^ address_hash(user)); }
+
+bool holds_trailer(std::uint64_t value, std::size_t usable) { return !(value & reserved_bits) && (value & size_bits) <= usable - 8; }
+
+// What a block's trailer holds, when it holds one: its requested size and Molt's mark.
+std::optional<std::uint64_t> trailer_value(const void *user, std::size_t usable)
+{
+    if (usable < 8)
+        return std::nullopt;
+    std::uint64_t value = load_trailer(user, usable) ^ address_hash(user);
+    return holds_trailer(value, usable) ? std::optional(value) : std::nullopt;
+}
+
+// A freed block is no longer taken for a live one: by a scan, by a rollback's list, by a second
+// free. (Its last 8 bytes: glibc keeps its free lists' links at a chunk's start.) Only a trailer
+// is erased: free() of a pointer that is no block's start (which glibc then aborts on) must not
+// write where its made-up chunk header leads.
+void erase_trailer(void *user, std::size_t usable)
+{
+    if (usable >= 8 && holds_trailer(load_trailer(user, usable) ^ address_hash(user), usable))
+        store_trailer(user, usable, 0);
+}
+
+// Where a block's trailer would lie, read from the chunk header below it (which must be mapped),
+// or nothing when that header is no chunk's: a pointer that is not to the start of a block.
+std::optional<std::size_t> plausible_usable_size(const void *user)
+{
+    if (reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
+        return std::nullopt;
+    if (in_arena(user))
+        return usable_from(size_word(user));
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    if (!__sanitizer_get_ownership(user))  // a live block's start (a freed one waits in quarantine)
+        return std::nullopt;
+    return __sanitizer_get_allocated_size(user);
+#else
+    std::uint64_t chunk = size_word(user) & ~std::uint64_t{7};
+    if (chunk < 32 || chunk % 16 != 0 || chunk > (std::uint64_t{1} << 56))
+        return std::nullopt;
+    return usable_from(size_word(user));
+#endif
+}
 
 // Transformer allocations (heap_tracking.h): while a thread runs a transformer, each block it
 // allocates is marked and listed, in a list of that thread's own (the conversion may run on two).
@@ -92,7 +168,6 @@ void unmark(Header *header) { header->offset &= ~transformer_mark; }
 // program, and malloc and free read it on every call. (A thread whose thread-locals were never
 // set up would read 0 and record: its blocks listed as a transformer's, which the next update's
 // list drops. glibc sets them up before any code of the thread runs.)
-constexpr std::size_t largest_size = SIZE_MAX - 64;  // leaves room for the header and an alignment
 __attribute__((tls_model("initial-exec"))) thread_local std::size_t t_short_path_limit = largest_size + 1;
 
 bool recording() { return t_short_path_limit == 0; }
@@ -108,10 +183,10 @@ std::vector<std::unique_ptr<std::vector<void *>>> g_recorded;  // under g_record
 std::atomic<unsigned> g_session{0};  // changed under g_recorded_mutex, when no transformer runs
 std::atomic<bool> g_transformers_called{false};  // in this session
 
-// Lists a block a transformer allocated (its header is marked already). Inside the transformer's
+// Lists a block a transformer allocated (its trailer is marked already). Inside the transformer's
 // malloc: it must not throw, and a crash in it is a crash inside the allocator. When the list
 // cannot grow, the block is unmarked: a rollback then leaves it allocated, nothing worse.
-[[gnu::noinline, gnu::cold]] void record(void *user, Header *header) noexcept
+[[gnu::noinline, gnu::cold]] void record(void *user, std::size_t size) noexcept
 {
     set_recording(false);  // the list's own allocations are Molt's, not the transformer's
     t_in_allocator = true;
@@ -126,7 +201,7 @@ std::atomic<bool> g_transformers_called{false};  // in this session
         }
         t_recorded->push_back(user);
     } catch (...) {
-        unmark(header);
+        write_trailer(user, usable_size(user), size);
     }
     t_in_allocator = false;
     set_recording(true);
@@ -152,26 +227,48 @@ void *next_realloc(void *block, std::size_t size) { return call_allocator(MOLT_N
 void *next_memalign(std::size_t alignment, std::size_t size) { return call_allocator(MOLT_NEXT(memalign), alignment, size); }
 void next_free(void *block) { call_allocator(MOLT_NEXT(free), block); }
 
-Header *header_of(const void *user) { return reinterpret_cast<Header *>(const_cast<char *>(static_cast<const char *>(user)) - sizeof(Header)); }
-
-// Writes the header of the block at `user`: its size, its offset (and marks), its check word.
-inline Header *write_header(void *user, std::size_t size, std::uint32_t offset)
+// A block the allocator gave with less room than with_trailer() counted on (an allocator that
+// rounds otherwise): grown by 16 bytes until the trailer fits, or freed (null, ENOMEM).
+[[gnu::noinline, gnu::cold]] void *make_room(void *user, std::size_t size)
 {
-    Header *header = header_of(user);
-    header->size = size;
-    header->offset = offset;
-    header->check = check_word(user, offset);
-    return header;
+    while (user && usable_size(user) < size + 8) {  // (not 0: stamp() leaves those)
+        void *bigger = next_realloc(user, usable_size(user) + 16);
+        if (!bigger) {
+            next_free(user);
+            errno = ENOMEM;
+        }
+        user = bigger;
+    }
+    return user;
 }
 
-void *finish(void *base, std::size_t size, std::size_t offset)
+// Writes the trailer of a fresh block of `size` bytes (the allocator's pointer): malloc's, calloc's
+// and realloc's common path, kept short (they run for every block the program allocates).
+inline void *stamp(void *user, std::size_t size, std::uint64_t mark = 0)
 {
-    if (!base)
+    std::size_t usable = usable_size(user);
+    if (__builtin_expect(usable < size + 8, 0)) {
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+        if (usable == 0)
+            return user;
+#endif
+        if (!(user = make_room(user, size)))
+            return nullptr;
+        usable = usable_size(user);
+    }
+    write_trailer(user, usable, size | mark);
+    return user;
+}
+
+// The same for any fresh block, a transformer's marked and listed.
+void *finish(void *user, std::size_t size)
+{
+    if (!user)
         return nullptr;
-    char *user = static_cast<char *>(base) + offset;
-    Header *header = write_header(user, size, static_cast<std::uint32_t>(offset) | (recording() ? transformer_mark : 0));
-    if (recording())
-        record(user, header);
+    if (!recording())
+        return stamp(user, size);
+    if ((user = stamp(user, size, transformer_mark)))
+        record(user, size);
     return user;
 }
 
@@ -183,38 +280,26 @@ bool page_is_mapped(std::uintptr_t address)
     return mincore(reinterpret_cast<void *>(page), 4096, &resident) == 0;
 }
 
-// The header of a block the malloc family handed out (free's, realloc's argument), or null for one
-// that did not come through here. The 16 bytes below such a block are always mapped: a block of
-// ours holds its header, and below one glibc allocated before the runtime was loaded lies glibc's
-// own chunk header.
-Header *allocated_header(const void *user)
+// The block at `user` and its mark, for any pointer (molt_block_size's, a rollback's list's, which
+// may have been freed and its memory unmapped since): its header's and trailer's pages are probed
+// unless they are the page of `user` (which must be mapped).
+struct Tracked {
+    std::size_t size;
+    bool marked;
+};
+std::optional<Tracked> probed_block(const void *user)
 {
-    if (reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
-        return nullptr;
-    Header *header = header_of(user);
-    return header->check == check_word(user, header->offset) ? header : nullptr;
-}
-
-// The same for any pointer (molt_block_size's): one at the start of a page may be the start of a
-// mapping, and is not read below blindly.
-Header *tracked_header(const void *user)
-{
-    if (!user)
-        return nullptr;
-    if ((reinterpret_cast<std::uintptr_t>(user) & 4095) < sizeof(Header) &&
-        !page_is_mapped(reinterpret_cast<std::uintptr_t>(user) - sizeof(Header)))
-        return nullptr;
-    return allocated_header(user);
-}
-
-// The header of a block allocated outside a transformer, 16 bytes below what the program gets:
-// malloc's, calloc's and free's common path, kept short (they run for every block the program
-// allocates: kvd's requests ran 4 to 5% more instructions with the general path).
-inline void *stamp(void *base, std::size_t size)
-{
-    char *user = static_cast<char *>(base) + sizeof(Header);
-    write_header(user, size, sizeof(Header));
-    return user;
+    auto address = reinterpret_cast<std::uintptr_t>(user);
+    auto same_page_or_mapped = [&](std::uintptr_t at) { return (at >> 12) == (address >> 12) || page_is_mapped(at); };
+    if (address < 16 || !same_page_or_mapped(address - 16))
+        return std::nullopt;
+    auto usable = plausible_usable_size(user);
+    if (!usable || *usable < 8 || !same_page_or_mapped(address + *usable - 8) || !same_page_or_mapped(address + *usable - 1))
+        return std::nullopt;
+    auto value = trailer_value(user, *usable);
+    if (!value)
+        return std::nullopt;
+    return Tracked{static_cast<std::size_t>(*value & size_bits), (*value & transformer_mark) != 0};
 }
 
 // The general path: a transformer's block (marked and listed), or a size too big.
@@ -224,7 +309,7 @@ inline void *stamp(void *base, std::size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    return finish(next_malloc(size + sizeof(Header)), size, sizeof(Header));
+    return finish(next_malloc(with_trailer(size)), size);
 }
 
 // calloc's general path: a size too big (or whose product overflows), or a transformer's block.
@@ -235,19 +320,18 @@ inline void *stamp(void *base, std::size_t size)
         errno = ENOMEM;
         return nullptr;
     }
-    return finish(next_calloc(1, total + sizeof(Header)), total, sizeof(Header));
+    return finish(next_calloc(1, with_trailer(total)), total);
 }
 
 void *allocate_aligned(std::size_t alignment, std::size_t size)
 {
-    if (alignment <= sizeof(Header))
+    if (alignment <= 16)
         return allocate(size);
-    if (size > largest_size - alignment) {
+    if (size > largest_size) {
         errno = ENOMEM;
         return nullptr;
     }
-    // The header sits in the alignment's worth of bytes below the aligned pointer.
-    return finish(next_memalign(alignment, size + alignment), size, alignment);
+    return finish(next_memalign(alignment, with_trailer(size)), size);  // a chunk like any other
 }
 
 // ---- CopyArena's segments ---------------------------------------------------------------------
@@ -312,21 +396,25 @@ char *segment_of(void *user)
     return reinterpret_cast<char *>(reinterpret_cast<std::uintptr_t>(user) & ~(segment_bytes - 1));
 }
 
+// free's general path: a CopyArena's block, one glibc mapped, or any block in a sanitizer build.
 void release(void *user)
 {
     if (!user)
         return;
-    if (Header *header = allocated_header(user)) {
-        std::uint32_t offset = distance(header);
-        bool arena = in_arena(header);
-        header->check = 0;  // a second free of this pointer is no longer taken for ours
-        if (arena)
-            drop_segment_reference(segment_of(user));
-        else
-            next_free(static_cast<char *>(user) - offset);
+    if (in_arena(user)) {
+        erase_trailer(user, usable_size(user));
+        const_cast<std::uint64_t *>(words_below(user))[-2] = 0;  // a second free goes to glibc, which aborts
+        drop_segment_reference(segment_of(user));
         return;
     }
-    next_free(user);  // allocated before the runtime was loaded
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    if (__sanitizer_get_ownership(user))  // (a second free: the sanitizer reports it)
+        erase_trailer(user, usable_size(user));
+#else
+    if (plausible_usable_size(user))  // (glibc aborts on a pointer that is not a block's start)
+        erase_trailer(user, usable_size(user));
+#endif
+    next_free(user);
 }
 
 std::size_t usable_size_of_untracked(void *user)
@@ -422,13 +510,19 @@ void *CopyArena::allocate(std::size_t size)
 {
     if (size > largest_arena_block)
         return calloc(1, size);  // tracked, from malloc
-    std::size_t room = sizeof(Header) + ((size + 15) & ~std::size_t{15});
+    // Below the block, the arena's word and a size word in the shape of glibc's for a block it
+    // mapped (chunk size and flag: the usable bytes are the chunk less 16); the trailer at its end.
+    std::size_t usable = (size + 8 + 15) & ~std::size_t{15};
+    std::size_t room = 16 + usable;
     if ((!m_segment || m_used + room > segment_bytes) && !next_segment(false))
         return nullptr;
     ++m_uncounted;
-    char *user = m_segment + m_used + sizeof(Header);
+    char *user = m_segment + m_used + 16;
     m_used += room;
-    write_header(user, size, sizeof(Header) | arena_mark);
+    auto *below = reinterpret_cast<std::uint64_t *>(user);
+    below[-2] = arena_word;
+    below[-1] = room | mmapped_flag;
+    write_trailer(user, usable, size);
     return user;
 }
 
@@ -441,12 +535,21 @@ bool readable(const void *pointer, std::size_t size)
     return true;
 }
 
-std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer)
+std::optional<std::uintptr_t> trailer_address(const void *pointer)
 {
-    Header *header = pointer ? allocated_header(pointer) : nullptr;
-    if (!header)
+    auto usable = pointer ? plausible_usable_size(pointer) : std::nullopt;
+    if (!usable || *usable < 8)
         return std::nullopt;
-    return HeapBlock{const_cast<void *>(pointer), header->size};
+    return reinterpret_cast<std::uintptr_t>(pointer) + *usable - 8;
+}
+
+std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer)
+{
+    std::size_t usable = trailer + 8 - reinterpret_cast<std::uintptr_t>(pointer);
+    auto value = trailer_value(pointer, usable);
+    if (!value)
+        return std::nullopt;
+    return HeapBlock{const_cast<void *>(pointer), static_cast<std::size_t>(*value & size_bits)};
 }
 
 bool in_allocator_for_transformer() { return t_in_allocator; }
@@ -471,22 +574,13 @@ void record_transformer_allocations(bool on)
     t_in_allocator = false;  // a crash may have left it set: call_transformer has read it by now
 }
 
-// The header of a tracked block that may have been freed, and its memory unmapped: probed first.
-Header *probed_header(const void *pointer)
-{
-    auto address = reinterpret_cast<std::uintptr_t>(pointer);
-    if (address < 16 || !readable(reinterpret_cast<const void *>(address - 16), 16))
-        return nullptr;
-    return allocated_header(pointer);
-}
-
 bool still_allocated(const void *block)
 {
-    return !g_transformers_called.load() || probed_header(block);
+    return !g_transformers_called.load() || probed_block(block);
 }
 
 // Each listed block that is still a marked, live block, once (a block freed meanwhile has lost
-// its header; its memory, reused, holds an unmarked block or a marked one listed again).
+// its trailer; its memory, reused, holds an unmarked block or a marked one listed again).
 template <typename Each>
 std::size_t for_each_transformer_allocation(Each &&each)
 {
@@ -502,8 +596,8 @@ std::size_t for_each_transformer_allocation(Each &&each)
     all.erase(std::unique(all.begin(), all.end()), all.end());
     std::size_t count = 0;
     for (void *user : all)
-        if (Header *header = probed_header(user); header && (header->offset & transformer_mark)) {
-            each(user, header);
+        if (auto block = probed_block(user); block && block->marked) {
+            each(user, block->size);
             ++count;
         }
     return count;
@@ -511,12 +605,12 @@ std::size_t for_each_transformer_allocation(Each &&each)
 
 std::size_t free_transformer_allocations()
 {
-    return for_each_transformer_allocation([](void *user, Header *) { release(user); });
+    return for_each_transformer_allocation([](void *user, std::size_t) { release(user); });
 }
 
 void keep_transformer_allocations()
 {
-    for_each_transformer_allocation([](void *, Header *header) { unmark(header); });
+    for_each_transformer_allocation([](void *user, std::size_t size) { write_trailer(user, usable_size(user), size); });
 }
 
 HeapUse heap_use()
@@ -556,27 +650,25 @@ MOLT_EXPORT void *malloc(size_t size)
 {
     if (__builtin_expect(size >= t_short_path_limit, 0))  // too big, or a transformer's block
         return allocate(size);
-    void *base = MOLT_NEXT(malloc)(size + sizeof(Header));
-    return base ? stamp(base, size) : nullptr;
+    void *user = MOLT_NEXT(malloc)(with_trailer(size));
+    return user ? stamp(user, size) : nullptr;
 }
 
 MOLT_EXPORT void free(void *pointer)
 {
-    // The common path: an ordinary tracked block, freed outside a transformer; its check word,
-    // computed with the ordinary offset, tells it (a transformer's mark is left out of the word, and
-    // glibc frees its block all the same). An aligned block, a CopyArena's, or any other: release()
-    // tells. The header's place is mapped below any block the malloc family handed out (see
-    // allocated_header). free(NULL) is common (kvd: one free in three), and costs two instructions.
+    // The common path: a block in one of glibc's arenas, freed outside a transformer. A block glibc
+    // mapped, a CopyArena's (whose size word says mapped too), a sanitizer's: release() tells.
+    // free(NULL) is common (kvd: one free in three), and costs two instructions.
     if (!pointer)
         return;
-    if (__builtin_expect(!recording(), 1)) {
-        Header *header = header_of(pointer);
-        if (header->check == check_word(pointer, sizeof(Header))) {
-            header->check = 0;  // a second free of this pointer is no longer taken for ours
-            MOLT_NEXT(free)(static_cast<char *>(pointer) - sizeof(Header));
-            return;
-        }
+#if !defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    std::uint64_t word = size_word(pointer);
+    if (__builtin_expect(!(word & mmapped_flag) && reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0 && !recording(), 1)) {
+        erase_trailer(pointer, usable_from(word));
+        MOLT_NEXT(free)(pointer);
+        return;
     }
+#endif
     release(pointer);
 }
 
@@ -585,8 +677,8 @@ MOLT_EXPORT void *calloc(size_t count, size_t size)
     size_t total;
     if (__builtin_expect(__builtin_mul_overflow(count, size, &total) || total >= t_short_path_limit, 0))
         return allocate_zeroed(count, size);
-    void *base = MOLT_NEXT(calloc)(1, total + sizeof(Header));
-    return base ? stamp(base, total) : nullptr;
+    void *user = MOLT_NEXT(calloc)(1, with_trailer(total));
+    return user ? stamp(user, total) : nullptr;
 }
 
 MOLT_EXPORT void *realloc(void *pointer, size_t size)
@@ -594,38 +686,25 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
     if (!pointer)
         return allocate(size);
     if (size == 0) {
-        release(pointer);
+        free(pointer);
         return nullptr;
     }
     if (size > largest_size) {
         errno = ENOMEM;
         return nullptr;
     }
-    if (Header *header = allocated_header(pointer)) {
-        if (distance(header) == 16 && !in_arena(header)) {  // an ordinary block: glibc can grow it in place
-            header->check = 0;
-            void *moved = next_realloc(static_cast<char *>(pointer) - 16, size + 16);
-            if (!moved) {
-                header->check = check_word(pointer, 16);  // the old block stays valid
-                return nullptr;
-            }
-            return finish(moved, size, 16);
-        }
-        void *fresh = allocate(size);  // an aligned block (realloc does not keep the alignment), or a CopyArena's
+    if (in_arena(pointer)) {  // not glibc's to grow: moved into a block of malloc's
+        std::size_t old_size = tracked_block_with_trailer(pointer, *trailer_address(pointer))->size;
+        void *fresh = allocate(size);
         if (fresh) {
-            memcpy(fresh, pointer, header->size < size ? header->size : size);
+            memcpy(fresh, pointer, old_size < size ? old_size : size);
             release(pointer);
         }
         return fresh;
     }
-    // A block from before the runtime: moved into a tracked one.
-    std::size_t old_size = usable_size_of_untracked(pointer);
-    void *fresh = allocate(size);
-    if (fresh) {
-        memcpy(fresh, pointer, old_size < size ? old_size : size);
-        next_free(pointer);
-    }
-    return fresh;
+    // Any other block, one from before the runtime was loaded too: glibc grows it, in place when
+    // it can (on failure the old block, and its trailer, stay as they were).
+    return finish(next_realloc(pointer, with_trailer(size)), size);
 }
 
 MOLT_EXPORT void *reallocarray(void *pointer, size_t count, size_t size)
@@ -668,8 +747,9 @@ MOLT_EXPORT size_t malloc_usable_size(void *pointer)
 {
     if (!pointer)
         return 0;
-    if (Header *header = allocated_header(pointer))
-        return header->size;  // the bytes the program may use: exactly what it asked for
+    // A live block (no probe: some programs ask for every block they free, as Redis does).
+    if (auto value = trailer_value(pointer, usable_size(pointer)))
+        return *value & size_bits;  // the bytes the program may use: exactly what it asked for
     return usable_size_of_untracked(pointer);
 }
 
@@ -695,6 +775,6 @@ MOLT_EXPORT char *strndup(const char *text, size_t most)
 // The requested size of a block the runtime tracks, or 0 (see molt/molt.h).
 MOLT_EXPORT size_t molt_block_size(const void *pointer)
 {
-    Header *header = tracked_header(pointer);
-    return header ? header->size : 0;
+    auto block = pointer ? probed_block(pointer) : std::nullopt;
+    return block ? block->size : 0;
 }

@@ -1,7 +1,8 @@
 // Heap tracking: the runtime interposes the malloc family and keeps the exact requested size
-// of every block in a 16-byte header before it, so that a typed pointer to a block tells how
-// many elements it holds. Blocks that did not come through here (allocated before the runtime
-// was loaded, or by another allocator) have no header and count as one element.
+// of every block in an 8-byte trailer, the last of its usable bytes (found through the allocator's
+// chunk header below the block), so that a typed pointer to a block tells how many elements it
+// holds. Blocks that did not come through here (allocated before the runtime was loaded, or by
+// another allocator) have no trailer and count as one element.
 #pragma once
 
 #include <atomic>
@@ -22,8 +23,19 @@ struct HeapBlock {
 bool readable(const void *pointer, std::size_t size);
 
 // The tracked block that starts at `pointer`, if it is one. The 16 bytes below `pointer` must
-// be known to be mapped (the heap converter probes each page once; a scan reads mapped regions).
-std::optional<HeapBlock> tracked_block_in_mapped_memory(const void *pointer);
+// be known to be mapped (the heap converter probes each page once; a scan reads mapped regions);
+// the 8 bytes of its trailer, which the chunk header below tells, are asked of `readable(address,
+// size)` (a pointer that is not a block's start reads a made-up place).
+std::optional<std::uintptr_t> trailer_address(const void *pointer);
+std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer);
+template <typename Readable>
+std::optional<HeapBlock> tracked_block(const void *pointer, Readable &&readable)
+{
+    auto trailer = trailer_address(pointer);
+    if (!trailer || !readable(*trailer, std::size_t{8}))
+        return std::nullopt;
+    return tracked_block_with_trailer(pointer, *trailer);
+}
 
 // Segments for CopyArenas, mapped and touched before the pause, so that the copies are cut from
 // memory without a page fault in the pause (a fault costs a microsecond or two on a virtual
@@ -53,7 +65,7 @@ private:
 };
 
 // Where an update cuts the new copies of converted objects from: segments of 2 MB that Molt maps
-// itself, each block after the last with its tracking header, as a bump allocator does. An update
+// itself, each block after the last with its tracking trailer, as a bump allocator does. An update
 // makes a million copies at once: through malloc each was a call into the allocator (at a million
 // blocks on two threads, 52 ms against 24 here, most of which were page faults: a SegmentReserve
 // now takes them before the pause), and the

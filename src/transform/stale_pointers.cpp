@@ -67,13 +67,15 @@ public:
     }
 
     // An anonymous region (a heap), or a piece of one: only the live blocks allocated through
-    // Molt, found by their headers; the rest (free memory, other allocators' metadata, never
+    // Molt, found by their chunk headers and trailers; the rest (free memory, other allocators' metadata, never
     // touched pages) may hold anything. Blocks whose header lies in [start, end) and that end
     // by `region_end` (a piece may end inside a block, which is read whole).
     void heap_blocks(std::uintptr_t start, std::uintptr_t end, std::uintptr_t region_end)
     {
-        auto probe = [](std::uintptr_t user) -> std::optional<std::size_t> {
-            auto block = tracked_block_in_mapped_memory(reinterpret_cast<const void *>(user));
+        auto probe = [region_end](std::uintptr_t user) -> std::optional<std::size_t> {
+            auto block = tracked_block(reinterpret_cast<const void *>(user), [&](std::uintptr_t at, std::size_t size) {
+                return at >= user && at + size <= region_end;  // the trailer, in the region
+            });
             return block ? std::optional<std::size_t>(block->size) : std::nullopt;
         };
         walk_blocks(m_pages, start, end, region_end, probe, [&](std::uintptr_t user, std::size_t size) {
