@@ -927,7 +927,8 @@ const HeapConverter::Block *HeapConverter::block_holding_inside(std::uintptr_t a
     if (!m_discovered)
         return nullptr;  // before convert_blocks: only exact starts are known
     // Most pointers that are not to a converted block point to the start of another heap block
-    // (a string, an unchanged object): its header says so at once, and heap blocks never nest.
+    // (a string, an unchanged object): its chunk header and trailer say so at once, and heap
+    // blocks never nest.
     // Only read where discovery has seen the page mapped, or its snapshot of the mappings says
     // readable (this runs concurrently: read-only).
     auto known_readable = [&](std::uintptr_t at, std::size_t size) {

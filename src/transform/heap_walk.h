@@ -1,6 +1,7 @@
-// The walk of a heap's blocks by their headers, for the --verify scan (stale_pointers.cpp):
-// which pages the process ever touched, and the blocks whose header lies in a region, or in a
-// piece of one when the scan is cut in two.
+// The walk of a heap's blocks by the 16 bytes below each (the allocator's chunk header, which
+// tells where Molt's trailer lies), for the --verify scan (stale_pointers.cpp): which pages the
+// process ever touched, and the blocks whose chunk header lies in a region, or in a piece of one
+// when the scan is cut in two.
 #pragma once
 
 #include <cstddef>
@@ -65,8 +66,8 @@ private:
 // `probe(user)` recognises (it gives the block's size, or nothing) and that ends by
 // `region_end`, in address order, passing over pages never touched and each block's inside.
 // The walk of a region, or of a piece of one: a block whose header lies before `end` is visited
-// whole, and the next piece, starting inside it, looks for headers in its bytes (a check word
-// matches there by chance once in 2^32 a look, as anywhere else the walk looks).
+// whole, and the next piece, starting inside it, looks for blocks in its bytes (a made-up trailer
+// matches there by chance once in 2^57 a look, as anywhere else the walk looks).
 template <typename Probe, typename Visit>
 void walk_blocks(TouchedPages &pages, std::uintptr_t start, std::uintptr_t end, std::uintptr_t region_end,
                  Probe &&probe, Visit &&visit)
@@ -77,7 +78,7 @@ void walk_blocks(TouchedPages &pages, std::uintptr_t start, std::uintptr_t end, 
             continue;
         }
         std::optional<std::size_t> size = probe(user);
-        if (!size || *size > region_end - user)  // (a size the check word does not cover may be huge)
+        if (!size || *size > region_end - user)  // (a block may end past a piece of its region)
             continue;
         visit(user, *size);
         user += (*size + 15) / 16 * 16;  // and the loop's 16: the next block's header

@@ -67,9 +67,10 @@ public:
     }
 
     // An anonymous region (a heap), or a piece of one: only the live blocks allocated through
-    // Molt, found by their chunk headers and trailers; the rest (free memory, other allocators' metadata, never
-    // touched pages) may hold anything. Blocks whose header lies in [start, end) and that end
-    // by `region_end` (a piece may end inside a block, which is read whole).
+    // Molt, found by their chunk headers and trailers (free erases a block's trailer); the rest
+    // (free memory, other allocators' metadata, never touched pages) may hold anything. Blocks
+    // whose chunk header lies in [start, end) and that end by `region_end` (a piece may end
+    // inside a block, which is read whole).
     void heap_blocks(std::uintptr_t start, std::uintptr_t end, std::uintptr_t region_end)
     {
         auto probe = [region_end](std::uintptr_t user) -> std::optional<std::size_t> {
@@ -206,9 +207,9 @@ StaleScan find_stale_pointers(const HeapConverter &heap, const Image &new_image,
                     return "the data of " + segment.file + " at " + hex(segment.start + offset);
                 });
         // The heaps: every anonymous writable region, through the live blocks allocated through
-        // Molt; the second half on the second thread. A block whose header lies before the cut is
-        // read whole by the first; the second, starting inside it, looks for headers in its
-        // bytes, which match by chance once in 2^32 a look, as anywhere else it looks.
+        // Molt; the second half on the second thread. A block whose chunk header lies before the
+        // cut is read whole by the first; the second, starting inside it, looks for blocks in its
+        // bytes, where a made-up trailer matches by chance once in 2^57 a look, as anywhere else.
         for (std::size_t i = 0; i < cut.region; ++i)
             scanner.heap_blocks(heaps[i].start, heaps[i].end, heaps[i].end);
         if (cut.region < heaps.size())
