@@ -253,8 +253,9 @@ private:
         std::uintptr_t new_start = 0;
         const ConversionProgram *program = nullptr;  // of one element: its types and sizes
         std::uint32_t count = 0;         // elements converted
-        std::uint32_t capacity : 31 = 0;  // elements the block holds (more than count: MOLT_LENGTH_IN)
+        std::uint32_t capacity : 30 = 0;  // elements the block holds (more than count: MOLT_LENGTH_IN)
         std::uint32_t view : 1 = 0;       // lies inside another block: new_start is inside that one's copy
+        std::uint32_t tracked : 1 = 0;    // allocated through Molt (its trailer read): freed after the commit
         std::uint64_t old_size() const { return program->old_size; }
         std::uint64_t new_size() const { return program->new_size; }
         schema::TypeId old_type() const { return program->old_type; }  // behind typedefs and qualifiers

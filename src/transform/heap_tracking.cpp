@@ -6,7 +6,9 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ void *__interceptor_memalign(size_t, size_t);
 size_t __sanitizer_get_current_allocated_bytes(void);  // sanitizer/allocator_interface.h, not in gcc's headers
 int __sanitizer_get_ownership(const volatile void *);
 size_t __sanitizer_get_allocated_size(const volatile void *);
+void __asan_poison_memory_region(const volatile void *, size_t);
 #define MOLT_NEXT(name) __interceptor_##name
 #else
 void *__libc_malloc(size_t);
@@ -78,18 +81,19 @@ std::size_t usable_from(std::uint64_t word) { return (word & ~std::uint64_t{7}) 
 
 bool in_arena(const void *user) { return (size_word(user) & mmapped_flag) && words_below(user)[-2] == arena_word; }
 
-// The trailer's word, read and written by memcpy: a sanitizer's blocks are exactly as big as
-// asked, so that it need not be 8-byte aligned (a plain load or store all the same, on x86-64).
+// The trailer's word. A sanitizer's blocks are exactly as big as asked, so that it need not be
+// 8-byte aligned; and it is read as a plain word, not by memcpy, which the sanitizer would check
+// (it poisons the trailer, so that the program's writes past its block are still reported).
+typedef std::uint64_t unaligned_word __attribute__((aligned(1), may_alias));
+
 std::uint64_t load_trailer(const void *user, std::size_t usable)
 {
-    std::uint64_t word;
-    memcpy(&word, static_cast<const char *>(user) + usable - 8, sizeof word);
-    return word;
+    return *reinterpret_cast<const unaligned_word *>(static_cast<const char *>(user) + usable - 8);
 }
 
 void store_trailer(void *user, std::size_t usable, std::uint64_t word)
 {
-    memcpy(static_cast<char *>(user) + usable - 8, &word, sizeof word);
+    *reinterpret_cast<unaligned_word *>(static_cast<char *>(user) + usable - 8) = word;
 }
 
 // The usable bytes of a live block of the allocator's or of a CopyArena's (0: a block the
@@ -146,18 +150,15 @@ std::optional<std::size_t> plausible_usable_size(const void *user)
 {
     if (reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
         return std::nullopt;
-    if (in_arena(user))
-        return usable_from(size_word(user));
-#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
-    if (!__sanitizer_get_ownership(user))  // a live block's start (a freed one waits in quarantine)
-        return std::nullopt;
-    return __sanitizer_get_allocated_size(user);
-#else
     std::uint64_t chunk = size_word(user) & ~std::uint64_t{7};
-    if (chunk < 32 || chunk % 16 != 0 || chunk > (std::uint64_t{1} << 56))
+    bool chunk_like = chunk >= 32 && chunk % 16 == 0 && chunk <= (std::uint64_t{1} << 56);
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    if (!(chunk_like && in_arena(user)))  // else a live block's start, or nothing (a freed one waits in quarantine)
+        return __sanitizer_get_ownership(user) ? std::optional(__sanitizer_get_allocated_size(user)) : std::nullopt;
+#endif
+    if (!chunk_like)
         return std::nullopt;
     return usable_from(size_word(user));
-#endif
 }
 
 // Transformer allocations (heap_tracking.h): while a thread runs a transformer, each block it
@@ -257,6 +258,9 @@ inline void *stamp(void *user, std::size_t size, std::uint64_t mark = 0)
         usable = usable_size(user);
     }
     write_trailer(user, usable, size | mark);
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    __asan_poison_memory_region(static_cast<char *>(user) + usable - 8, 8);
+#endif
     return user;
 }
 
@@ -272,11 +276,19 @@ void *finish(void *user, std::size_t size)
     return user;
 }
 
-// Whether the page holding `address` is mapped (mincore fails with ENOMEM on a hole).
+// Whether the page holding `address` is readable: the kernel reads a byte of it for this process
+// (EFAULT on a hole or a PROT_NONE page alike). Where a sandbox forbids that, mincore, which
+// fails with ENOMEM on a hole only.
 bool page_is_mapped(std::uintptr_t address)
 {
-    unsigned char resident;
     std::uintptr_t page = address & ~static_cast<std::uintptr_t>(4095);
+    char byte;
+    iovec local{&byte, 1}, remote{reinterpret_cast<void *>(page), 1};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1)
+        return true;
+    if (errno == EFAULT)
+        return false;
+    unsigned char resident;
     return mincore(reinterpret_cast<void *>(page), 4096, &resident) == 0;
 }
 
@@ -663,7 +675,9 @@ MOLT_EXPORT void free(void *pointer)
         return;
 #if !defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
     std::uint64_t word = size_word(pointer);
-    if (__builtin_expect(!(word & mmapped_flag) && reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0 && !recording(), 1)) {
+    if (__builtin_expect(!(word & mmapped_flag) && word >= 32 && reinterpret_cast<std::uintptr_t>(pointer) % 16 == 0 &&
+                             !recording(),
+                         1)) {
         erase_trailer(pointer, usable_from(word));
         MOLT_NEXT(free)(pointer);
         return;
@@ -694,7 +708,8 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return nullptr;
     }
     if (in_arena(pointer)) {  // not glibc's to grow: moved into a block of malloc's
-        std::size_t old_size = tracked_block_with_trailer(pointer, *trailer_address(pointer))->size;
+        auto old_block = tracked_block_with_trailer(pointer, *trailer_address(pointer));
+        std::size_t old_size = old_block ? old_block->size : usable_size(pointer) - 8;  // (a trailer overwritten)
         void *fresh = allocate(size);
         if (fresh) {
             memcpy(fresh, pointer, old_size < size ? old_size : size);
@@ -703,8 +718,19 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return fresh;
     }
     // Any other block, one from before the runtime was loaded too: glibc grows it, in place when
-    // it can (on failure the old block, and its trailer, stay as they were).
-    return finish(next_realloc(pointer, with_trailer(size)), size);
+    // it can. Its trailer is erased first (glibc frees the old chunk when it moves the block: its
+    // trailer must not outlive it), and put back when glibc fails (the old block stays valid).
+    auto usable = plausible_usable_size(pointer);
+    auto old_value = usable ? trailer_value(pointer, *usable) : std::nullopt;
+    if (old_value)
+        store_trailer(pointer, *usable, 0);
+    void *moved = next_realloc(pointer, with_trailer(size));
+    if (!moved) {
+        if (old_value)
+            write_trailer(pointer, *usable, *old_value);
+        return nullptr;
+    }
+    return finish(moved, size);
 }
 
 MOLT_EXPORT void *reallocarray(void *pointer, size_t count, size_t size)

@@ -4,8 +4,8 @@
 // which would lead the new version to freed memory once the old copies go.
 //
 // Scanned, word by word: the new version's variables (named), the writable data of the other
-// libraries, and every live heap block allocated through Molt (found by its header; a freed
-// block's header no longer checks, so freed memory is not read). Not scanned: the old version's
+// libraries, and every live heap block allocated through Molt (found by its chunk header and
+// trailer; free and realloc erase a block's trailer, so freed memory is not read). Not scanned: the old version's
 // own data and objects (they are replaced), Molt's own bookkeeping, and thread stacks (the old
 // frames are dropped at the commit; the new ones do not exist yet).
 #pragma once
