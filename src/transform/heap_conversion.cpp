@@ -110,15 +110,12 @@ HeapConverter::Reclaimed HeapConverter::free_old_blocks()
     m_blocks.for_each([&](Block &block) {
         if (block.view)
             return;  // part of another block
-        // Mapped: discovery probed it, and nothing has freed it since. A trailer past its elements
-        // (a tracked block's slack, or a made-up place below one Molt did not allocate) is probed
-        // when it lies on another page.
-        std::uintptr_t end = block.old_start + block.capacity * block.old_size();
-        auto tracked = tracked_block(reinterpret_cast<const void *>(block.old_start), [&](std::uintptr_t at, std::size_t size) {
-            bool inside = at >= block.old_start - 16 && at + size <= end;
-            bool same_page = at >= block.old_start - 16 && (at + size - 1) >> 12 == (end - 1) >> 12;
-            return inside || same_page || readable(reinterpret_cast<const void *>(at), size);
-        });
+        // Tracked when discovery read its trailer, and nothing has freed it since: its trailer is
+        // read again (not looked for: below a block Molt did not allocate, the place a made-up
+        // chunk header leads to may be anywhere, unmapped or PROT_NONE by now).
+        auto tracked = block.tracked ? tracked_block(reinterpret_cast<const void *>(block.old_start),
+                                                     [](std::uintptr_t, std::size_t) { return true; })
+                                     : std::nullopt;
         if (!tracked) {
             ++reclaimed.kept;
             return;
@@ -511,7 +508,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     // Molt trusts a trailer's size as glibc trusts its chunks', but one the program overwrote must
     // not lead the conversion out of mapped memory in the pause (arrays only: one object's memory
     // was looked at above).
-    if (capacity >= (std::uint64_t{1} << 31))
+    if (capacity >= (std::uint64_t{1} << 30))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
     if (capacity > 1 && !mapped(address, capacity * program.old_size, walker))
         return failure(where(), "points to a block whose trailer says " + std::to_string(tracked->size) +
@@ -532,7 +529,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
         }
         count = candidate.length;
     }
-    if (capacity >= (std::uint64_t{1} << 31))
+    if (capacity >= (std::uint64_t{1} << 30))
         return failure(where(), "points to a block of " + std::to_string(capacity) + " elements: more than Molt converts in one block");
     // Claimed here, unless the other walker claimed it since the look above.
     if (!m_block_starts.insert_new(address, [&] { return added = take_index(walker); }))
@@ -543,6 +540,7 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     block.program = &program;
     block.count = static_cast<std::uint32_t>(count);
     block.capacity = static_cast<std::uint32_t>(capacity);
+    block.tracked = tracked.has_value();
     walker.objects += count;
     walker.serial += !program.parallel_safe;
     walker.bytes += count * program.new_size;

@@ -73,9 +73,12 @@ public:
     // inside a block, which is read whole).
     void heap_blocks(std::uintptr_t start, std::uintptr_t end, std::uintptr_t region_end)
     {
-        auto probe = [region_end](std::uintptr_t user) -> std::optional<std::size_t> {
+        auto probe = [this, region_end](std::uintptr_t user) -> std::optional<std::size_t> {
+            // The trailer, in the region, and on a page the process touched: a made-up chunk
+            // header may lead anywhere, and an untouched page holds no trailer (reading it would
+            // fault it in).
             auto block = tracked_block(reinterpret_cast<const void *>(user), [&](std::uintptr_t at, std::size_t size) {
-                return at >= user && at + size <= region_end;  // the trailer, in the region
+                return at >= user && at + size <= region_end && m_pages.touched(at) && m_pages.touched(at + size - 1);
             });
             return block ? std::optional<std::size_t>(block->size) : std::nullopt;
         };
