@@ -492,10 +492,9 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
     // instead of crashing the process.
     if (!mapped(address - 16, program.old_size + 16, walker))
         return failure(where(), "points to unmapped or unreadable memory (a dangling pointer?): the object cannot be converted");
-    auto tracked = tracked_block(reinterpret_cast<const void *>(address), [&](std::uintptr_t at, std::size_t size) {
-        // (mostly in the heap the object lies in: two comparisons, not a call)
-        return (at >= walker.readable.first && at + size <= walker.readable.second) || mapped(at, size, walker);
-    });
+    auto tracked = tracked_block(
+        reinterpret_cast<const void *>(address), [&](std::uintptr_t at, std::size_t size) { return mapped(at, size, walker); },
+        walker.readable.first, walker.readable.second);  // (mostly in the heap the object lies in: one call)
     walker.untracked += !tracked;
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
     // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.

@@ -547,12 +547,18 @@ bool readable(const void *pointer, std::size_t size)
     return true;
 }
 
-std::optional<std::uintptr_t> trailer_address(const void *pointer)
+BlockLook look_at_block(const void *pointer, std::uintptr_t first, std::uintptr_t last)
 {
     auto usable = pointer ? plausible_usable_size(pointer) : std::nullopt;
     if (!usable || *usable < 8)
-        return std::nullopt;
-    return reinterpret_cast<std::uintptr_t>(pointer) + *usable - 8;
+        return {};
+    std::uintptr_t trailer = reinterpret_cast<std::uintptr_t>(pointer) + *usable - 8;
+    if (trailer < first || trailer + 8 > last)
+        return {BlockLook::elsewhere, 0, trailer};
+    auto value = trailer_value(pointer, *usable);
+    if (!value)
+        return {};
+    return {BlockLook::tracked, static_cast<std::size_t>(*value & size_bits), trailer};
 }
 
 std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer)
@@ -708,7 +714,7 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return nullptr;
     }
     if (in_arena(pointer)) {  // not glibc's to grow: moved into a block of malloc's
-        auto old_block = tracked_block_with_trailer(pointer, *trailer_address(pointer));
+        auto old_block = tracked_block_with_trailer(pointer, reinterpret_cast<std::uintptr_t>(pointer) + usable_size(pointer) - 8);
         std::size_t old_size = old_block ? old_block->size : usable_size(pointer) - 8;  // (a trailer overwritten)
         void *fresh = allocate(size);
         if (fresh) {

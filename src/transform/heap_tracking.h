@@ -26,15 +26,25 @@ bool readable(const void *pointer, std::size_t size);
 // be known to be mapped (the heap converter probes each page once; a scan reads mapped regions);
 // the 8 bytes of its trailer, which the chunk header below tells, are asked of `readable(address,
 // size)` (a pointer that is not a block's start reads a made-up place).
-std::optional<std::uintptr_t> trailer_address(const void *pointer);
+// [first, last), when given, is memory known readable (the heap conversion's: the mapping the
+// object lies in), so that most looks are one call, with no question asked.
+struct BlockLook {
+    enum Kind : unsigned char { untracked, tracked, elsewhere } kind = untracked;
+    std::size_t size = 0;         // tracked: the requested size
+    std::uintptr_t trailer = 0;   // elsewhere: where the trailer would lie, outside [first, last)
+};
+BlockLook look_at_block(const void *pointer, std::uintptr_t first, std::uintptr_t last);
 std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer);
 template <typename Readable>
-std::optional<HeapBlock> tracked_block(const void *pointer, Readable &&readable)
+std::optional<HeapBlock> tracked_block(const void *pointer, Readable &&readable, std::uintptr_t first = 0,
+                                       std::uintptr_t last = 0)
 {
-    auto trailer = trailer_address(pointer);
-    if (!trailer || !readable(*trailer, std::size_t{8}))
+    BlockLook look = look_at_block(pointer, first, last);
+    if (look.kind == BlockLook::tracked)
+        return HeapBlock{const_cast<void *>(pointer), look.size};
+    if (look.kind == BlockLook::untracked || !readable(look.trailer, std::size_t{8}))
         return std::nullopt;
-    return tracked_block_with_trailer(pointer, *trailer);
+    return tracked_block_with_trailer(pointer, look.trailer);
 }
 
 // Segments for CopyArenas, mapped and touched before the pause, so that the copies are cut from
