@@ -1062,6 +1062,8 @@ private:
             return Error{"", blocks.error().message};
         m_report.heap_conversion_ms = milliseconds(conversion_start, Clock::now());
         m_report.heap_objects_converted = m_heap->objects_converted();
+        if (std::string untracked = m_heap->untracked_blocks_warning(); !untracked.empty())
+            m_report.warnings.push_back(untracked);
         m_report.heap_bytes_converted = m_heap->bytes_converted();
         if (m_second)  // the globals' big arrays, in two halves at once
             m_converter->set_parallel(m_halves);

@@ -401,6 +401,11 @@ void HeapConverter::count(const Walker &walker)
     m_objects += walker.objects;
     m_bytes += walker.bytes;
     m_untracked += walker.untracked;
+    if (walker.roomy_untracked && !m_roomy_untracked) {
+        m_first_roomy = walker.first_roomy;
+        m_first_roomy_root = walker.first_roomy_root;
+    }
+    m_roomy_untracked += walker.roomy_untracked;
     m_serial_blocks += walker.serial;
     m_largest_block = std::max(m_largest_block, walker.largest_block);
 }
@@ -496,6 +501,14 @@ Result<bool> HeapConverter::walk_pointer(const Candidate &candidate, Walker &wal
         reinterpret_cast<const void *>(address), [&](std::uintptr_t at, std::size_t size) { return mapped(at, size, walker); },
         walker.readable.first, walker.readable.second);  // (mostly in the heap the object lies in: one call)
     walker.untracked += !tracked;
+    if (!tracked && untracked_chunk_room(reinterpret_cast<const void *>(address), [&](std::uintptr_t at, std::size_t size) {
+            return mapped(at, size, walker);
+        }) >= 2 * program.old_size) {
+        if (!walker.roomy_untracked++) {
+            walker.first_roomy = address;
+            walker.first_roomy_root = candidate.root;
+        }
+    }
     // A typed pointer to a tracked block holds size / element size elements: each is converted,
     // or (MOLT_LENGTH_IN) the first `length` of them, the others left zero in a block as big.
     // (Most blocks hold one object: no division, 40 cycles, for them.)
@@ -700,6 +713,19 @@ Result<bool> HeapConverter::allocate_new_blocks()
     Result<bool> mine = true, theirs = true;
     m_parallel([&] { mine = allocate(m_arenas[0], 0, count / 2); }, [&] { theirs = allocate(m_arenas[1], count / 2, count); });
     return mine ? theirs : mine;
+}
+
+std::string HeapConverter::untracked_blocks_warning() const
+{
+    if (!m_roomy_untracked)
+        return "";
+    char first[32];
+    std::snprintf(first, sizeof first, "%#lx", static_cast<unsigned long>(m_first_roomy));
+    return std::to_string(m_roomy_untracked) + " heap block" + (m_roomy_untracked == 1 ? "" : "s") +
+           " with room for more objects than one carr" + (m_roomy_untracked == 1 ? "ies" : "y") +
+           " no size of Molt's (allocated before the runtime was loaded, or a write past the block's end "
+           "overwrote its last bytes): converted as one object each; the first at " + first +
+           ", reached from " + (m_first_roomy_root ? *m_first_roomy_root : std::string("?"));
 }
 
 Result<bool> HeapConverter::convert_blocks()

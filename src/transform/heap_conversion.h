@@ -244,6 +244,9 @@ public:
     std::pair<std::uintptr_t, std::uintptr_t> replaced_span() const;
 
     std::size_t objects_converted() const { return m_objects; }
+    // What the report says of the blocks in glibc's heap with room for more objects than one but
+    // no trailer, converted as one object each; empty when there were none.
+    std::string untracked_blocks_warning() const;
     std::size_t bytes_converted() const { return m_bytes; }
 
 private:
@@ -278,6 +281,9 @@ private:
         explicit Walker(QueueMemory *memory) : candidates(QueueAllocator<Candidate>(memory)) {}
         std::deque<Candidate, QueueAllocator<Candidate>> candidates;
         std::size_t objects = 0, bytes = 0, untracked = 0;
+        std::size_t roomy_untracked = 0;  // untracked blocks with room for more objects than one
+        std::uintptr_t first_roomy = 0;
+        const std::string *first_roomy_root = nullptr;
         std::size_t serial = 0;  // blocks whose conversion must run on one thread (a transformer's rule)
         std::uint64_t largest_block = 0;
         std::size_t next_index = 0, end_index = 0;  // its batch of block indices, [next, end) unused
@@ -490,6 +496,9 @@ private:
     // Blocks Molt did not allocate (only they can lie inside others): only whether there are any
     // matters (one claimed by both walkers may be counted twice).
     std::size_t m_untracked = 0;
+    std::size_t m_roomy_untracked = 0;
+    std::uintptr_t m_first_roomy = 0;
+    const std::string *m_first_roomy_root = nullptr;
     std::size_t m_serial_blocks = 0;  // blocks whose program is not parallel_safe (counted as they are claimed)
     std::uint64_t m_largest_block = 0;  // bytes of the old version's biggest converted block
     Parallel m_parallel;

@@ -35,6 +35,28 @@ struct BlockLook {
 };
 BlockLook look_at_block(const void *pointer, std::uintptr_t first, std::uintptr_t last);
 std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer);
+// For a block without a trailer: the bytes glibc's chunk at `pointer` holds, when the 16 bytes
+// below it look like an in-use chunk's header and the next chunk's header, which `readable`
+// must allow reading, says so too (its "previous in use" flag); 0 otherwise. A block with room
+// for more objects than one, but no trailer, was allocated before the runtime was loaded, or a
+// write past its end overwrote its trailer: Molt converts one object of it, and says so.
+template <typename Readable>
+std::size_t untracked_chunk_room(const void *pointer, Readable &&readable)
+{
+    auto address = reinterpret_cast<std::uintptr_t>(pointer);
+    std::uint64_t word;
+    __builtin_memcpy(&word, reinterpret_cast<const void *>(address - 8), sizeof word);
+    std::uint64_t chunk = word & ~std::uint64_t{7};
+    if (address % 16 != 0 || (word & 2) || chunk < 32 || chunk % 16 != 0 || chunk > (std::uint64_t{1} << 40))
+        return 0;
+    std::uintptr_t next_word = address - 8 + chunk;  // the next chunk's size word
+    if (!readable(next_word, std::size_t{8}))
+        return 0;
+    std::uint64_t next;
+    __builtin_memcpy(&next, reinterpret_cast<const void *>(next_word), sizeof next);
+    std::uint64_t next_chunk = next & ~std::uint64_t{7};
+    return (next & 1) && next_chunk >= 16 && next_chunk % 16 == 0 ? chunk - 8 : 0;
+}
 template <typename Readable>
 std::optional<HeapBlock> tracked_block(const void *pointer, Readable &&readable, std::uintptr_t first = 0,
                                        std::uintptr_t last = 0)

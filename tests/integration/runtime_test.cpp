@@ -1257,6 +1257,29 @@ void expect_heap_update_refused(const std::string &define, const std::string &re
     EXPECT_EQ(count_matching(read_lines(log), "^V2"), 0);
 }
 
+// A write past a block's end overwrote its trailer (its size): Molt converts one object of it, as
+// of a block it did not allocate, and the report says so, naming where it was reached from.
+// (Not under the sanitizers: they report the write itself, the trailer being poisoned.)
+TEST(HeapConversionWarning, ABlockWithRoomForMoreObjectsButNoTrailerIsReported)
+{
+    if (under_sanitizers)
+        GTEST_SKIP() << "AddressSanitizer reports the write past the block";
+    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
+    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DOVERWRITTEN");
+    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DOVERWRITTEN");
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    EXPECT_EQ(update.status, 0) << update.out << update.err;
+    EXPECT_NE(update.out.find("warning: 1 heap block with room for more objects than one carries no size of Molt's "
+                              "(allocated before the runtime was loaded, or a write past the block's end overwrote "
+                              "its last bytes): converted as one object each; the first at 0x"),
+              std::string::npos)
+        << update.out;
+    EXPECT_NE(update.out.find(", reached from variable overwritten"), std::string::npos) << update.out;
+    ASSERT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^V2 heap") >= 1; }));
+    EXPECT_EQ(count_matching(read_lines(fixture.log), "FAIL"), 0) << read_text(fixture.log);
+}
+
 TEST(HeapConversionFailure, ADanglingPointerFailsTheUpdateInsteadOfCrashingTheProcess)
 {
     expect_heap_update_refused("-DDANGLING", "points to unmapped or unreadable memory");
