@@ -310,9 +310,16 @@ Result<bool> HeapConverter::follow(Walker &walker, std::size_t limit, Walker *sh
             if (sharing && sharing->state.load(std::memory_order_acquire) == Walker::hungry &&
                 candidates.size() >= worth_sharing)
                 give_half(walker, *sharing);
-            if (candidates.size() > prefetch_distance) {  // its header, and the table entry a claim writes
-                __builtin_prefetch(reinterpret_cast<const void *>(candidates[prefetch_distance].address - 16));
-                m_block_starts.prefetch_for_insert(candidates[prefetch_distance].address);
+            if (candidates.size() > prefetch_distance) {
+                // Its chunk header, its trailer (where a block of one object keeps it, or near:
+                // read only after the header, it would be a second miss in a row), and the table
+                // entry a claim writes. (The pointee's program is linked by the first walk of its
+                // step: not yet, no trailer asked for.)
+                const Candidate &ahead = candidates[prefetch_distance];
+                __builtin_prefetch(reinterpret_cast<const void *>(ahead.address - 16));
+                if (const ConversionProgram *pointee = __atomic_load_n(&ahead.reach->pointee, __ATOMIC_RELAXED))
+                    __builtin_prefetch(reinterpret_cast<const void *>(ahead.address + pointee->old_size));
+                m_block_starts.prefetch_for_insert(ahead.address);
             }
             Candidate candidate = candidates.front();
             candidates.pop_front();
