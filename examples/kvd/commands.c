@@ -370,27 +370,59 @@ static void object(struct conn *conn, const struct request *request)
 #endif
 
 #if KVD_VERSION >= 4
-/* EXPIRE key seconds: 1 when set; PERSIST key: 1 when an expiry was removed. */
+/* EXPIRE key seconds [NX|XX|GT|LT]: 1 when set (a time already past deletes the key), 0 when
+ * the key is missing or the option says no. NX: only a key without an expiry; XX: only one with;
+ * GT, LT: only a later, an earlier expiry (a key without one expires never: GT never sets it, LT
+ * always). PERSIST key: 1 when an expiry was removed. */
 static void expire(struct conn *conn, const struct request *request)
 {
     long long seconds;
-    int64_t expires_at = 0;
     if (integer_argument(conn, request, 2, &seconds) != 0)
         return;
-    if (seconds > 0 && deadline(seconds, 1000, &expires_at) != 0) {
+    int nx = 0, xx = 0, gt = 0, lt = 0;
+    for (int i = 3; i < request->argc; i++) {
+        if (equals(request, i, "NX"))
+            nx = 1;
+        else if (equals(request, i, "XX"))
+            xx = 1;
+        else if (equals(request, i, "GT"))
+            gt = 1;
+        else if (equals(request, i, "LT"))
+            lt = 1;
+        else {
+            reply_error(&conn->out, "ERR Unsupported option %.*s", (int)(request->lengths[i] > 64 ? 64 : request->lengths[i]),
+                        request->argv[i]);
+            return;
+        }
+    }
+    if (nx && (xx || gt || lt)) {
+        reply_error(&conn->out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+        return;
+    }
+    if (gt && lt) {
+        reply_error(&conn->out, "ERR GT and LT options at the same time are not compatible");
+        return;
+    }
+    int64_t when;   /* the new expiry, in the past when seconds <= 0 */
+    if (deadline(seconds, 1000, &when) != 0) {
         reply_error(&conn->out, "ERR invalid expire time in 'expire' command");
         return;
     }
     uint64_t hash = store_hash(ARG(1));
     struct shard *shard = store_lock(hash);
     struct entry *entry = store_peek(shard, hash, ARG(1));
-    if (entry && seconds <= 0) {
-        store_delete(shard, hash, ARG(1));
-    } else if (entry) {
-        entry->expires_at_ms = expires_at;
+    int set = 0;
+    if (entry) {
+        int64_t current = entry->expires_at_ms;   /* 0: none */
+        set = !(nx && current) && !(xx && !current) && !(gt && (!current || when <= current)) &&
+              !(lt && current && when >= current);
     }
+    if (set && seconds <= 0)
+        store_delete(shard, hash, ARG(1));
+    else if (set)
+        entry->expires_at_ms = when;
     store_unlock(shard);
-    reply_integer(&conn->out, entry != NULL);
+    reply_integer(&conn->out, set);
 }
 
 static void persist(struct conn *conn, const struct request *request)
@@ -432,7 +464,7 @@ static const struct command commands[] = {
     {"OBJECT", 3, object},
 #endif
 #if KVD_VERSION >= 4
-    {"EXPIRE", 3, expire},    {"PERSIST", 2, persist},   {"TTL", 2, ttl},         {"PTTL", 2, pttl},
+    {"EXPIRE", -3, expire},   {"PERSIST", 2, persist},   {"TTL", 2, ttl},         {"PTTL", 2, pttl},
 #endif
 };
 

@@ -148,6 +148,22 @@ streak)
     grep -q '^kvd_version:4' <<< "$(cli INFO server)" || fail "v4 is not running"
     [ "$(checksum)" = "$before" ] || fail "data changed by v3 -> v4"
     expect -1 TTL k:5
+    # EXPIRE's options, as Redis 7 takes them (k:6 has no expiry: GT never sets it, LT does)
+    expect 0 EXPIRE k:6 100 XX
+    expect 0 EXPIRE k:6 100 GT
+    expect 1 EXPIRE k:6 100 NX
+    expect 0 EXPIRE k:6 200 NX
+    expect 0 EXPIRE k:6 50 GT
+    expect 1 EXPIRE k:6 200 gt
+    expect 0 EXPIRE k:6 300 LT
+    expect 1 EXPIRE k:6 150 XX LT
+    ttl=$(ask TTL k:6 | tr -d ':\r')
+    [ "$ttl" -gt 100 ] && [ "$ttl" -le 150 ] || fail "EXPIRE ... XX LT left a TTL of $ttl, not 150"
+    expect "ERR NX and XX, GT or LT options at the same time are not compatible" EXPIRE k:6 10 NX GT
+    expect "ERR GT and LT options at the same time are not compatible" EXPIRE k:6 10 GT LT
+    expect "ERR Unsupported option SOON" EXPIRE k:6 10 SOON
+    expect 0 EXPIRE missing-key 10 NX
+    expect 1 PERSIST k:6
     expect 1 EXPIRE k:expire-me 1
     expired_at=$(( $(date +%s%N) / 1000000 + 1000 ))   # ms
     expect OK SET fresh 1 PX 300
