@@ -86,9 +86,15 @@ void catch_interrupts()
 constexpr const char *ends_by_itself =
     "ends by itself, committed or rolled back (a transformer call or a restart that outlasts --timeout is given up)";
 
-// Asks process `pid` to cancel its running update, or only the one numbered `id`: the answer's
-// word (cancelling, too_late, nothing_running) and the phase the update is in.
-Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid, std::optional<std::uint64_t> id = std::nullopt)
+// What a process answers to a cancellation: its word (cancelling, too_late, nothing_running),
+// the phase the update is in, and the update's number (runtimes before cancel ids send none).
+struct CancelReply {
+    std::string word, phase;
+    std::optional<std::uint64_t> id;
+};
+
+// Asks process `pid` to cancel its running update, or only the one numbered `id`.
+Result<CancelReply> ask_to_cancel(pid_t pid, std::optional<std::uint64_t> id = std::nullopt)
 {
     json request = {{"protocol", 1}, {"command", "cancel"}};
     if (id)
@@ -98,7 +104,10 @@ Result<std::pair<std::string, std::string>> ask_to_cancel(pid_t pid, std::option
         return answer.error();
     if (!answer->value("ok", false))
         return Error{"process " + std::to_string(pid), answer->value("error", "cancel refused")};
-    return std::pair{answer->value("cancel", ""), answer->value("phase", "")};
+    CancelReply reply{answer->value("cancel", ""), answer->value("phase", ""), std::nullopt};
+    if (answer->contains("id") && (*answer)["id"].is_number_unsigned())
+        reply.id = (*answer)["id"].get<std::uint64_t>();
+    return reply;
 }
 
 // The running update of a status, in words ("" when none runs).
@@ -166,11 +175,11 @@ int run_update(const Options &options)
         auto answer = ask_to_cancel(*pid, update_id);
         if (!answer)
             std::cerr << "molt: interrupted, but the cancellation could not be asked for: " << answer.error().to_string() << "\n";
-        else if (answer->first == "cancelling")
-            std::cerr << "molt: interrupted: cancelling the update in " << answer->second
+        else if (answer->word == "cancelling")
+            std::cerr << "molt: interrupted: cancelling the update in " << answer->phase
                       << " (nothing has changed yet); Ctrl-C again to stop waiting\n";
-        else if (answer->first == "too_late")
-            std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->second << " and "
+        else if (answer->word == "too_late")
+            std::cerr << "molt: interrupted, but too late to cancel: the update is in " << answer->phase << " and "
                       << ends_by_itself << "; Ctrl-C again to stop waiting\n";
     };
     auto result = control_request(*pid, request, [&](const json &line) {
@@ -267,7 +276,7 @@ int run_cancel(const Options &options)
     auto answer = ask_to_cancel(*pid);
     if (!answer)
         return report_error(answer.error().to_string());
-    auto [word, phase] = *answer;
+    const auto &[word, phase, id] = *answer;
     if (word == "nothing_running") {
         std::cerr << "molt: process " << *pid << " runs no update: nothing to cancel\n";
         return exit_check_failed;
@@ -278,16 +287,25 @@ int run_cancel(const Options &options)
         return exit_check_failed;
     }
     // It stops at its next check (within a few milliseconds while it waits for the threads, or
-    // at the end of prepare's current step): the outcome is the history's last report.
+    // at the end of prepare's current step): the outcome is its report in the history, the one
+    // with its number (another client's update may have started and ended since), or the last
+    // one from a runtime that sends no number.
     std::cout << "molt: cancelling the update of process " << *pid << " (in " << phase << ")" << std::endl;
+    auto report_of_ours = [&](const json &history) -> std::optional<json> {
+        for (auto report = history.rbegin(); report != history.rend(); ++report)
+            if (!id || (report->contains("id") && (*report)["id"] == *id))
+                return *report;
+        return std::nullopt;
+    };
     for (int waited_ms = 0; waited_ms < 60'000; waited_ms += 20) {
         auto status = control_request(*pid, {{"protocol", 1}, {"command", "status"}});
         if (!status)
             return report_error(status.error().to_string());
         const json state = status->value("status", json::object());
-        if (!state.contains("update")) {
-            const json history = state.value("history", json::array());
-            json last = history.empty() ? json::object() : history.back();
+        bool ours_runs = state.contains("update") && (!id || state["update"].value("id", std::uint64_t{0}) == *id);
+        std::optional<json> found = ours_runs ? std::nullopt : report_of_ours(state.value("history", json::array()));
+        if (found) {
+            const json &last = *found;
             if (last.value("ok", false)) {
                 std::cerr << "molt: the update ended before the cancellation reached it: process " << *pid << " runs "
                           << last.value("to", "?") << "\n";

@@ -30,8 +30,9 @@
 // runs, "update": {"id", "to", "phase", "started_at_ms", "elapsed_ms", "phase_elapsed_ms",
 // "cancel_requested"}. "cancel" asks the running update to stop (running_update.h), or only the
 // one numbered "id" (a client cancelling its own must not stop another client's), and answers
-// {"event": "result", "ok": true, "cancel": "cancelling"|"too_late"|"nothing_running", "phase": ...}:
-// a cancelled update then ends with a failed result, "cancelled in <phase>". A request that is not
+// {"event": "result", "ok": true, "cancel": "cancelling"|"too_late"|"nothing_running", "phase": ...,
+// "id": the update's number, but for nothing_running}: a cancelled update then ends with a failed
+// result, "cancelled in <phase>", its report in the history under that "id". A request that is not
 // valid JSON, is too long, names another protocol version or an unknown command gets
 // {"event": "result", "ok": false, "error": "..."}.
 //

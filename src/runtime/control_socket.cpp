@@ -240,11 +240,15 @@ void handle(int fd)
             id = request["id"].get<std::uint64_t>();
         }
         std::string phase;
-        CancelAnswer answer = request_cancel(phase, id);
+        std::uint64_t running = 0;
+        CancelAnswer answer = request_cancel(phase, running, id);
         const char *word = answer == CancelAnswer::cancelling ? "cancelling"
                            : answer == CancelAnswer::too_late ? "too_late"
                                                               : "nothing_running";
-        send_line(fd, {{"event", "result"}, {"ok", true}, {"cancel", word}, {"phase", phase}});
+        json result = {{"event", "result"}, {"ok", true}, {"cancel", word}, {"phase", phase}};
+        if (answer != CancelAnswer::nothing_running)
+            result["id"] = running;  // the update's number: its report in the history carries it
+        send_line(fd, result);
         return;
     }
     send_line(fd, failure("unknown command \"" + command + "\" (commands: status, update, cancel)"));

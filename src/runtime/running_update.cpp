@@ -48,13 +48,14 @@ std::optional<RunningUpdate> running_update()
     return update;
 }
 
-CancelAnswer request_cancel(std::string &phase, std::optional<std::uint64_t> id)
+CancelAnswer request_cancel(std::string &phase, std::uint64_t &running, std::optional<std::uint64_t> id)
 {
     Board &b = board();
     std::lock_guard lock(b.mutex);
     if (!b.running || (id && *id != b.update.id))
         return CancelAnswer::nothing_running;
     phase = b.update.phase;
+    running = b.update.id;
     if (!b.cancellable)
         return CancelAnswer::too_late;
     g_cancel.store(true);

@@ -35,8 +35,8 @@ enum class CancelAnswer {
 
 // Asks the running update to stop, or only the update numbered `id` (a client cancelling the
 // update it asked for must not stop another client's later one); `phase` receives the phase it
-// is in.
-CancelAnswer request_cancel(std::string &phase, std::optional<std::uint64_t> id = std::nullopt);
+// is in, and `running` its number (when one runs), so that the client finds its report.
+CancelAnswer request_cancel(std::string &phase, std::uint64_t &running, std::optional<std::uint64_t> id = std::nullopt);
 
 // ---- the transaction's side ---------------------------------------------------------------
 

@@ -1994,6 +1994,10 @@ TEST(Cancellation, IsTooLateOnceTheNewCodeRuns)
     EXPECT_EQ(cancel.status, 1) << cancel.out << cancel.err;
     EXPECT_NE(cancel.err.find("too late to cancel: the update of process " + pid + " is in restart"), std::string::npos)
         << cancel.err;
+    // The answer names the update (`molt cancel` finds its report in the history by it).
+    std::string answer = raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\"}\n");
+    EXPECT_NE(answer.find("\"cancel\":\"too_late\""), std::string::npos) << answer;
+    EXPECT_NE(answer.find("\"id\":1"), std::string::npos) << answer;
     ASSERT_EQ(kill(update.pid(), SIGTERM), 0);
     ASSERT_TRUE(wait_until([&] { return update.errors().find("too late to cancel") != std::string::npos; }));
     ASSERT_EQ(kill(update.pid(), SIGTERM), 0);
