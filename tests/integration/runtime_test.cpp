@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <nlohmann/json.hpp>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -1941,7 +1942,8 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
             << listing.out;
         // The process's first update: number 1. A cancellation of another (a client whose own
         // update has ended) leaves it be.
-        EXPECT_NE(molt_tool({"status", "--json", pid}).out.find("\"id\": 1,"), std::string::npos);
+        nlohmann::json running = nlohmann::json::parse(molt_tool({"status", "--json", pid}).out, nullptr, false);
+        EXPECT_EQ(running.value("update", nlohmann::json::object()).value("id", 0), 1) << running.dump();
         std::string other = raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"id\": 2}\n");
         EXPECT_NE(other.find("\"cancel\":\"nothing_running\""), std::string::npos) << other;
         EXPECT_NE(raw_request(fixture.process->pid(), "{\"protocol\": 1, \"command\": \"cancel\", \"id\": \"all\"}\n")
@@ -1969,9 +1971,11 @@ TEST(Cancellation, AnUpdateWaitingForQuiescenceStopsAndTheOldVersionRunsOn)
     }
     EXPECT_EQ(status_number(pid, "updates_attempted"), 2);
     // The history's reports carry the numbers their updates ran under.
-    std::string history = molt_tool({"status", "--json", pid}).out;
-    EXPECT_NE(history.find("\"id\": 1,"), std::string::npos) << history;
-    EXPECT_NE(history.find("\"id\": 2,"), std::string::npos) << history;
+    nlohmann::json status = nlohmann::json::parse(molt_tool({"status", "--json", pid}).out, nullptr, false);
+    std::vector<int> ids;
+    for (const nlohmann::json &report : status.value("history", nlohmann::json::array()))
+        ids.push_back(report.value("id", 0));
+    EXPECT_EQ(ids, (std::vector<int>{1, 2})) << status.dump();
     long counted = count_matching(read_lines(fixture.log), "^v1 count ");
     EXPECT_TRUE(wait_until([&] { return count_matching(read_lines(fixture.log), "^v1 count ") > counted; }))
         << "v1 stopped after the cancellations";
