@@ -140,8 +140,16 @@ std::optional<std::uint64_t> trailer_value(const void *user, std::size_t usable)
 // write where its made-up chunk header leads.
 void erase_trailer(void *user, std::size_t usable)
 {
-    if (usable >= 8 && holds_trailer(load_trailer(user, usable) ^ address_hash(user), usable))
+    if (trailer_value(user, usable))
         store_trailer(user, usable, 0);
+}
+
+// Whether the size word below `user` may be a chunk's: a 16-byte aligned pointer, a size of 32
+// bytes or more, a multiple of 16, within the address space.
+bool chunk_like(const void *user)
+{
+    std::uint64_t chunk = size_word(user) & ~std::uint64_t{7};
+    return reinterpret_cast<std::uintptr_t>(user) % 16 == 0 && chunk >= 32 && chunk % 16 == 0 && chunk <= (std::uint64_t{1} << 56);
 }
 
 // Where a block's trailer would lie, read from the chunk header below it (which must be mapped),
@@ -150,13 +158,12 @@ std::optional<std::size_t> plausible_usable_size(const void *user)
 {
     if (reinterpret_cast<std::uintptr_t>(user) % 16 != 0)
         return std::nullopt;
-    std::uint64_t chunk = size_word(user) & ~std::uint64_t{7};
-    bool chunk_like = chunk >= 32 && chunk % 16 == 0 && chunk <= (std::uint64_t{1} << 56);
+    bool chunk = chunk_like(user);
 #if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
-    if (!(chunk_like && in_arena(user)))  // else a live block's start, or nothing (a freed one waits in quarantine)
+    if (!(chunk && in_arena(user)))  // else a live block's start, or nothing (a freed one waits in quarantine)
         return __sanitizer_get_ownership(user) ? std::optional(__sanitizer_get_allocated_size(user)) : std::nullopt;
 #endif
-    if (!chunk_like)
+    if (!chunk)
         return std::nullopt;
     return usable_from(size_word(user));
 }
@@ -279,7 +286,7 @@ void *finish(void *user, std::size_t size)
 // Whether the page holding `address` is readable: the kernel reads a byte of it for this process
 // (EFAULT on a hole or a PROT_NONE page alike). Where a sandbox forbids that, mincore, which
 // fails with ENOMEM on a hole only.
-bool page_is_mapped(std::uintptr_t address)
+bool page_is_readable(std::uintptr_t address)
 {
     std::uintptr_t page = address & ~static_cast<std::uintptr_t>(4095);
     char byte;
@@ -292,26 +299,18 @@ bool page_is_mapped(std::uintptr_t address)
     return mincore(reinterpret_cast<void *>(page), 4096, &resident) == 0;
 }
 
-// The block at `user` and its mark, for any pointer (molt_block_size's, a rollback's list's, which
-// may have been freed and its memory unmapped since): its chunk header's and trailer's pages are
-// probed unless they are the page of `user` (which must be mapped).
-struct Tracked {
-    std::size_t size;
-    bool marked;
-};
-std::optional<Tracked> probed_block(const void *user)
+// The block at `user` (its look: tracked or not), for any pointer (molt_block_size's, a rollback's
+// list's, which may have been freed and its memory unmapped since): its chunk header's and
+// trailer's pages are probed unless they are the page of `user` (which must be mapped).
+BlockLook probed_block(const void *user)
 {
     auto address = reinterpret_cast<std::uintptr_t>(user);
-    auto same_page_or_mapped = [&](std::uintptr_t at) { return (at >> 12) == (address >> 12) || page_is_mapped(at); };
-    if (address < 16 || !same_page_or_mapped(address - 16))
-        return std::nullopt;
-    auto usable = plausible_usable_size(user);
-    if (!usable || *usable < 8 || !same_page_or_mapped(address + *usable - 8) || !same_page_or_mapped(address + *usable - 1))
-        return std::nullopt;
-    auto value = trailer_value(user, *usable);
-    if (!value)
-        return std::nullopt;
-    return Tracked{static_cast<std::size_t>(*value & size_bits), (*value & transformer_mark) != 0};
+    std::uintptr_t page = address & ~std::uintptr_t{4095};
+    if (address < 16 || (address - 16 < page && !page_is_readable(address - 16)))
+        return {};
+    return look_at_block_or_ask(
+        user, [](std::uintptr_t at, std::size_t size) { return readable(reinterpret_cast<const void *>(at), size); }, page,
+        page + 4096);
 }
 
 // The general path: a transformer's block (marked and listed), or a size too big.
@@ -542,7 +541,7 @@ bool readable(const void *pointer, std::size_t size)
 {
     auto start = reinterpret_cast<std::uintptr_t>(pointer);
     for (std::uintptr_t page = start & ~static_cast<std::uintptr_t>(4095); page < start + size; page += 4096)
-        if (!page_is_mapped(page))
+        if (!page_is_readable(page))
             return false;
     return true;
 }
@@ -554,20 +553,31 @@ BlockLook look_at_block(const void *pointer, std::uintptr_t first, std::uintptr_
         return {};
     std::uintptr_t trailer = reinterpret_cast<std::uintptr_t>(pointer) + *usable - 8;
     if (trailer < first || trailer + 8 > last)
-        return {BlockLook::elsewhere, 0, trailer};
+        return {BlockLook::elsewhere, 0, false, trailer};
     auto value = trailer_value(pointer, *usable);
     if (!value)
         return {};
-    return {BlockLook::tracked, static_cast<std::size_t>(*value & size_bits), trailer};
+    return {BlockLook::tracked, static_cast<std::size_t>(*value & size_bits), (*value & transformer_mark) != 0, trailer};
 }
 
-std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer)
+std::uintptr_t next_chunk_size_word(const void *pointer)
 {
-    std::size_t usable = trailer + 8 - reinterpret_cast<std::uintptr_t>(pointer);
-    auto value = trailer_value(pointer, usable);
-    if (!value)
-        return std::nullopt;
-    return HeapBlock{const_cast<void *>(pointer), static_cast<std::size_t>(*value & size_bits)};
+#if defined(MOLT_ALLOCATE_THROUGH_SANITIZER)
+    (void)pointer;
+    return 0;  // no glibc chunks: the sanitizer's allocator lays out its own
+#else
+    if (!chunk_like(pointer) || (size_word(pointer) & mmapped_flag))
+        return 0;
+    return reinterpret_cast<std::uintptr_t>(pointer) - 8 + (size_word(pointer) & ~std::uint64_t{7});
+#endif
+}
+
+std::size_t room_if_next_says_in_use(const void *pointer, std::uintptr_t next_size_word)
+{
+    std::uint64_t next = *reinterpret_cast<const std::uint64_t *>(next_size_word);
+    std::uint64_t next_chunk = next & ~std::uint64_t{7};
+    bool in_use = (next & 1) && next_chunk >= 16 && next_chunk % 16 == 0;  // its "previous in use" flag
+    return in_use ? usable_from(size_word(pointer)) : 0;
 }
 
 bool in_allocator_for_transformer() { return t_in_allocator; }
@@ -594,7 +604,7 @@ void record_transformer_allocations(bool on)
 
 bool still_allocated(const void *block)
 {
-    return !g_transformers_called.load() || probed_block(block);
+    return !g_transformers_called.load() || probed_block(block).kind == BlockLook::tracked;
 }
 
 // Each listed block that is still a marked, live block, once (a block freed meanwhile has lost
@@ -614,8 +624,8 @@ std::size_t for_each_transformer_allocation(Each &&each)
     all.erase(std::unique(all.begin(), all.end()), all.end());
     std::size_t count = 0;
     for (void *user : all)
-        if (auto block = probed_block(user); block && block->marked) {
-            each(user, block->size);
+        if (BlockLook block = probed_block(user); block.kind == BlockLook::tracked && block.marked) {
+            each(user, block.size);
             ++count;
         }
     return count;
@@ -714,8 +724,8 @@ MOLT_EXPORT void *realloc(void *pointer, size_t size)
         return nullptr;
     }
     if (in_arena(pointer)) {  // not glibc's to grow: moved into a block of malloc's
-        auto old_block = tracked_block_with_trailer(pointer, reinterpret_cast<std::uintptr_t>(pointer) + usable_size(pointer) - 8);
-        std::size_t old_size = old_block ? old_block->size : usable_size(pointer) - 8;  // (a trailer overwritten)
+        BlockLook old_block = look_at_block(pointer, std::uintptr_t{0}, UINTPTR_MAX);  // (a segment's memory is readable)
+        std::size_t old_size = old_block.kind == BlockLook::tracked ? old_block.size : usable_size(pointer) - 8;  // (a trailer overwritten)
         void *fresh = allocate(size);
         if (fresh) {
             memcpy(fresh, pointer, old_size < size ? old_size : size);
@@ -807,6 +817,6 @@ MOLT_EXPORT char *strndup(const char *text, size_t most)
 // The requested size of a block the runtime tracks, or 0 (see molt/molt.h).
 MOLT_EXPORT size_t molt_block_size(const void *pointer)
 {
-    auto block = pointer ? probed_block(pointer) : std::nullopt;
-    return block ? block->size : 0;
+    BlockLook block = pointer ? probed_block(pointer) : BlockLook{};
+    return block.kind == BlockLook::tracked ? block.size : 0;
 }

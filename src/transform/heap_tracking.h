@@ -31,42 +31,39 @@ bool readable(const void *pointer, std::size_t size);
 struct BlockLook {
     enum Kind : unsigned char { untracked, tracked, elsewhere } kind = untracked;
     std::size_t size = 0;         // tracked: the requested size
+    bool marked = false;          // tracked: a transformer's block, not yet committed
     std::uintptr_t trailer = 0;   // elsewhere: where the trailer would lie, outside [first, last)
 };
 BlockLook look_at_block(const void *pointer, std::uintptr_t first, std::uintptr_t last);
-std::optional<HeapBlock> tracked_block_with_trailer(const void *pointer, std::uintptr_t trailer);
-// For a block without a trailer: the bytes glibc's chunk at `pointer` holds, when the 16 bytes
-// below it look like an in-use chunk's header and the next chunk's header, which `readable`
-// must allow reading, says so too (its "previous in use" flag); 0 otherwise. A block with room
-// for more objects than one, but no trailer, was allocated before the runtime was loaded, or a
-// write past its end overwrote its trailer: Molt converts one object of it, and says so.
+// The look, asking `readable` of a trailer outside [first, last), and then reading it.
 template <typename Readable>
-std::size_t untracked_chunk_room(const void *pointer, Readable &&readable)
+BlockLook look_at_block_or_ask(const void *pointer, Readable &&readable, std::uintptr_t first = 0, std::uintptr_t last = 0)
 {
-    auto address = reinterpret_cast<std::uintptr_t>(pointer);
-    std::uint64_t word;
-    __builtin_memcpy(&word, reinterpret_cast<const void *>(address - 8), sizeof word);
-    std::uint64_t chunk = word & ~std::uint64_t{7};
-    if (address % 16 != 0 || (word & 2) || chunk < 32 || chunk % 16 != 0 || chunk > (std::uint64_t{1} << 40))
-        return 0;
-    std::uintptr_t next_word = address - 8 + chunk;  // the next chunk's size word
-    if (!readable(next_word, std::size_t{8}))
-        return 0;
-    std::uint64_t next;
-    __builtin_memcpy(&next, reinterpret_cast<const void *>(next_word), sizeof next);
-    std::uint64_t next_chunk = next & ~std::uint64_t{7};
-    return (next & 1) && next_chunk >= 16 && next_chunk % 16 == 0 ? chunk - 8 : 0;
+    BlockLook look = look_at_block(pointer, first, last);
+    if (look.kind == BlockLook::elsewhere)
+        return readable(look.trailer, std::size_t{8}) ? look_at_block(pointer, look.trailer, look.trailer + 8) : BlockLook{};
+    return look;
 }
 template <typename Readable>
 std::optional<HeapBlock> tracked_block(const void *pointer, Readable &&readable, std::uintptr_t first = 0,
                                        std::uintptr_t last = 0)
 {
-    BlockLook look = look_at_block(pointer, first, last);
-    if (look.kind == BlockLook::tracked)
-        return HeapBlock{const_cast<void *>(pointer), look.size};
-    if (look.kind == BlockLook::untracked || !readable(look.trailer, std::size_t{8}))
-        return std::nullopt;
-    return tracked_block_with_trailer(pointer, look.trailer);
+    BlockLook look = look_at_block_or_ask(pointer, readable, first, last);
+    return look.kind == BlockLook::tracked ? std::optional(HeapBlock{const_cast<void *>(pointer), look.size}) : std::nullopt;
+}
+
+// For a block without a trailer: the bytes glibc's chunk at `pointer` holds, when the 16 bytes
+// below it look like an in-use chunk's header and the next chunk's header, which `readable`
+// must allow reading, says so too (its "previous in use" flag); 0 otherwise. A block with room
+// for more objects than one, but no trailer, was allocated before the runtime was loaded, or a
+// write past its end overwrote its trailer: Molt converts one object of it, and says so.
+std::uintptr_t next_chunk_size_word(const void *pointer);  // 0: no glibc chunk in an arena
+std::size_t room_if_next_says_in_use(const void *pointer, std::uintptr_t next_size_word);
+template <typename Readable>
+std::size_t untracked_chunk_room(const void *pointer, Readable &&readable)
+{
+    std::uintptr_t next = next_chunk_size_word(pointer);
+    return next && readable(next, std::size_t{8}) ? room_if_next_says_in_use(pointer, next) : 0;
 }
 
 // Segments for CopyArenas, mapped and touched before the pause, so that the copies are cut from

@@ -150,15 +150,28 @@ Fixture start_fixture(const std::string &binary)
     return fixture;
 }
 
+// Fixture `source` built as v1 (an executable, -DV=1 and `v1_defines`) and as v2 (a shared
+// object, -DV=2 and `v2_defines`); v1 started, then updated to v2 by `molt update`.
+struct UpdatedFixture {
+    Fixture fixture;
+    ToolResult update;
+};
+UpdatedFixture start_and_update(const std::string &source, const Toolchain &toolchain, const std::string &v1_defines,
+                                const std::string &v2_defines)
+{
+    std::string v1 = executable(source, toolchain, "-DV=1 " + v1_defines);
+    std::string v2 = shared_object(source, toolchain, "-DV=2 " + v2_defines);
+    Fixture fixture = start_fixture(v1);
+    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    return {std::move(fixture), std::move(update)};
+}
+
 // heap_state built with `v1_defines` (after -DV=1), updated to it built with `v2_defines` (after
 // -DV=2): the update succeeds, its report says `converted` (when not empty), and v2's checks pass.
 void expect_heap_update_converts(const Toolchain &toolchain, const std::string &v1_defines,
                                  const std::string &v2_defines, const std::string &converted)
 {
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 " + v1_defines);
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 " + v2_defines);
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    auto [fixture, update] = start_and_update("runtime/heap_state.c", toolchain, v1_defines, v2_defines);
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     if (!converted.empty()) {
         EXPECT_NE(update.out.find(converted), std::string::npos) << update.out;
@@ -231,11 +244,7 @@ INSTANTIATE_TEST_SUITE_P(Toolchains, CounterUpdate, ::testing::ValuesIn(all_tool
 // not the first characters, which a conversion failing half-way had left there.
 TEST(LocalNotCarried, KeepsTheNewVersionsValueWhole)
 {
-    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
-    std::string v1 = executable("runtime/counter.c", toolchain, "-DV=1 -DLOCAL_NAME");
-    std::string v2 = shared_object("runtime/counter.c", toolchain, "-DV=2 -DLOCAL_NAME");
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    auto [fixture, update] = start_and_update("runtime/counter.c", {"gcc", "-O0", "gcc_O0"}, "-DLOCAL_NAME", "-DLOCAL_NAME");
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("warning: MOLT_LOCAL main#name: the array shrank from 8 to 5 characters, and its string "
                               "of 5 fills it without its terminating NUL: not carried over"),
@@ -1182,11 +1191,7 @@ TEST_P(Renames, ARenamedTypeMemberAndVariableKeepTheirValues)
 // meaning: `total` becomes `sum`, counted in tenths, a long both times (v2 checks 12340).
 TEST(RenamedVariable, OfTheSameTypeRunsItsTransformer)
 {
-    Toolchain toolchain{"gcc", "-O2", "gcc_O2"};
-    std::string v1 = executable("runtime/renamed.c", toolchain, "-DV=1");
-    std::string v2 = shared_object("runtime/renamed.c", toolchain, "-DV=2 -DSCALED");
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    auto [fixture, update] = start_and_update("runtime/renamed.c", {"gcc", "-O2", "gcc_O2"}, "", "-DSCALED");
     ASSERT_EQ(update.status, 0) << update.out << update.err;
     expect_new_version_passes(fixture.log, "renamed");
 }
@@ -1243,13 +1248,9 @@ INSTANTIATE_TEST_SUITE_P(Toolchains, CodeRedirection, ::testing::ValuesIn(all_to
 // heap_state built with `define` makes the update fail with `reason`; v1 keeps running intact.
 void expect_heap_update_refused(const std::string &define, const std::string &reason)
 {
-    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 " + define);
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 " + define);
-    Fixture fixture = start_fixture(v1);
+    auto [fixture, update] = start_and_update("runtime/heap_state.c", {"gcc", "-O0", "gcc_O0"}, define, define);
     const std::string &log = fixture.log;
     LiveProcess &process = *fixture.process;
-    ToolResult update = molt_tool({"update", std::to_string(process.pid()), v2});
     EXPECT_EQ(update.status, 1);
     EXPECT_NE(update.err.find(reason), std::string::npos) << update.err;
     EXPECT_TRUE(process.alive());
@@ -1265,11 +1266,8 @@ TEST(HeapConversionWarning, ABlockWithRoomForMoreObjectsButNoTrailerIsReported)
 {
     if (under_sanitizers)
         GTEST_SKIP() << "AddressSanitizer reports the write past the block";
-    Toolchain toolchain{"gcc", "-O0", "gcc_O0"};
-    std::string v1 = executable("runtime/heap_state.c", toolchain, "-DV=1 -DOVERWRITTEN");
-    std::string v2 = shared_object("runtime/heap_state.c", toolchain, "-DV=2 -DOVERWRITTEN");
-    Fixture fixture = start_fixture(v1);
-    ToolResult update = molt_tool({"update", std::to_string(fixture.process->pid()), v2});
+    auto [fixture, update] =
+        start_and_update("runtime/heap_state.c", {"gcc", "-O0", "gcc_O0"}, "-DOVERWRITTEN", "-DOVERWRITTEN");
     EXPECT_EQ(update.status, 0) << update.out << update.err;
     EXPECT_NE(update.out.find("warning: 1 heap block with room for more objects than one carries no size of Molt's "
                               "(allocated before the runtime was loaded, or a write past the block's end overwrote "
